@@ -1,0 +1,5 @@
+import sys
+
+from deidstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""The Python API: anonymise a file or a folder of files.
+
+>>> from deidstream import anonymize  # doctest: +SKIP
+>>> report = anonymize("in.mp4", "out.mp4", mode="pixelate")  # doctest: +SKIP
+>>> print(report.summary())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from deidstream.config import PipelineConfig
+from deidstream.engine.anonymizers import make_anonymizer
+from deidstream.engine.processor import FaceProcessor, FrameResult
+from deidstream.errors import InputNotFoundError, InvalidInputError, InvalidOutputError
+from deidstream.report import RunReport, write_json_atomic
+from deidstream.stream.pipeline import StageClock, run_pipeline
+from deidstream.stream.sink import FileSink, check_output_path
+from deidstream.stream.source import AudioPacket, FileSource, VideoInfo
+from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
+from deidstream.tracking.tracker import FaceTracker
+from deidstream.types import Frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+
+ProgressCallback = Callable[[VideoInfo | None, int], None]
+
+
+def _config_with_mode(config: PipelineConfig | None, mode: str | None) -> PipelineConfig:
+    config = config or PipelineConfig()
+    if mode is not None:
+        config = dataclasses.replace(config, anonymizer=dataclasses.replace(config.anonymizer, mode=mode))
+    return config
+
+
+def anonymize(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    mode: str | None = None,
+    config: PipelineConfig | None = None,
+    overwrite: bool = False,
+    report_path: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    detector: FaceDetector | None = None,
+) -> RunReport:
+    """Anonymise every face of ``input_path`` into ``output_path`` (same frames, timing, audio).
+
+    ``progress(info, frames_done)`` is called once with the input's info and 0, then per frame.
+    Pass your own ``detector`` to reuse one across files or to bring another model.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    config = _config_with_mode(config, mode)
+    if not input_path.exists():
+        raise InputNotFoundError(f"{input_path}: no such file")
+    check_output_path(input_path, output_path, overwrite=overwrite)
+    report = RunReport(str(input_path), str(output_path), config.anonymizer.mode)
+    clock = StageClock()
+    own_detector = detector is None
+    detector = detector or MediaPipeDetector(config.detector)
+    try:
+        with FileSource(input_path) as source:
+            info = source.info
+            if progress:
+                progress(info, 0)
+            processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer), clock)
+
+            def process(item: Frame | AudioPacket) -> Frame | AudioPacket:
+                if isinstance(item, AudioPacket):
+                    return item
+                result: FrameResult = processor.process(item)
+                report.add_frame(item.index, len(result.detections), result.covered)
+                if progress:
+                    progress(None, report.frames)
+                return item
+
+            started = time.perf_counter()
+            with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
+                run_pipeline(source.items(), process, sink.write, queue_size=config.queue_size, clock=clock)
+            report.seconds = time.perf_counter() - started
+            report.frames_written = sink.frames_written
+            report.decode_errors = source.decode_errors
+    finally:
+        if own_detector:
+            detector.close()
+    report.stage_seconds = dict(clock.seconds)
+    if report.frames_written != report.frames:
+        raise InvalidOutputError(f"{output_path}: wrote {report.frames_written} of {report.frames} frames")
+    if report_path is not None:
+        write_json_atomic(report_path, report.to_dict())
+    log.info(report.summary())
+    return report
+
+
+def output_name(path: Path, taken: set[str]) -> str:
+    """``clip.mov`` becomes ``clip.mp4``; a clash with another input keeps the old extension too."""
+    name = path.stem + ".mp4"
+    if name in taken:
+        name = path.name + ".mp4"
+    taken.add(name)
+    return name
+
+
+def anonymize_directory(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    mode: str | None = None,
+    config: PipelineConfig | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    on_error: Callable[[Path, Exception], None] | None = None,
+) -> list[RunReport]:
+    """Anonymise every video in ``input_dir`` (not recursive) into ``output_dir`` as .mp4.
+
+    A file that fails is reported through ``on_error`` (or raised when it is None) and the
+    rest still run; outputs of failed files are not written.
+    """
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise InputNotFoundError(f"{input_dir}: no such directory")
+    if output_dir.resolve() == input_dir.resolve():
+        raise InvalidOutputError(f"{output_dir}: output directory is the input directory")
+    videos = sorted(p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise InvalidInputError(f"{input_dir}: contains no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config = _config_with_mode(config, mode)
+    reports = []
+    taken: set[str] = set()
+    with MediaPipeDetector(config.detector) as detector:
+        for video in videos:
+            target = output_dir / output_name(video, taken)
+            try:
+                reports.append(anonymize(video, target, config=config, overwrite=overwrite,
+                                         progress=progress, detector=detector))
+            except (InvalidInputError, InvalidOutputError, FileExistsError) as exc:
+                if on_error is None:
+                    raise
+                on_error(video, exc)
+    return reports

@@ -1,0 +1,31 @@
+"""Error types.
+
+Each error also inherits the builtin it specialises, so callers can catch either
+(``except FileNotFoundError`` works as well as ``except DeidstreamError``).
+"""
+
+from __future__ import annotations
+
+
+class DeidstreamError(Exception):
+    """Base class of every error deidstream raises on purpose."""
+
+
+class InputNotFoundError(DeidstreamError, FileNotFoundError):
+    """The input path does not exist."""
+
+
+class InvalidInputError(DeidstreamError, ValueError):
+    """The input exists but is not a usable video (no video stream, no frames, unreadable)."""
+
+
+class OutputExistsError(DeidstreamError, FileExistsError):
+    """The output exists and overwriting was not asked for."""
+
+
+class InvalidOutputError(DeidstreamError, ValueError):
+    """The output path cannot be written (same as the input, missing directory, bad container)."""
+
+
+class ConfigError(DeidstreamError, ValueError):
+    """A configuration value is out of range or unknown."""

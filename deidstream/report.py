@@ -1,0 +1,101 @@
+"""What a run did: per-frame face counts, per-track spans, timings. Written as JSON on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from deidstream.types import FaceDetections
+
+
+@dataclass(slots=True)
+class TrackSpan:
+    id: int
+    first_frame: int
+    last_frame: int
+    frames_covered: int = 0
+    frames_detected: int = 0
+    frames_coasted: int = 0
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Counts a user can check: frames in and out, faces covered, tracks and their spans, speed."""
+
+    input: str
+    output: str
+    mode: str
+    frames: int = 0
+    frames_written: int = 0
+    decode_errors: int = 0
+    seconds: float = 0.0
+    faces_per_frame: list[int] = field(default_factory=list)
+    detections_per_frame: list[int] = field(default_factory=list)
+    tracks: dict[int, TrackSpan] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_frame(self, index: int, detections: int, covered: FaceDetections) -> None:
+        self.frames += 1
+        self.detections_per_frame.append(detections)
+        self.faces_per_frame.append(len(covered))
+        ids = covered.track_id if covered.track_id is not None else []
+        coasting = covered.coasting if covered.coasting is not None else [False] * len(covered)
+        for tid, coast in zip(ids, coasting):
+            span = self.tracks.setdefault(int(tid), TrackSpan(int(tid), index, index))
+            span.last_frame = index
+            span.frames_covered += 1
+            if coast:
+                span.frames_coasted += 1
+            else:
+                span.frames_detected += 1
+
+    @property
+    def faces(self) -> int:
+        """Face-frames covered (one face in one frame counts once)."""
+        return sum(self.faces_per_frame)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def stage_ms_per_frame(self) -> dict[str, float]:
+        n = max(self.frames, 1)
+        return {k: 1000.0 * v / n for k, v in self.stage_seconds.items()}
+
+    def summary(self) -> str:
+        return (f"{self.input} -> {self.output}: {self.frames} frames, {self.faces} faces covered, "
+                f"{len(self.tracks)} tracks, {self.fps:.1f} fps ({self.mode})")
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "mode": self.mode,
+            "frames": self.frames,
+            "frames_written": self.frames_written,
+            "decode_errors": self.decode_errors,
+            "faces_covered": self.faces,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "stage_ms_per_frame": {k: round(v, 3) for k, v in self.stage_ms_per_frame().items()},
+            "tracks": [asdict(t) for t in sorted(self.tracks.values(), key=lambda t: t.id)],
+            "faces_per_frame": self.faces_per_frame,
+            "detections_per_frame": self.detections_per_frame,
+        }
+
+
+def write_json_atomic(path: str | Path, data: object) -> None:
+    """Write JSON beside ``path`` and rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,1 @@
+"""Sources and sinks (PyAV) and the threaded pipeline between them."""

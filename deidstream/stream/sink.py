@@ -1,0 +1,196 @@
+"""File sink: H.264 through PyAV, input timestamps kept, audio copied, written atomically.
+
+The output is encoded into a hidden temporary file beside the target and renamed over it
+only when everything succeeded, so an error or Ctrl-C never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from deidstream.config import EncoderConfig
+from deidstream.errors import InvalidOutputError, OutputExistsError
+from deidstream.stream.source import AudioPacket, VideoInfo
+from deidstream.types import Frame
+
+log = logging.getLogger(__name__)
+
+FASTSTART_EXTENSIONS = {"mp4", "m4v", "mov"}
+
+
+def check_output_path(input_path: Path, output_path: Path, *, overwrite: bool) -> None:
+    """Refuse outputs that would lose data: the input itself, an existing file, a missing folder."""
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise InvalidOutputError(f"{output_path}: output is the input file; refusing to overwrite the input")
+    if output_path.is_dir():
+        raise InvalidOutputError(f"{output_path}: is a directory, expected an output file name")
+    if output_path.exists() and not overwrite:
+        raise OutputExistsError(f"{output_path}: already exists (pass --overwrite to replace it)")
+    if not output_path.parent.is_dir():
+        raise InvalidOutputError(f"{output_path}: output directory {output_path.parent} does not exist")
+    if not output_path.suffix:
+        raise InvalidOutputError(f"{output_path}: needs a file extension naming the container, e.g. .mp4")
+
+
+class FileSink:
+    """Encodes frames and muxes audio into ``path``; ``close(ok=True)`` publishes the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        info: VideoInfo,
+        audio_streams: list[av.audio.stream.AudioStream],
+        config: EncoderConfig,
+    ) -> None:
+        self.path = Path(path)
+        self.info = info
+        self.config = config
+        self._audio_in = audio_streams
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}")
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._container: av.container.OutputContainer | None = None
+        self._video: av.video.stream.VideoStream | None = None
+        self._audio_out: list[av.audio.stream.AudioStream] = []
+        self._audio_copy: list[bool] = []
+        self._pending_audio: list[AudioPacket] = []
+        self.frames_written = 0
+
+    def __enter__(self) -> FileSink:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(ok=exc_type is None)
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _open(self, rotation: int) -> None:
+        """Create the streams; copy audio where the container accepts the codec, else AAC."""
+        copy = [True] * len(self._audio_in)
+        while True:
+            container = self._make_container(rotation, copy)
+            try:
+                container.start_encoding()
+            except (av.error.FFmpegError, ValueError) as exc:
+                container.close()
+                if not any(copy):
+                    raise InvalidOutputError(f"{self.path}: cannot write this container: {exc}") from exc
+                bad = [s.codec_context.name for s, c in zip(self._audio_in, copy) if c]
+                log.info("%s: audio %s cannot be copied into %s; re-encoding as AAC", self.path, bad, self.path.suffix)
+                copy = [False] * len(self._audio_in)
+                continue
+            break
+        self._container = container
+        self._audio_copy = copy
+
+    def _make_container(self, rotation: int, copy: list[bool]) -> av.container.OutputContainer:
+        ext = self.path.suffix.lstrip(".").lower()
+        options = {"movflags": "+faststart"} if ext in FASTSTART_EXTENSIONS else {}
+        try:
+            container = av.open(str(self._tmp), "w", options=options)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise InvalidOutputError(f"{self.path}: unknown output container {self.path.suffix!r}") from exc
+        if "h264" not in container.supported_codecs:
+            container.close()
+            raise InvalidOutputError(
+                f"{self.path}: the {self.path.suffix} container cannot hold H.264; use .mp4, .mkv or .mov"
+            )
+        self._video = self._add_video(container, rotation)
+        self._audio_out = []
+        for stream, can_copy in zip(self._audio_in, copy):
+            if can_copy:
+                out = container.add_stream_from_template(stream, opaque=True)
+            else:
+                out = container.add_stream("aac", rate=stream.codec_context.sample_rate or 48000)
+                out.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
+            self._audio_out.append(out)
+        return container
+
+    def _add_video(self, container: av.container.OutputContainer, rotation: int) -> av.video.stream.VideoStream:
+        cfg = self.config
+        info = self.info
+        if cfg.lossless:
+            stream = container.add_stream("libx264rgb", options={"qp": "0", "preset": cfg.preset})
+            stream.pix_fmt = "rgb24"
+        else:
+            stream = container.add_stream("libx264", options={"crf": str(cfg.crf), "preset": cfg.preset})
+            odd = info.width % 2 or info.height % 2
+            stream.pix_fmt = "yuv444p" if odd else "yuv420p"
+            if odd:
+                log.warning("%s: odd frame size %dx%d; writing 4:4:4 H.264 to keep it exactly",
+                            self.path, info.width, info.height)
+        stream.width = info.width
+        stream.height = info.height
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        if info.average_rate:
+            stream.codec_context.framerate = info.average_rate
+        stream.codec_context.thread_count = cfg.threads
+        if rotation:
+            stream.set_display_rotation(rotation)
+        return stream
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, item: Frame | AudioPacket) -> None:
+        if isinstance(item, AudioPacket):
+            if self._container is None:
+                self._pending_audio.append(item)
+            else:
+                self._write_audio(item)
+            return
+        if self._container is None:
+            self._open(item.rotation)
+            for pending in self._pending_audio:
+                self._write_audio(pending)
+            self._pending_audio.clear()
+        self._write_frame(item)
+
+    def _write_frame(self, frame: Frame) -> None:
+        assert self._container is not None and self._video is not None
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
+        vf.pts = frame.pts
+        vf.time_base = frame.time_base
+        vf.duration = frame.duration
+        self._container.mux(self._video.encode(vf))
+        self.frames_written += 1
+
+    def _write_audio(self, item: AudioPacket) -> None:
+        assert self._container is not None
+        out = self._audio_out[item.stream_index]
+        if self._audio_copy[item.stream_index]:
+            item.packet.stream = out
+            self._container.mux(item.packet)
+            return
+        for aframe in item.packet.decode():
+            aframe.pts = None
+            self._container.mux(out.encode(aframe))
+
+    def close(self, *, ok: bool) -> None:
+        """Flush and publish (``ok``) or discard the temporary file."""
+        try:
+            if self._container is not None:
+                if ok:
+                    self._flush()
+                self._container.close()
+                self._container = None
+            if ok and self.frames_written:
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
+
+    def _flush(self) -> None:
+        assert self._container is not None and self._video is not None
+        self._container.mux(self._video.encode(None))
+        for out, copied in zip(self._audio_out, self._audio_copy):
+            if not copied:
+                self._container.mux(out.encode(None))

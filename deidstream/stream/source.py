@@ -1,0 +1,183 @@
+"""File sources: PyAV demux and decode, with timing kept on every frame.
+
+Corrupt or truncated data never stops a run early on its own: what decodes is processed,
+what does not is logged with its frame index. A file where nothing decodes is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+
+from deidstream.errors import InputNotFoundError, InvalidInputError
+from deidstream.types import Frame
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What a sink and a progress bar need to know about the input before the first frame."""
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    time_base: Fraction
+    average_rate: Fraction | None
+    frame_count: int
+    duration_s: float | None
+    audio_codecs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPacket:
+    """An undecoded audio packet passed through to the sink untouched."""
+
+    packet: av.Packet
+    stream_index: int
+
+
+def _estimate_frames(stream: av.video.stream.VideoStream, container: av.container.InputContainer) -> int:
+    if stream.frames:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    if rate and duration:
+        return int(round(duration * float(rate)))
+    return 0
+
+
+class FileSource:
+    """Decodes the first video stream of a file and yields ``Frame`` and ``AudioPacket`` items in order.
+
+    Use as a context manager; ``info`` is available once it is open.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._container: av.container.InputContainer | None = None
+        self.frames_decoded = 0
+        self.decode_errors = 0
+
+    def __enter__(self) -> FileSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if not self.path.exists():
+            raise InputNotFoundError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise InvalidInputError(f"{self.path}: is a directory, expected a video file")
+        try:
+            container = av.open(str(self.path), "r", timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"{self.path}: not a readable video file ({exc})") from exc
+        if not container.streams.video:
+            container.close()
+            raise InvalidInputError(f"{self.path}: has no video stream")
+        self._container = container
+        self.video_stream.thread_type = "AUTO"
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    @property
+    def container(self) -> av.container.InputContainer:
+        if self._container is None:
+            raise RuntimeError("source is not open")
+        return self._container
+
+    @property
+    def video_stream(self) -> av.video.stream.VideoStream:
+        return self.container.streams.video[0]
+
+    @property
+    def audio_streams(self) -> list[av.audio.stream.AudioStream]:
+        return list(self.container.streams.audio)
+
+    @property
+    def info(self) -> VideoInfo:
+        vs = self.video_stream
+        duration = None
+        if vs.duration is not None and vs.time_base is not None:
+            duration = float(vs.duration * vs.time_base)
+        elif self.container.duration:
+            duration = self.container.duration / av.time_base
+        return VideoInfo(
+            path=self.path,
+            container=self.container.format.name,
+            codec=vs.codec_context.name,
+            width=vs.codec_context.width,
+            height=vs.codec_context.height,
+            time_base=vs.time_base or Fraction(1, 90000),
+            average_rate=vs.average_rate or vs.guessed_rate,
+            frame_count=_estimate_frames(vs, self.container),
+            duration_s=duration,
+            audio_codecs=tuple(s.codec_context.name for s in self.audio_streams),
+        )
+
+    def items(self) -> Iterator[Frame | AudioPacket]:
+        """Frames and audio packets in demux order; frames carry their input pts and duration."""
+        vs = self.video_stream
+        audio_index = {s.index: i for i, s in enumerate(self.audio_streams)}
+        time_base = vs.time_base or Fraction(1, 90000)
+        rate = vs.average_rate or vs.guessed_rate
+        default_duration = int(round(1 / (rate * time_base))) if rate else 1
+        last_pts: int | None = None
+        try:
+            for packet in self.container.demux(vs, *self.audio_streams):
+                if packet.stream.index in audio_index:
+                    if packet.dts is not None:
+                        yield AudioPacket(packet, audio_index[packet.stream.index])
+                    continue
+                for frame in self._decode(packet):
+                    pts = frame.pts
+                    if pts is None or (last_pts is not None and pts <= last_pts):
+                        fixed = 0 if last_pts is None else last_pts + max(1, default_duration)
+                        if pts is not None:
+                            log.warning("%s: frame %d has pts %s not after %s; using %s",
+                                        self.path, self.frames_decoded, pts, last_pts, fixed)
+                        pts = fixed
+                    last_pts = pts
+                    yield Frame(
+                        index=self.frames_decoded,
+                        image=frame.to_ndarray(format="rgb24"),
+                        pts=pts,
+                        time_base=time_base,
+                        duration=int(frame.duration or default_duration),
+                        rotation=int(round((frame.rotation or 0) / 90)) * 90 % 360,
+                    )
+                    self.frames_decoded += 1
+        except av.error.FFmpegError as exc:
+            self.decode_errors += 1
+            log.warning("%s: stopped reading after frame %d: %s", self.path, self.frames_decoded, exc)
+        if self.frames_decoded == 0:
+            raise InvalidInputError(f"{self.path}: contains no decodable video frames")
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return packet.decode()
+        except av.error.FFmpegError as exc:
+            self.decode_errors += 1
+            log.warning("%s: corrupt data near frame %d skipped: %s", self.path, self.frames_decoded, exc)
+            return []

@@ -1,0 +1,1 @@
+"""Face detection (MediaPipe) and tracking (filterpy Kalman filters, scipy assignment)."""

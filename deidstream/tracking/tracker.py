@@ -1,0 +1,182 @@
+"""Multi-face tracking: one filterpy Kalman filter per face, Hungarian assignment by scipy.
+
+Every live track is covered, tentative ones included, and a track the detector misses keeps
+covering its predicted (and slowly widening) box for a while: a face seen in one frame is
+never left bare in the next because the detector blinked.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+from scipy.optimize import linear_sum_assignment
+
+from deidstream.config import TrackerConfig
+from deidstream.tracking.boxes import iou_matrix, scale_about_centre
+from deidstream.types import FaceDetections
+
+_INVALID = 1e6
+_POSITION_NOISE = 0.05  # measurement noise, fraction of face height
+_ACCELERATION_NOISE = 0.03  # process noise, fraction of face height per frame
+
+
+class TrackState(Enum):
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    LOST = "lost"
+
+
+def _to_z(box: np.ndarray) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], np.float64)
+
+
+def _to_box(z: np.ndarray) -> np.ndarray:
+    cx, cy, w, h = z[:4]
+    w, h = max(w, 1.0), max(h, 1.0)
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+
+
+def _new_filter(box: np.ndarray) -> KalmanFilter:
+    kf = KalmanFilter(dim_x=8, dim_z=4)
+    kf.F = np.eye(8)
+    kf.F[:4, 4:] = np.eye(4)  # constant velocity, one frame per step
+    kf.H = np.eye(4, 8)
+    z = _to_z(box)
+    kf.x[:4, 0] = z
+    size = max(z[3], 1.0)
+    kf.P = np.diag([(0.1 * size) ** 2] * 4 + [(0.5 * size) ** 2] * 4)
+    return kf
+
+
+@dataclass(eq=False)
+class Track:
+    """One face followed over time; ``last_box`` is the box that was last covered."""
+
+    id: int
+    kf: KalmanFilter
+    last_detection: np.ndarray
+    keypoints: np.ndarray | None
+    first_frame: int
+    state: TrackState = TrackState.TENTATIVE
+    hits: int = 1
+    misses: int = 0
+    last_frame: int = 0
+    last_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+
+    @property
+    def predicted_box(self) -> np.ndarray:
+        return _to_box(self.kf.x[:, 0])
+
+    def predict(self) -> None:
+        size = max(self.kf.x[3, 0], 1.0)
+        self.kf.Q = Q_discrete_white_noise(2, dt=1.0, var=(_ACCELERATION_NOISE * size) ** 2,
+                                           block_size=4, order_by_dim=False)
+        self.kf.predict()
+
+    def correct(self, box: np.ndarray) -> None:
+        z = _to_z(box)
+        self.kf.R = np.eye(4) * (_POSITION_NOISE * max(z[3], 1.0)) ** 2
+        self.kf.update(z)
+
+
+class FaceTracker:
+    """Associates detections to tracks frame by frame and says which boxes to cover.
+
+    Ids count from 1 per tracker instance; two trackers never share state.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self._ids = itertools.count(1)
+        self.tracks: list[Track] = []
+        self.ended: list[Track] = []
+
+    def update(self, detections: FaceDetections, frame_index: int) -> FaceDetections:
+        """Advance one frame; returns every box to cover, with ``track_id`` and ``coasting``."""
+        cfg = self.config
+        for track in self.tracks:
+            track.predict()
+        matches, lone_tracks, lone_dets = self._associate(detections)
+        for ti, di in matches:
+            track = self.tracks[ti]
+            track.correct(detections.xyxy[di])
+            track.last_detection = detections.xyxy[di].copy()
+            if detections.keypoints is not None:
+                track.keypoints = detections.keypoints[di].copy()
+            track.hits += 1
+            track.misses = 0
+            if track.state is TrackState.LOST or (track.state is TrackState.TENTATIVE and track.hits >= cfg.min_hits):
+                track.state = TrackState.CONFIRMED
+        survivors = []
+        for ti, track in enumerate(self.tracks):
+            if ti in lone_tracks:
+                track.misses += 1
+                if track.state is TrackState.CONFIRMED:
+                    track.state = TrackState.LOST
+                limit = cfg.max_coast_tentative if track.state is TrackState.TENTATIVE else cfg.max_coast
+                if track.misses > limit:
+                    self.ended.append(track)
+                    continue
+            survivors.append(track)
+        self.tracks = survivors
+        for di in lone_dets:
+            kps = None if detections.keypoints is None else detections.keypoints[di].copy()
+            box = detections.xyxy[di].copy()
+            self.tracks.append(Track(next(self._ids), _new_filter(box), box, kps, first_frame=frame_index))
+        return self._cover(frame_index)
+
+    def _associate(self, dets: FaceDetections) -> tuple[list[tuple[int, int]], set[int], list[int]]:
+        n_t, n_d = len(self.tracks), len(dets)
+        if n_t == 0 or n_d == 0:
+            return [], set(range(n_t)), list(range(n_d))
+        cfg = self.config
+        predicted = np.stack([t.predicted_box for t in self.tracks])
+        iou = iou_matrix(predicted, dets.xyxy)
+        pc = (predicted[:, :2] + predicted[:, 2:]) / 2
+        dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
+        scale = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
+        dist = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / scale
+        cost = (1.0 - iou) + cfg.centre_weight * dist
+        valid = (iou >= cfg.min_iou) | (dist <= cfg.max_centre_distance)
+        cost = np.where(valid, cost, _INVALID)
+        rows, cols = linear_sum_assignment(cost)
+        matches = [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _INVALID]
+        matched_t = {r for r, _ in matches}
+        matched_d = {c for _, c in matches}
+        return matches, set(range(n_t)) - matched_t, [d for d in range(n_d) if d not in matched_d]
+
+    def _cover(self, frame_index: int) -> FaceDetections:
+        cfg = self.config
+        if not self.tracks:
+            return FaceDetections(np.zeros((0, 4)), np.zeros(0), track_id=np.zeros(0), coasting=np.zeros(0, bool))
+        boxes, ids, coasting = [], [], []
+        for track in self.tracks:
+            if track.misses == 0:
+                box = track.last_detection
+            else:
+                # Coast: predicted centre, never smaller than the last detection, widening with time.
+                pred = track.predicted_box
+                last = track.last_detection
+                w = max(pred[2] - pred[0], last[2] - last[0])
+                h = max(pred[3] - pred[1], last[3] - last[1])
+                cx, cy = (pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2
+                box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+                growth = min(1.0 + cfg.coast_growth * track.misses, cfg.max_coast_scale)
+                box = scale_about_centre(box, growth)[0]
+            track.last_box = box
+            track.last_frame = frame_index
+            boxes.append(box)
+            ids.append(track.id)
+            coasting.append(track.misses > 0)
+        return FaceDetections(
+            np.stack(boxes),
+            np.ones(len(boxes), np.float32),
+            track_id=np.array(ids),
+            coasting=np.array(coasting),
+        )
