@@ -71,18 +71,21 @@ def anonymize(
                 progress(info, 0)
             processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer), clock)
 
-            def process(item: Frame | AudioPacket) -> Frame | AudioPacket:
+            def detect(item: Frame | AudioPacket) -> object:
+                return item if isinstance(item, AudioPacket) else processor.detect(item)
+
+            def cover(item: object) -> Frame | AudioPacket:
                 if isinstance(item, AudioPacket):
                     return item
-                result: FrameResult = processor.process(item)
-                report.add_frame(item.index, len(result.detections), result.covered)
+                result: FrameResult = processor.cover(item)  # type: ignore[arg-type]
+                report.add_frame(result.frame.index, len(result.detections), result.covered)
                 if progress:
                     progress(None, report.frames)
-                return item
+                return result.frame
 
             started = time.perf_counter()
             with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
-                run_pipeline(source.items(), process, sink.write, queue_size=config.queue_size, clock=clock)
+                run_pipeline(source.items(), [detect, cover], sink.write, queue_size=config.queue_size, clock=clock)
             report.seconds = time.perf_counter() - started
             report.frames_written = sink.frames_written
             report.decode_errors = source.decode_errors

@@ -28,11 +28,15 @@ class DetectorConfig:
     ``threshold`` is the minimum detection score. ``tile_size`` (pixels, 0 = off) splits frames
     larger than it into overlapping tiles for the full-range model, so small distant faces
     are seen at a usable scale; ``tile_overlap`` is the fraction tiles share.
+    ``full_range_every`` runs the (4x costlier) full-range passes on every N-th frame only;
+    the tracker keeps covering what they found in between, so N=2 costs at most one frame
+    of delay for a small face that has just appeared and that the short-range model misses.
     """
 
     threshold: float = 0.5
     short_range: bool = True
     full_range: bool = True
+    full_range_every: int = 2
     tile_size: int = 720
     tile_overlap: float = 0.25
     nms_iou: float = 0.3
@@ -40,6 +44,7 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         _check(0.0 < self.threshold < 1.0, f"detector threshold must be in (0, 1), got {self.threshold}")
         _check(self.short_range or self.full_range, "at least one MediaPipe model must be enabled")
+        _check(self.full_range_every >= 1, f"full_range_every must be >= 1, got {self.full_range_every}")
         _check(self.tile_size == 0 or self.tile_size >= 128, f"tile_size must be 0 or >= 128, got {self.tile_size}")
         _check(0.0 <= self.tile_overlap < 0.9, f"tile_overlap must be in [0, 0.9), got {self.tile_overlap}")
         _check(0.0 < self.nms_iou < 1.0, f"nms_iou must be in (0, 1), got {self.nms_iou}")
@@ -109,7 +114,7 @@ class EncoderConfig:
     """H.264 output. ``lossless`` writes RGB H.264 at qp 0 (exact pixels; large files)."""
 
     crf: int = 18
-    preset: str = "veryfast"
+    preset: str = "superfast"
     lossless: bool = False
     threads: int = 0
 

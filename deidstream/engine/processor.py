@@ -41,14 +41,23 @@ class FaceProcessor:
         self.clock = clock or StageClock()
 
     def process(self, frame: Frame) -> FrameResult:
+        """Both halves in one call, for callers without a pipeline."""
+        return self.cover(self.detect(frame))
+
+    def detect(self, frame: Frame) -> tuple[Frame, FaceDetections]:
+        """First half; stateless, so it can run on its own thread ahead of ``cover``."""
         t0 = time.perf_counter()
         detections = detect_upright(self.detector, frame)
-        t1 = time.perf_counter()
+        self.clock.add("detect", time.perf_counter() - t0)
+        return frame, detections
+
+    def cover(self, detected: tuple[Frame, FaceDetections]) -> FrameResult:
+        """Second half: track (stateful, in frame order) and hide every tracked face."""
+        frame, detections = detected
+        t0 = time.perf_counter()
         covered = self.tracker.update(detections, frame.index)
-        t2 = time.perf_counter()
+        t1 = time.perf_counter()
         self.anonymizer.apply(frame.image, covered)
-        t3 = time.perf_counter()
-        self.clock.add("detect", t1 - t0)
-        self.clock.add("track", t2 - t1)
-        self.clock.add("anonymise", t3 - t2)
+        self.clock.add("track", t1 - t0)
+        self.clock.add("anonymise", time.perf_counter() - t1)
         return FrameResult(frame, detections, covered)

@@ -1,8 +1,8 @@
-"""Reader → process → writer on three threads with bounded queues, that cannot hang.
+"""Reader → stages → writer, each on its own thread with bounded queues, that cannot hang.
 
-Decoding and encoding run on their own threads (PyAV releases the GIL in the codecs), the
-per-frame work on the caller's thread. A stop event and queue operations with timeouts mean
-an error or Ctrl-C anywhere ends all three threads; the first error is re-raised.
+Decoding, each processing stage and encoding run concurrently (PyAV, OpenCV and MediaPipe
+release the GIL in their native code). A stop event and queue operations with timeouts mean
+an error or Ctrl-C anywhere ends every thread; the first error is re-raised to the caller.
 """
 
 from __future__ import annotations
@@ -10,24 +10,23 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
-
-T = TypeVar("T")
-U = TypeVar("U")
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 _END = object()
-_POLL_S = 0.1
+_POLL_S = 0.05
 
 
 class StageClock:
-    """Seconds spent per named stage, summed over a run (thread-safe for distinct stages)."""
+    """Seconds spent per named stage, summed over a run."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
 def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
@@ -50,59 +49,64 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
 
 
 def run_pipeline(
-    produce: Iterable[T],
-    process: Callable[[T], U],
-    consume: Callable[[U], None],
+    produce: Iterable[Any],
+    stages: Sequence[Callable[[Any], Any]],
+    consume: Callable[[Any], None],
     *,
     queue_size: int = 8,
     clock: StageClock | None = None,
 ) -> None:
-    """Feed ``produce`` through ``process`` (this thread) into ``consume`` (writer thread)."""
+    """Feed ``produce`` through each of ``stages`` in order into ``consume``; blocks until done."""
     clock = clock or StageClock()
     stop = threading.Event()
-    q_in: queue.Queue = queue.Queue(queue_size)
-    q_out: queue.Queue = queue.Queue(queue_size)
+    queues = [queue.Queue(queue_size) for _ in range(len(stages) + 1)]
     errors: list[BaseException] = []
 
+    def guarded(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                errors.append(exc)
+                stop.set()
+        return run
+
     def reader() -> None:
-        try:
-            it = iter(produce)
+        it = iter(produce)
+        while True:
+            t0 = time.perf_counter()
+            item = next(it, _END)
+            clock.add("decode", time.perf_counter() - t0)
+            if not _put(queues[0], item, stop) or item is _END:
+                return
+
+    def stage(fn: Callable[[Any], Any], q_in: queue.Queue, q_out: queue.Queue) -> Callable[[], None]:
+        def body() -> None:
             while True:
-                t0 = time.perf_counter()
-                item = next(it, _END)
-                clock.add("decode", time.perf_counter() - t0)
-                if not _put(q_in, item, stop) or item is _END:
+                item = _get(q_in, stop)
+                if item is _END:
+                    _put(q_out, _END, stop)
                     return
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            errors.append(exc)
-            stop.set()
+                if not _put(q_out, fn(item), stop):
+                    return
+        return body
 
     def writer() -> None:
-        try:
-            while True:
-                item = _get(q_out, stop)
-                if item is _END:
-                    return
-                t0 = time.perf_counter()
-                consume(item)
-                clock.add("encode", time.perf_counter() - t0)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            errors.append(exc)
-            stop.set()
+        while True:
+            item = _get(queues[-1], stop)
+            if item is _END:
+                return
+            t0 = time.perf_counter()
+            consume(item)
+            clock.add("encode", time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=reader, name="deidstream-reader", daemon=True),
-               threading.Thread(target=writer, name="deidstream-writer", daemon=True)]
+    bodies = [reader] + [stage(fn, queues[i], queues[i + 1]) for i, fn in enumerate(stages)] + [writer]
+    threads = [threading.Thread(target=guarded(b), name=f"deidstream-{i}", daemon=True) for i, b in enumerate(bodies)]
     for t in threads:
         t.start()
     try:
-        while True:
-            item = _get(q_in, stop)
-            if item is _END:
-                break
-            if not _put(q_out, process(item), stop):
-                break
-        _put(q_out, _END, stop)
-        threads[1].join()
+        while threads[-1].is_alive():
+            threads[-1].join(_POLL_S)
     except BaseException:
         stop.set()
         raise

@@ -183,6 +183,9 @@ class FileSink:
                 self._container.close()
                 self._container = None
             if ok and self.frames_written:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it private; publish like any new file
                 os.replace(self._tmp, self.path)
         finally:
             if self._tmp.exists():

@@ -10,6 +10,7 @@ less of the scene while one that is too small leaks part of a face.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Protocol
 
 import cv2
@@ -21,7 +22,7 @@ from deidstream.types import FaceDetections, Frame
 
 log = logging.getLogger(__name__)
 
-WHOLE_FRAME_MAX_SIDE = 480
+WHOLE_FRAME_MAX_SIDE = 640  # whole-frame passes see at most this; the models resize to 128/192 anyway
 N_KEYPOINTS = 6
 
 
@@ -59,23 +60,23 @@ class MediaPipeDetector:
     """MediaPipe face detection (short + full range, tiled on large frames) behind ``FaceDetector``."""
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
+        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: errors only
         import mediapipe as mp  # heavy import kept local so the package imports fast
 
         self.config = config or DetectorConfig()
         solution = mp.solutions.face_detection
-        self._models = []
-        if self.config.short_range:
-            self._models.append(("short", solution.FaceDetection(
-                model_selection=0, min_detection_confidence=self.config.threshold)))
-        self._full = None
-        if self.config.full_range:
-            self._full = solution.FaceDetection(model_selection=1, min_detection_confidence=self.config.threshold)
-            self._models.append(("full", self._full))
+        threshold = self.config.threshold
+        self._short = solution.FaceDetection(model_selection=0, min_detection_confidence=threshold) \
+            if self.config.short_range else None
+        self._full = solution.FaceDetection(model_selection=1, min_detection_confidence=threshold) \
+            if self.config.full_range else None
+        self._calls = 0
 
     def close(self) -> None:
-        for _, model in self._models:
-            model.close()
-        self._models = []
+        for model in (self._short, self._full):
+            if model is not None:
+                model.close()
+        self._short = self._full = None
 
     def __enter__(self) -> MediaPipeDetector:
         return self
@@ -88,8 +89,13 @@ class MediaPipeDetector:
         scale = min(1.0, WHOLE_FRAME_MAX_SIDE / max(h, w))
         small = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        parts = [self._run(model, small, 0, 0, w, h) for _, model in self._models]
-        if self._full is not None:
+        parts = []
+        if self._short is not None:
+            parts.append(self._run(self._short, small, 0, 0, w, h))
+        full_turn = self._calls % self.config.full_range_every == 0 or self._short is None
+        self._calls += 1
+        if self._full is not None and full_turn:
+            parts.append(self._run(self._full, small, 0, 0, w, h))
             for x0, y0, x1, y1 in tile_grid(w, h, self.config.tile_size, self.config.tile_overlap):
                 crop = np.ascontiguousarray(image[y0:y1, x0:x1])
                 parts.append(self._run(self._full, crop, x0, y0, x1 - x0, y1 - y0))

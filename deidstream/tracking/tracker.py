@@ -23,6 +23,8 @@ from deidstream.types import FaceDetections
 _INVALID = 1e6
 _POSITION_NOISE = 0.05  # measurement noise, fraction of face height
 _ACCELERATION_NOISE = 0.03  # process noise, fraction of face height per frame
+# White-noise acceleration for (cx, cy, w, h) and their velocities, at unit variance; scaled per face.
+_UNIT_Q = Q_discrete_white_noise(2, dt=1.0, var=1.0, block_size=4, order_by_dim=False)
 
 
 class TrackState(Enum):
@@ -75,8 +77,7 @@ class Track:
 
     def predict(self) -> None:
         size = max(self.kf.x[3, 0], 1.0)
-        self.kf.Q = Q_discrete_white_noise(2, dt=1.0, var=(_ACCELERATION_NOISE * size) ** 2,
-                                           block_size=4, order_by_dim=False)
+        self.kf.Q = _UNIT_Q * (_ACCELERATION_NOISE * size) ** 2
         self.kf.predict()
 
     def correct(self, box: np.ndarray) -> None:
