@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -36,13 +37,15 @@ def head_clip(clip: Path, out: Path, n: int) -> int:
     total = 0
     with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
         vs = src.streams.video[0]
-        st = dst.add_stream("libx264", rate=vs.average_rate or 25, options={"crf": "12", "preset": "ultrafast"})
+        rate = Fraction(vs.average_rate or 25)
+        st = dst.add_stream("libx264", rate=rate, options={"crf": "12", "preset": "ultrafast"})
         st.width, st.height, st.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv444p"
         for frame in src.decode(vs):
             if total < n:
-                frame.pts = total
-                frame.time_base = None
-                dst.mux(st.encode(frame.reformat(format="yuv444p")))
+                out = frame.reformat(format="yuv444p")
+                out.pts = total
+                out.time_base = 1 / rate
+                dst.mux(st.encode(out))
             total += 1
         dst.mux(st.encode(None))
     return total

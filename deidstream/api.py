@@ -78,7 +78,7 @@ def anonymize(
                 if isinstance(item, AudioPacket):
                     return item
                 result: FrameResult = processor.cover(item)  # type: ignore[arg-type]
-                report.add_frame(result.frame.index, len(result.detections), result.covered)
+                report.add_frame(result.frame.index, result.detections, result.covered, result.regions)
                 if progress:
                     progress(None, report.frames)
                 return result.frame

@@ -8,7 +8,15 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from deidstream.types import FaceDetections
+
+
+def _int_boxes(xyxy: np.ndarray) -> list[list[int]]:
+    """Boxes as outward-rounded integer pixels (x0, y0, x1, y1) for JSON."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    return np.concatenate([np.floor(xyxy[:, :2]), np.ceil(xyxy[:, 2:])], axis=1).astype(int).tolist()
 
 
 @dataclass(slots=True)
@@ -36,11 +44,16 @@ class RunReport:
     detections_per_frame: list[int] = field(default_factory=list)
     tracks: dict[int, TrackSpan] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    detection_boxes: list[list[list[int]]] = field(default_factory=list)
+    region_boxes: list[list[list[int]]] = field(default_factory=list)
 
-    def add_frame(self, index: int, detections: int, covered: FaceDetections) -> None:
+    def add_frame(self, index: int, detections: FaceDetections, covered: FaceDetections, regions: np.ndarray) -> None:
+        """Record one frame: raw detections, covered track boxes, and the pixel regions hidden."""
         self.frames += 1
-        self.detections_per_frame.append(detections)
+        self.detections_per_frame.append(len(detections))
         self.faces_per_frame.append(len(covered))
+        self.detection_boxes.append(_int_boxes(detections.xyxy))
+        self.region_boxes.append(_int_boxes(regions))
         ids = covered.track_id if covered.track_id is not None else []
         coasting = covered.coasting if covered.coasting is not None else [False] * len(covered)
         for tid, coast in zip(ids, coasting):
@@ -84,6 +97,8 @@ class RunReport:
             "tracks": [asdict(t) for t in sorted(self.tracks.values(), key=lambda t: t.id)],
             "faces_per_frame": self.faces_per_frame,
             "detections_per_frame": self.detections_per_frame,
+            "detection_boxes_per_frame": self.detection_boxes,
+            "hidden_regions_per_frame": self.region_boxes,
         }
 
 

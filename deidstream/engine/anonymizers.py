@@ -21,7 +21,7 @@ from deidstream.types import FaceDetections
 
 
 class FaceAnonymizer(Protocol):
-    """Hides the faces in an RGB image, in place, and returns it."""
+    """Hides the faces in an RGB image, in place; returns the (n, 4) regions it changed."""
 
     def apply(self, image: np.ndarray, faces: FaceDetections) -> np.ndarray: ...
 
@@ -53,10 +53,9 @@ class _RegionAnonymizer(ABC):
         return expand(faces.xyxy, self.config.margin, self.config.forehead)
 
     def apply(self, image: np.ndarray, faces: FaceDetections) -> np.ndarray:
-        if len(faces) == 0:
-            return image
+        regions = self.regions(faces)
         h, w = image.shape[:2]
-        for box in self.regions(faces):
+        for box in regions:
             bounds = pixel_bounds(box, w, h)
             if bounds is None:
                 continue
@@ -70,7 +69,7 @@ class _RegionAnonymizer(ABC):
             centre, axes = _ellipse_args(box, x0, y0)
             cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
             cv2.copyTo(filled, mask, roi)  # writes into the view in place
-        return image
+        return regions
 
     @abstractmethod
     def fill(self, roi: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.stream.pipeline import StageClock
 from deidstream.tracking.detector import FaceDetector, detect_upright
@@ -23,6 +25,7 @@ class FrameResult:
     frame: Frame
     detections: FaceDetections
     covered: FaceDetections
+    regions: np.ndarray
 
 
 class FaceProcessor:
@@ -57,7 +60,7 @@ class FaceProcessor:
         t0 = time.perf_counter()
         covered = self.tracker.update(detections, frame.index)
         t1 = time.perf_counter()
-        self.anonymizer.apply(frame.image, covered)
+        regions = self.anonymizer.apply(frame.image, covered)
         self.clock.add("track", t1 - t0)
         self.clock.add("anonymise", time.perf_counter() - t1)
-        return FrameResult(frame, detections, covered)
+        return FrameResult(frame, detections, covered, regions)

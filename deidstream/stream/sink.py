@@ -117,11 +117,14 @@ class FileSink:
     def _add_video(self, container: av.container.OutputContainer, rotation: int) -> av.video.stream.VideoStream:
         cfg = self.config
         info = self.info
+        # No B-frames: sample durations then follow the frames' own, so the last frame's
+        # duration (and the file's) survives muxing exactly, variable frame rate included.
+        options = {"preset": cfg.preset, "bf": "0"}
         if cfg.lossless:
-            stream = container.add_stream("libx264rgb", options={"qp": "0", "preset": cfg.preset})
+            stream = container.add_stream("libx264rgb", options={**options, "qp": "0"})
             stream.pix_fmt = "rgb24"
         else:
-            stream = container.add_stream("libx264", options={"crf": str(cfg.crf), "preset": cfg.preset})
+            stream = container.add_stream("libx264", options={**options, "crf": str(cfg.crf)})
             odd = info.width % 2 or info.height % 2
             stream.pix_fmt = "yuv444p" if odd else "yuv420p"
             if odd:

@@ -88,6 +88,8 @@ class FileSource:
             raise InvalidInputError(f"{self.path}: is a directory, expected a video file")
         try:
             container = av.open(str(self.path), "r", timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+        except av.error.EOFError as exc:
+            raise InvalidInputError(f"{self.path}: ends before any video data (empty or truncated file)") from exc
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"{self.path}: not a readable video file ({exc})") from exc
         if not container.streams.video:
@@ -137,13 +139,14 @@ class FileSource:
         )
 
     def items(self) -> Iterator[Frame | AudioPacket]:
-        """Frames and audio packets in demux order; frames carry their input pts and duration."""
+        """Frames and audio packets in demux order; frames carry their input pts and duration.
+
+        A frame is held back until the next one arrives, so a missing duration can be taken
+        from the real gap to the next frame instead of the nominal rate.
+        """
         vs = self.video_stream
         audio_index = {s.index: i for i, s in enumerate(self.audio_streams)}
-        time_base = vs.time_base or Fraction(1, 90000)
-        rate = vs.average_rate or vs.guessed_rate
-        default_duration = int(round(1 / (rate * time_base))) if rate else 1
-        last_pts: int | None = None
+        held: Frame | None = None
         try:
             for packet in self.container.demux(vs, *self.audio_streams):
                 if packet.stream.index in audio_index:
@@ -151,28 +154,47 @@ class FileSource:
                         yield AudioPacket(packet, audio_index[packet.stream.index])
                     continue
                 for frame in self._decode(packet):
-                    pts = frame.pts
-                    if pts is None or (last_pts is not None and pts <= last_pts):
-                        fixed = 0 if last_pts is None else last_pts + max(1, default_duration)
-                        if pts is not None:
-                            log.warning("%s: frame %d has pts %s not after %s; using %s",
-                                        self.path, self.frames_decoded, pts, last_pts, fixed)
-                        pts = fixed
-                    last_pts = pts
-                    yield Frame(
-                        index=self.frames_decoded,
-                        image=frame.to_ndarray(format="rgb24"),
-                        pts=pts,
-                        time_base=time_base,
-                        duration=int(frame.duration or default_duration),
-                        rotation=int(round((frame.rotation or 0) / 90)) * 90 % 360,
-                    )
-                    self.frames_decoded += 1
+                    current = self._to_frame(frame, held)
+                    if held is not None:
+                        yield held
+                    held = current
         except av.error.FFmpegError as exc:
             self.decode_errors += 1
             log.warning("%s: stopped reading after frame %d: %s", self.path, self.frames_decoded, exc)
+        if held is not None:
+            yield held
         if self.frames_decoded == 0:
             raise InvalidInputError(f"{self.path}: contains no decodable video frames")
+
+    def _to_frame(self, frame: av.VideoFrame, previous: Frame | None) -> Frame:
+        """Wrap a decoded frame; repair missing or non-increasing pts and missing durations."""
+        vs = self.video_stream
+        time_base = vs.time_base or Fraction(1, 90000)
+        rate = vs.average_rate or vs.guessed_rate
+        nominal = max(1, int(round(1 / (rate * time_base)))) if rate else 1
+        pts = frame.pts
+        if previous is not None:
+            if pts is None or pts <= previous.pts:
+                fixed = previous.pts + (previous.duration or nominal)
+                if pts is not None:
+                    log.warning("%s: frame %d has pts %s not after %s; using %s",
+                                self.path, self.frames_decoded, pts, previous.pts, fixed)
+                pts = fixed
+            if not previous.duration:
+                previous.duration = pts - previous.pts
+        elif pts is None:
+            pts = 0
+        duration = int(frame.duration or 0) or (previous.duration if previous is not None else 0)
+        out = Frame(
+            index=self.frames_decoded,
+            image=frame.to_ndarray(format="rgb24"),
+            pts=int(pts),
+            time_base=time_base,
+            duration=duration,
+            rotation=int(round((frame.rotation or 0) / 90)) * 90 % 360,
+        )
+        self.frames_decoded += 1
+        return out
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:

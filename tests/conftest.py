@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DEIDSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(relative: str) -> Path:
+    """A file from the shared test data, or a skip that says why."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"shared test data not found: {path} (set DEIDSTREAM_SHARED_DATA to its folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from deidstream.tracking.detector import MediaPipeDetector
+
+    with MediaPipeDetector() as det:
+        yield det

@@ -1,0 +1,74 @@
+"""Output keeps the input's frames, timestamps, size, duration, rotation and audio, for many inputs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from media import facts, make_clip
+
+from deidstream.cli import main
+
+CASES = [
+    # name, container, codec, pix_fmt, audio, size, extra
+    ("h264_mp4", "mp4", "libx264", "yuv420p", "aac", (160, 120), {}),
+    ("mpeg4_mov", "mov", "mpeg4", "yuv420p", "aac", (160, 120), {}),
+    ("vp9_mkv", "mkv", "libvpx-vp9", "yuv420p", "libopus", (160, 120), {}),
+    ("vp9_webm", "webm", "libvpx-vp9", "yuv420p", "libopus", (160, 120), {}),
+    ("mpeg4_avi", "avi", "mpeg4", "yuv420p", "pcm_s16le", (160, 120), {}),
+    ("av1_mkv", "mkv", "libsvtav1", "yuv420p", None, (160, 128), {}),
+    ("gif", "gif", "gif", "rgb8", None, (96, 64), {}),
+    ("odd_size", "mp4", "libx264", "yuv444p", "aac", (161, 119), {}),
+]
+
+
+@pytest.mark.parametrize("name,ext,codec,pix_fmt,audio,size,extra", CASES, ids=[c[0] for c in CASES])
+def test_output_keeps_timing_size_and_audio(tmp_path, name, ext, codec, pix_fmt, audio, size, extra):
+    src = make_clip(tmp_path / f"in.{ext}", codec=codec, pix_fmt=pix_fmt, audio=audio, size=size, **extra)
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "-q"]) == 0
+    a, b = facts(src), facts(out)
+    assert b.frames == a.frames
+    assert b.times == a.times
+    assert (b.width, b.height) == (a.width, a.height)
+    assert b.video_duration == pytest.approx(a.video_duration, abs=2e-3)  # containers round the last sample
+    assert b.codec == "h264"
+    if audio:
+        assert b.audio_duration == pytest.approx(a.audio_duration, abs=0.03)
+    else:
+        assert b.audio_codec is None
+
+
+def test_variable_frame_rate_timestamps_are_kept(tmp_path):
+    pts = [0, 1, 3, 4, 9, 10, 11, 20, 21, 23, 40, 41]
+    src = make_clip(tmp_path / "vfr.mp4", frames=len(pts), pts=pts, time_base=Fraction(1, 30), rate=30)
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "-q"]) == 0
+    assert facts(out).times == [Fraction(p, 30) for p in pts]
+
+
+@pytest.mark.parametrize("rotation", [90, 180, -90])
+def test_rotation_metadata_is_kept(tmp_path, rotation):
+    src = make_clip(tmp_path / "rot.mp4", rotation=rotation, audio=None)
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "-q"]) == 0
+    assert facts(out).rotation == facts(src).rotation == rotation % 360
+
+
+def test_audio_is_copied_not_reencoded(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", audio="aac")
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "-q"]) == 0
+    import av
+
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        pa = [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size]
+        pb = [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+    assert pa == pb
+
+
+def test_mkv_output_container(tmp_path):
+    src = make_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mkv"
+    assert main([str(src), str(out), "-q"]) == 0
+    assert facts(out).frames == facts(src).frames
