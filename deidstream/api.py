@@ -130,7 +130,9 @@ def anonymize_directory(
         raise InputNotFoundError(f"{input_dir}: no such directory")
     if output_dir.resolve() == input_dir.resolve():
         raise InvalidOutputError(f"{output_dir}: output directory is the input directory")
-    videos = sorted(p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    # .mp4 inputs first, so they keep their own names when another input has the same stem.
+    videos = sorted((p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS),
+                    key=lambda p: (p.suffix.lower() != ".mp4", p.name))
     if not videos:
         raise InvalidInputError(f"{input_dir}: contains no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ class FaceProcessor:
         """Second half: track (stateful, in frame order) and hide every tracked face."""
         frame, detections = detected
         t0 = time.perf_counter()
-        covered = self.tracker.update(detections, frame.index)
+        covered = self.tracker.update(detections, frame.index, (frame.width, frame.height))
         t1 = time.perf_counter()
         regions = self.anonymizer.apply(frame.image, covered)
         self.clock.add("track", t1 - t0)

@@ -62,6 +62,7 @@ class FileSink:
         self._audio_out: list[av.audio.stream.AudioStream] = []
         self._audio_copy: list[bool] = []
         self._pending_audio: list[AudioPacket] = []
+        self._durations: dict[int, int] = {}
         self.frames_written = 0
 
     def __enter__(self) -> FileSink:
@@ -163,8 +164,19 @@ class FileSink:
         vf.pts = frame.pts
         vf.time_base = frame.time_base
         vf.duration = frame.duration
-        self._container.mux(self._video.encode(vf))
+        self._durations[frame.pts] = frame.duration
+        self._mux_video(self._video.encode(vf))
         self.frames_written += 1
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        """x264 stamps every packet with the nominal frame interval; give each its frame's real
+        duration so variable frame rates and the last frame's length survive muxing."""
+        assert self._container is not None
+        for packet in packets:
+            duration = self._durations.pop(packet.pts, 0)
+            if duration:
+                packet.duration = duration
+        self._container.mux(packets)
 
     def _write_audio(self, item: AudioPacket) -> None:
         assert self._container is not None
@@ -196,7 +208,7 @@ class FileSink:
 
     def _flush(self) -> None:
         assert self._container is not None and self._video is not None
-        self._container.mux(self._video.encode(None))
+        self._mux_video(self._video.encode(None))
         for out, copied in zip(self._audio_out, self._audio_copy):
             if not copied:
                 self._container.mux(out.encode(None))

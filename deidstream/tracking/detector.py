@@ -3,8 +3,7 @@
 The short-range model finds close faces, the full-range model smaller and distant ones; on
 large frames the full-range model also runs on overlapping tiles so that faces a few dozen
 pixels wide are seen at a scale it resolves. Detections from every pass are merged by
-overlap; the merged box is the union of its cluster, because a box that is too big hides
-less of the scene while one that is too small leaks part of a face.
+overlap (see ``_fuse``).
 """
 
 from __future__ import annotations
@@ -89,20 +88,21 @@ class MediaPipeDetector:
         scale = min(1.0, WHOLE_FRAME_MAX_SIDE / max(h, w))
         small = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        parts = []
+        parts = []  # (boxes, scores, keypoints, from_full_range)
         if self._short is not None:
-            parts.append(self._run(self._short, small, 0, 0, w, h))
+            parts.append((*self._run(self._short, small, 0, 0, w, h), False))
         full_turn = self._calls % self.config.full_range_every == 0 or self._short is None
         self._calls += 1
         if self._full is not None and full_turn:
-            parts.append(self._run(self._full, small, 0, 0, w, h))
+            parts.append((*self._run(self._full, small, 0, 0, w, h), True))
             for x0, y0, x1, y1 in tile_grid(w, h, self.config.tile_size, self.config.tile_overlap):
                 crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-                parts.append(self._run(self._full, crop, x0, y0, x1 - x0, y1 - y0))
+                parts.append((*self._run(self._full, crop, x0, y0, x1 - x0, y1 - y0), True))
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         keypoints = np.concatenate([p[2] for p in parts])
-        return self._fuse(boxes, scores, keypoints)
+        full = np.concatenate([np.full(len(p[1]), p[3]) for p in parts])
+        return self._fuse(boxes, scores, keypoints, full)
 
     @staticmethod
     def _run(model: object, image: np.ndarray, ox: int, oy: int, w: int, h: int) -> tuple[np.ndarray, ...]:
@@ -121,14 +121,19 @@ class MediaPipeDetector:
                 kps[i, k] = (ox + kp.x * w, oy + kp.y * h)
         return boxes, scores, kps
 
-    def _fuse(self, boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray) -> FaceDetections:
+    def _fuse(self, boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, full: np.ndarray) -> FaceDetections:
+        """One box per face. Full-range boxes of one face (whole frame and tiles, where a tile may
+        cut the face) are merged into their union; the short-range model's box, shaped
+        differently, is used only for faces the full-range passes did not find."""
         if len(boxes) == 0:
             return FaceDetections.empty()
-        clusters = union_clusters(boxes, scores, self.config.nms_iou)
-        out_boxes = np.stack([
-            np.concatenate([boxes[c, :2].min(axis=0), boxes[c, 2:].max(axis=0)]) for c in clusters])
-        best = np.array([c[0] for c in clusters])
-        return FaceDetections(out_boxes, scores[best], kps[best])
+        out_boxes, out_scores, out_kps = [], [], []
+        for cluster in union_clusters(boxes, scores, self.config.nms_iou):
+            members = cluster[full[cluster]] if full[cluster].any() else cluster[:1]
+            out_boxes.append(np.concatenate([boxes[members, :2].min(axis=0), boxes[members, 2:].max(axis=0)]))
+            out_scores.append(scores[cluster[0]])
+            out_kps.append(kps[members[0]])
+        return FaceDetections(np.stack(out_boxes), np.array(out_scores), np.stack(out_kps))
 
 
 def detect_upright(detector: FaceDetector, frame: Frame) -> FaceDetections:

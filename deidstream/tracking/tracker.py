@@ -56,6 +56,10 @@ def _new_filter(box: np.ndarray) -> KalmanFilter:
     return kf
 
 
+def _outside(box: np.ndarray, frame_size: tuple[int, int]) -> bool:
+    return bool(box[2] <= 0 or box[3] <= 0 or box[0] >= frame_size[0] or box[1] >= frame_size[1])
+
+
 @dataclass(eq=False)
 class Track:
     """One face followed over time; ``last_box`` is the box that was last covered."""
@@ -70,6 +74,7 @@ class Track:
     misses: int = 0
     last_frame: int = 0
     last_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    cover_box: np.ndarray | None = None
 
     @property
     def predicted_box(self) -> np.ndarray:
@@ -98,16 +103,26 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self.ended: list[Track] = []
 
-    def update(self, detections: FaceDetections, frame_index: int) -> FaceDetections:
-        """Advance one frame; returns every box to cover, with ``track_id`` and ``coasting``."""
+    def update(
+        self, detections: FaceDetections, frame_index: int, frame_size: tuple[int, int] | None = None
+    ) -> FaceDetections:
+        """Advance one frame; returns every box to cover, with ``track_id`` and ``coasting``.
+
+        With ``frame_size`` (width, height), a coasting track whose box has left the frame ends.
+        """
         cfg = self.config
         for track in self.tracks:
             track.predict()
         matches, lone_tracks, lone_dets = self._associate(detections)
         for ti, di in matches:
             track = self.tracks[ti]
-            track.correct(detections.xyxy[di])
-            track.last_detection = detections.xyxy[di].copy()
+            # Cover the detection and where the track expected the face: detectors disagree on a
+            # face's box from frame to frame (and model to model), the union never leaves a part bare.
+            prior = track.predicted_box
+            found = detections.xyxy[di]
+            track.cover_box = np.concatenate([np.minimum(prior[:2], found[:2]), np.maximum(prior[2:], found[2:])])
+            track.correct(found)
+            track.last_detection = found.copy()
             if detections.keypoints is not None:
                 track.keypoints = detections.keypoints[di].copy()
             track.hits += 1
@@ -121,7 +136,7 @@ class FaceTracker:
                 if track.state is TrackState.CONFIRMED:
                     track.state = TrackState.LOST
                 limit = cfg.max_coast_tentative if track.state is TrackState.TENTATIVE else cfg.max_coast
-                if track.misses > limit:
+                if track.misses > limit or (frame_size is not None and _outside(track.predicted_box, frame_size)):
                     self.ended.append(track)
                     continue
             survivors.append(track)
@@ -159,17 +174,13 @@ class FaceTracker:
         boxes, ids, coasting = [], [], []
         for track in self.tracks:
             if track.misses == 0:
-                box = track.last_detection
+                box = track.cover_box if track.cover_box is not None else track.last_detection
             else:
-                # Coast: predicted centre, never smaller than the last detection, widening with time.
-                pred = track.predicted_box
-                last = track.last_detection
-                w = max(pred[2] - pred[0], last[2] - last[0])
-                h = max(pred[3] - pred[1], last[3] - last[1])
-                cx, cy = (pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2
-                box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+                # Coast: cover both where the face was last seen and where it is predicted to be,
+                # each widened with time, so neither a stop nor a move leaves it bare.
                 growth = min(1.0 + cfg.coast_growth * track.misses, cfg.max_coast_scale)
-                box = scale_about_centre(box, growth)[0]
+                grown = scale_about_centre(np.stack([track.last_detection, track.predicted_box]), growth)
+                box = np.concatenate([grown[:, :2].min(axis=0), grown[:, 2:].max(axis=0)])
             track.last_box = box
             track.last_frame = frame_index
             boxes.append(box)
