@@ -1,8 +1,8 @@
-"""The Python API: anonymise a file or a folder of files.
+"""The Python API: anonymise a file or a folder of files::
 
->>> from deidstream import anonymize  # doctest: +SKIP
->>> report = anonymize("in.mp4", "out.mp4", mode="pixelate")  # doctest: +SKIP
->>> print(report.summary())  # doctest: +SKIP
+    from deidstream import anonymize
+    report = anonymize("in.mp4", "out.mp4", mode="pixelate")
+    print(report.summary())
 """
 
 from __future__ import annotations
@@ -39,6 +39,40 @@ def _config_with_mode(config: PipelineConfig | None, mode: str | None) -> Pipeli
     return config
 
 
+class _DetectStage:
+    """Pipeline stage 1: detection, on its own thread; audio passes through."""
+
+    def __init__(self, processor: FaceProcessor) -> None:
+        self.processor = processor
+
+    def __call__(self, item: Frame | AudioPacket) -> list[object]:
+        return [item if isinstance(item, AudioPacket) else self.processor.detect(item)]
+
+
+class _CoverStage:
+    """Pipeline stage 2: tracking and hiding in frame order; records each frame in the report."""
+
+    def __init__(self, processor: FaceProcessor, report: RunReport, progress: ProgressCallback | None) -> None:
+        self.processor = processor
+        self.report = report
+        self.progress = progress
+
+    def __call__(self, item: object) -> list[Frame | AudioPacket]:
+        if isinstance(item, AudioPacket):
+            return [item]
+        return self._finish(self.processor.cover(item))  # type: ignore[arg-type]
+
+    def flush(self) -> list[Frame | AudioPacket]:
+        return self._finish(self.processor.flush())
+
+    def _finish(self, results: list[FrameResult]) -> list[Frame | AudioPacket]:
+        for result in results:
+            self.report.add_frame(result.frame.index, result.detections, result.covered, result.regions)
+            if self.progress:
+                self.progress(None, self.report.frames)
+        return [r.frame for r in results]
+
+
 def anonymize(
     input_path: str | Path,
     output_path: str | Path,
@@ -69,23 +103,13 @@ def anonymize(
             info = source.info
             if progress:
                 progress(info, 0)
-            processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer), clock)
+            processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
+                                      clock, lookback=config.detector.full_range_every - 1)
 
-            def detect(item: Frame | AudioPacket) -> object:
-                return item if isinstance(item, AudioPacket) else processor.detect(item)
-
-            def cover(item: object) -> Frame | AudioPacket:
-                if isinstance(item, AudioPacket):
-                    return item
-                result: FrameResult = processor.cover(item)  # type: ignore[arg-type]
-                report.add_frame(result.frame.index, result.detections, result.covered, result.regions)
-                if progress:
-                    progress(None, report.frames)
-                return result.frame
-
+            stages = [_DetectStage(processor), _CoverStage(processor, report, progress)]
             started = time.perf_counter()
             with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
-                run_pipeline(source.items(), [detect, cover], sink.write, queue_size=config.queue_size, clock=clock)
+                run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
             report.seconds = time.perf_counter() - started
             report.frames_written = sink.frames_written
             report.decode_errors = source.decode_errors

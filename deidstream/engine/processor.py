@@ -7,12 +7,14 @@ the anonymiser is, and the anonymiser stays as the fail-closed fallback.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.stream.pipeline import StageClock
+from deidstream.tracking.boxes import scale_about_centre
 from deidstream.tracking.detector import FaceDetector, detect_upright
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
@@ -20,7 +22,7 @@ from deidstream.types import FaceDetections, Frame
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
-    """What happened to one frame: the raw detections and the boxes that were covered."""
+    """What happened to one frame: the raw detections, the boxes covered, the pixel regions hidden."""
 
     frame: Frame
     detections: FaceDetections
@@ -29,7 +31,12 @@ class FrameResult:
 
 
 class FaceProcessor:
-    """Detector → tracker → anonymiser for one stream; keeps the tracker's state between frames."""
+    """Detector → tracker → anonymiser for one stream; keeps the tracker's state between frames.
+
+    ``lookback`` frames are held back after hiding: when a face is first found (by a model that
+    runs only every few frames, or because it just came into view), it is also hidden in the
+    held frames, where it was most likely already present but not yet detected.
+    """
 
     def __init__(
         self,
@@ -37,15 +44,15 @@ class FaceProcessor:
         tracker: FaceTracker,
         anonymizer: FaceAnonymizer,
         clock: StageClock | None = None,
+        *,
+        lookback: int = 0,
     ) -> None:
         self.detector = detector
         self.tracker = tracker
         self.anonymizer = anonymizer
         self.clock = clock or StageClock()
-
-    def process(self, frame: Frame) -> FrameResult:
-        """Both halves in one call, for callers without a pipeline."""
-        return self.cover(self.detect(frame))
+        self.lookback = lookback
+        self._held: deque[FrameResult] = deque()
 
     def detect(self, frame: Frame) -> tuple[Frame, FaceDetections]:
         """First half; stateless, so it can run on its own thread ahead of ``cover``."""
@@ -54,13 +61,42 @@ class FaceProcessor:
         self.clock.add("detect", time.perf_counter() - t0)
         return frame, detections
 
-    def cover(self, detected: tuple[Frame, FaceDetections]) -> FrameResult:
-        """Second half: track (stateful, in frame order) and hide every tracked face."""
+    def cover(self, detected: tuple[Frame, FaceDetections]) -> list[FrameResult]:
+        """Second half, in frame order: track, hide every tracked face, back-fill new faces into
+        held frames. Returns the frames that leave the look-back window (oldest first)."""
         frame, detections = detected
         t0 = time.perf_counter()
         covered = self.tracker.update(detections, frame.index, (frame.width, frame.height))
         t1 = time.perf_counter()
         regions = self.anonymizer.apply(frame.image, covered)
+        self._backfill(frame.index)
         self.clock.add("track", t1 - t0)
         self.clock.add("anonymise", time.perf_counter() - t1)
-        return FrameResult(frame, detections, covered, regions)
+        self._held.append(FrameResult(frame, detections, covered, regions))
+        out = []
+        while len(self._held) > self.lookback:
+            out.append(self._held.popleft())
+        return out
+
+    def flush(self) -> list[FrameResult]:
+        out = list(self._held)
+        self._held.clear()
+        return out
+
+    def process(self, frame: Frame) -> list[FrameResult]:
+        """Both halves in one call, for callers without a pipeline."""
+        return self.cover(self.detect(frame))
+
+    def _backfill(self, frame_index: int) -> None:
+        born = [t for t in self.tracker.tracks if t.first_frame == frame_index]
+        if not born or not self._held:
+            return
+        cfg = self.tracker.config
+        boxes = np.stack([t.last_detection for t in born])
+        for steps, held in enumerate(reversed(self._held), start=1):
+            grown = scale_about_centre(boxes, min(1.0 + 2 * cfg.coast_growth * steps, cfg.max_coast_scale))
+            faces = FaceDetections(grown, np.ones(len(grown), np.float32))
+            extra = self.anonymizer.apply(held.frame.image, faces)
+            i = len(self._held) - steps
+            self._held[i] = FrameResult(held.frame, held.detections, held.covered,
+                                        np.concatenate([held.regions.reshape(-1, 4), extra]))

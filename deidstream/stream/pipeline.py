@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 _END = object()
 _POLL_S = 0.05
@@ -48,9 +48,17 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
     return _END
 
 
+class Stage(Protocol):
+    """One processing step: an item in, zero or more items out (a stage may hold items back,
+    e.g. to revise a frame once it has seen the next). ``flush()``, if defined, releases what
+    is held when the input ends."""
+
+    def __call__(self, item: Any) -> Iterable[Any]: ...
+
+
 def run_pipeline(
     produce: Iterable[Any],
-    stages: Sequence[Callable[[Any], Any]],
+    stages: Sequence[Stage],
     consume: Callable[[Any], None],
     *,
     queue_size: int = 8,
@@ -80,15 +88,20 @@ def run_pipeline(
             if not _put(queues[0], item, stop) or item is _END:
                 return
 
-    def stage(fn: Callable[[Any], Any], q_in: queue.Queue, q_out: queue.Queue) -> Callable[[], None]:
+    def stage(fn: Stage, q_in: queue.Queue, q_out: queue.Queue) -> Callable[[], None]:
         def body() -> None:
             while True:
                 item = _get(q_in, stop)
                 if item is _END:
+                    flush = getattr(fn, "flush", None)
+                    for out in (flush() if flush else []):
+                        if not _put(q_out, out, stop):
+                            return
                     _put(q_out, _END, stop)
                     return
-                if not _put(q_out, fn(item), stop):
-                    return
+                for out in fn(item):
+                    if not _put(q_out, out, stop):
+                        return
         return body
 
     def writer() -> None:

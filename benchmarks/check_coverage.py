@@ -1,0 +1,99 @@
+"""Are faces ever left bare? Two counts per shared clip, in the default configuration.
+
+    python benchmarks/check_coverage.py [--clips a.mp4 ...] [-- extra deidstream options]
+
+1. ``prev_bare``: frames where a face the pipeline's detector found in the previous frame is
+   not inside a hidden region (at least ``--contain`` of its box) — the coasting guarantee.
+2. ``found_bare``: an independent pass of the same detector with every model on every frame
+   (no skipping) over the *input*; frames where a face it finds is not inside a hidden
+   region. This also measures what running the full-range model every 2nd frame costs.
+Prints a table and writes benchmarks/out/coverage.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+sys.path.insert(0, str(ROOT))
+
+from deidstream.api import anonymize  # noqa: E402
+from deidstream.cli import build_parser, config_from_args  # noqa: E402
+from deidstream.config import DetectorConfig  # noqa: E402
+from deidstream.tracking.boxes import containment_matrix  # noqa: E402
+from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
+from deidstream.types import Frame  # noqa: E402
+
+
+def bare(faces: np.ndarray, regions: list[list[int]], contain: float) -> int:
+    faces = np.asarray(faces, np.float32).reshape(-1, 4)
+    if len(faces) == 0:
+        return 0
+    if not regions:
+        return len(faces)
+    return int((containment_matrix(faces, np.array(regions, np.float32)).max(axis=1) < contain).sum())
+
+
+def check(clip: Path, config, contain: float, tmp: Path) -> dict:
+    report = anonymize(clip, tmp / "out.mp4", config=config, overwrite=True)
+    dets, hidden = report.detection_boxes, report.region_boxes
+    prev_bare = [t for t in range(1, len(dets)) if bare(dets[t - 1], hidden[t], contain)]
+    found_bare, found = [], 0
+    with MediaPipeDetector(DetectorConfig(**{**_fields(config.detector), "full_range_every": 1})) as det, \
+            av.open(str(clip)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            rotation = int(round((f.rotation or 0) / 90)) * 90 % 360
+            frame = Frame(i, f.to_ndarray(format="rgb24"), pts=i, time_base=f.time_base, rotation=rotation)
+            faces = detect_upright(det, frame).xyxy
+            found += len(faces)
+            if bare(faces, hidden[i], contain):
+                found_bare.append(i)
+    return {"clip": clip.name, "frames": report.frames, "faces_found_independently": found,
+            "prev_bare_frames": len(prev_bare), "found_bare_frames": len(found_bare),
+            "prev_bare_at": prev_bare[:20], "found_bare_at": found_bare[:20]}
+
+
+def _fields(cfg) -> dict:
+    return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="count frames where a face is left bare")
+    ap.add_argument("--clips", nargs="*")
+    ap.add_argument("--contain", type=float, default=0.8, help="fraction of a face box that must be hidden")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "coverage.json")
+    ap.add_argument("extra", nargs="*", help="deidstream options, after --")
+    args = ap.parse_args()
+    clips = [Path(c) for c in args.clips] if args.clips else sorted(VIDEOS.glob("*.mp4")) + sorted(VIDEOS.glob("*.mov"))
+    if not clips:
+        print(f"no clips found in {VIDEOS} (is ../shared/data present?)", file=sys.stderr)
+        return 2
+    config = config_from_args(build_parser().parse_args(["in", "out", *args.extra]))
+    rows = []
+    print(f"{'clip':34s} {'frames':>6s} {'faces':>6s} {'prev_bare':>9s} {'found_bare':>10s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            r = check(clip, config, args.contain, Path(tmp))
+            rows.append(r)
+            print(f"{r['clip']:34s} {r['frames']:6d} {r['faces_found_independently']:6d} "
+                  f"{r['prev_bare_frames']:9d} {r['found_bare_frames']:10d}", flush=True)
+    total = {k: sum(r[k] for r in rows) for k in ("frames", "faces_found_independently",
+                                                  "prev_bare_frames", "found_bare_frames")}
+    print(f"{'total':34s} {total['frames']:6d} {total['faces_found_independently']:6d} "
+          f"{total['prev_bare_frames']:9d} {total['found_bare_frames']:10d}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"argv": sys.argv[1:], "contain": args.contain, "total": total, "rows": rows},
+                                   indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
