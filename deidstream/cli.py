@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float, default=d_det.threshold,
                    help="minimum face detection score; lower finds more faces (default: %(default)s)")
     g.add_argument("--full-range-every", type=int, default=d_det.full_range_every, metavar="N",
-                   help="run the full-range model on every N-th frame; 1 is most thorough, 2 about "
-                        "1.5x faster (new faces are back-filled one frame) (default: %(default)s)")
+                   help="run the full-range model on every N-th frame; 1 is most thorough, 2 is "
+                        "faster and back-fills new faces one frame (default: %(default)s)")
     g.add_argument("--tile-size", type=int, default=d_det.tile_size,
                    help="tile frames larger than this for small faces; 0 turns tiling off (default: %(default)s)")
     g.add_argument("--max-coast", type=int, default=d_trk.max_coast,
