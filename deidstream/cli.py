@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     d_det, d_trk, d_anon, d_enc = DetectorConfig(), TrackerConfig(), AnonymizerConfig(), EncoderConfig()
     p = argparse.ArgumentParser(
         prog="deidstream",
-        description="Anonymise every face in a video file, or in every video of a folder.",
+        description="Anonymise every face in a video file, or in every video of a folder. "
+                    "'deidstream evaluate ORIGINAL ANONYMISED' measures the result.",
     )
     p.add_argument("input", type=Path, help="input video file, or a folder of videos")
     p.add_argument("output", type=Path, help="output video file (.mp4, .mkv, .mov), or a folder for folder input")
@@ -116,6 +117,11 @@ def _print_summary(reports: list[RunReport]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluate"]:
+        from deidstream.evaluation.command import run
+
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="deidstream: %(levelname)s: %(message)s")

@@ -1,0 +1,1 @@
+"""``deidstream evaluate``: privacy and utility of an anonymised video against its original."""

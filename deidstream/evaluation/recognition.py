@@ -1,0 +1,76 @@
+"""dlib's independent face detector and ResNet face descriptor (the paper's "FR" metric).
+
+The models come from the ``face-recognition-models`` package; they are loaded straight from its
+folder (its own loader needs pkg_resources). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deidstream.errors import ConfigError
+
+SAME_PERSON = 0.6  # dlib's documented threshold: descriptors closer than this are the same person
+DETECTORS = ("hog", "cnn")
+
+
+def _model_dir() -> Path:
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the face-recognition-models package is not installed (pip install face-recognition-models)")
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+@dataclass(frozen=True, slots=True)
+class DlibFace:
+    """A face dlib found: its box (x0, y0, x1, y1) and 5-point landmarks for alignment."""
+
+    box: np.ndarray
+    shape: object  # dlib.full_object_detection
+
+
+class DlibRecognizer:
+    """HOG (or CNN) detection, 5-point alignment and the 128-d descriptor, all from dlib."""
+
+    name = "dlib"
+
+    def __init__(self, detector: str = "hog", upsample: int = 1) -> None:
+        import dlib
+
+        if detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")
+        models = _model_dir()
+        self.detector_name = f"dlib {detector.upper()} (upsample {upsample})"
+        self._dlib = dlib
+        self._cnn = detector == "cnn"
+        self._detector = (dlib.cnn_face_detection_model_v1(str(models / "mmod_human_face_detector.dat"))
+                          if self._cnn else dlib.get_frontal_face_detector())
+        self._upsample = upsample
+        self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self._encoder = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+
+    def detect(self, image: np.ndarray) -> list[DlibFace]:
+        found = self._detector(image, self._upsample)
+        rects = [d.rect for d in found] if self._cnn else list(found)
+        return [DlibFace(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), self._shape(image, r))
+                for r in rects]
+
+    def describe(self, image: np.ndarray, faces: list[DlibFace]) -> np.ndarray:
+        """(n, 128) descriptors of ``faces`` in ``image``, aligned by each face's landmarks."""
+        if not faces:
+            return np.zeros((0, 128), np.float32)
+        shapes = self._dlib.full_object_detections()
+        for f in faces:
+            shapes.append(f.shape)
+        return np.array(self._encoder.compute_face_descriptor(image, shapes), np.float32)
+
+    def cluster(self, descriptors: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """Identity labels by dlib's Chinese-whispers clustering."""
+        if len(descriptors) == 0:
+            return np.zeros(0, int)
+        vectors = [self._dlib.vector(d.astype(float).tolist()) for d in descriptors]
+        return np.array(self._dlib.chinese_whispers_clustering(vectors, threshold), int)

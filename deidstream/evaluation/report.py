@@ -1,0 +1,98 @@
+"""Show an evaluation: a terminal table, JSON for machines, plots and a contact sheet for people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deidstream.evaluation.metrics import CROP, Evaluation
+from deidstream.evaluation.recognition import SAME_PERSON
+
+ROWS = [
+    ("faces evaluated", "faces", "{}"),
+    ("mean ID distance (higher = more private)", "mean_id_distance", "{:.3f}"),
+    ("re-identified (< 0.6)", "reidentified_fraction", "{:.1%}"),
+    ("leak rate (frames)", "leak_rate", "{:.1%}"),
+    ("ID consistency (lower = one person)", "id_consistency", "{:.3f}"),
+    ("face detectability FD", "face_detectability", "{:.1%}"),
+    ("PD (mean abs. difference)", "pd", "{:.2f}"),
+    ("PSNR (dB)", "psnr", "{:.2f}"),
+    ("SSIM", "ssim", "{:.3f}"),
+    ("flicker (output / original)", "flicker_ratio", "{:.2f}"),
+    ("faces left unaltered", "unaltered_faces", "{}"),
+    ("frames with an unaltered face", "frames_with_unaltered_face", "{}"),
+]
+
+
+def table(ev: Evaluation) -> str:
+    s = ev.summary
+    lines = [f"original: {ev.original}", f"output:   {ev.output}",
+             f"faces found in the original by {ev.detector}, every {ev.every}. frame "
+             f"({s['frames_sampled']} frames sampled, {s['frames_with_faces']} with faces, "
+             f"{s['identities']} identities); recogniser: dlib ResNet descriptor"]
+    for label, key, fmt in ROWS:
+        value = s.get(key)
+        lines.append(f"  {label:42s} {'n/a' if value is None else fmt.format(value)}")
+    cmp = ev.comparison
+    if cmp.mismatches:
+        lines.append("files differ: " + "; ".join(cmp.mismatches))
+    else:
+        lines.append(f"files match: {cmp.original.frames} frames, {cmp.original.duration_s:.3f} s, "
+                     f"{cmp.original.width}x{cmp.original.height}, audio {cmp.original.audio or 'none'}")
+    return "\n".join(lines)
+
+
+def write_plots(ev: Evaluation, folder: Path) -> list[Path]:
+    """ID distance per frame, the distance histogram with the 0.6 line, and the worst faces."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = [f.frame for f in ev.faces]
+    dists = [f.id_distance for f in ev.faces]
+    written = []
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.scatter(frames, dists, s=8)
+    ax.axhline(SAME_PERSON, color="red", linestyle="--", label="same person (0.6)")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("ID distance to original")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    written.append(folder / "id_distance_per_frame.png")
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(dists, bins=30, range=(0, max(1.4, max(dists, default=0))))
+    ax.axvline(SAME_PERSON, color="red", linestyle="--", label="same person (0.6)")
+    ax.set_xlabel("ID distance to original")
+    ax.set_ylabel("faces")
+    ax.legend()
+    fig.tight_layout()
+    written.append(folder / "id_distance_histogram.png")
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+
+    if ev.worst:
+        written.append(folder / "worst_faces.png")
+        cv2.imwrite(str(written[-1]), cv2.cvtColor(contact_sheet(ev), cv2.COLOR_RGB2BGR))
+    return written
+
+
+def contact_sheet(ev: Evaluation, columns: int = 3) -> np.ndarray:
+    """Original | output pairs of the least private faces, labelled with frame and distance."""
+    tiles = []
+    for distance, frame, original, output in ev.worst:
+        tile = np.concatenate([original, output], axis=1).copy()
+        cv2.putText(tile, f"f{frame} d={distance:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1,
+                    cv2.LINE_AA)
+        tiles.append(tile)
+    while len(tiles) % columns:
+        tiles.append(np.zeros((CROP, 2 * CROP, 3), np.uint8))
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=0)
