@@ -1,0 +1,111 @@
+"""deidstream evaluate: identical, anonymised, partly anonymised and misaligned pairs."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared_file
+from media import make_clip
+
+from deidstream.api import anonymize
+from deidstream.cli import main
+from deidstream.evaluation.command import evaluate
+from deidstream.evaluation.recognition import DlibRecognizer
+
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    img = cv2.cvtColor(cv2.imread(str(shared_file("images/two_people.jpg"))), cv2.COLOR_BGR2RGB)
+    return cv2.resize(img, (640, round(320 * img.shape[0] / img.shape[1]) * 2), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def people_clip(tmp_path_factory, photo):
+    path = tmp_path_factory.mktemp("eval") / "people.mp4"
+    return make_clip(path, frames=FRAMES, size=(photo.shape[1], photo.shape[0]), images=[photo], audio="aac",
+                     options={"crf": "12"})
+
+
+def test_identical_videos(people_clip):
+    ev = evaluate(people_clip, people_clip, every=2)
+    s = ev.summary
+    assert s["faces"] == 2 * (FRAMES // 2)
+    assert s["mean_id_distance"] == 0.0
+    assert s["reidentified_fraction"] == 1.0
+    assert s["leak_rate"] == 1.0
+    assert s["face_detectability"] == 1.0
+    assert s["unaltered_faces"] == s["faces"]
+    assert s["identities"] == 2
+    assert ev.comparison.mismatches == []
+
+
+def test_pixelated_faces_are_private_and_hard_to_detect(people_clip, tmp_path):
+    out = tmp_path / "pix.mp4"
+    anonymize(people_clip, out, mode="pixelate")
+    s = evaluate(people_clip, out, every=2).summary
+    assert s["face_detectability"] <= 0.25
+    assert s["reidentified_fraction"] <= 0.25
+    assert s["mean_id_distance"] > 0.6
+    assert s["unaltered_faces"] == 0
+
+
+def test_a_face_left_unchanged_is_reported_uncovered(people_clip, photo, tmp_path):
+    faces = DlibRecognizer().detect(photo)
+    assert len(faces) == 2
+    x0, y0, x1, y1 = (int(v) for v in faces[0].box)
+    half = photo.copy()
+    small = cv2.resize(half[y0:y1, x0:x1], (4, 4), interpolation=cv2.INTER_AREA)
+    half[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    out = make_clip(tmp_path / "half.mp4", frames=FRAMES, size=(photo.shape[1], photo.shape[0]), images=[half],
+                    options={"crf": "12"})
+    ev = evaluate(people_clip, out, every=2)
+    s = ev.summary
+    assert s["unaltered_faces"] == FRAMES // 2
+    assert s["frames_with_unaltered_face"] == s["frames_with_faces"] == FRAMES // 2
+    assert s["leak_rate"] == 1.0
+
+
+def test_mismatched_frame_counts_are_reported_not_fatal(people_clip, photo, tmp_path):
+    shorter = make_clip(tmp_path / "short.mp4", frames=FRAMES - 3, size=(photo.shape[1], photo.shape[0]),
+                        images=[photo], audio=None, options={"crf": "12"})
+    ev = evaluate(people_clip, shorter, every=1)
+    text = "; ".join(ev.comparison.mismatches)
+    assert f"frame count {FRAMES} -> {FRAMES - 3}" in text
+    assert "3 original frames have no output frame" in text
+    assert "audio streams" in text
+    assert ev.summary["frames_sampled"] == FRAMES - 3
+
+
+def test_command_writes_json_without_embeddings_and_plots(people_clip, tmp_path, capsys):
+    out = tmp_path / "blur.mp4"
+    anonymize(people_clip, out)
+    code = main(["evaluate", str(people_clip), str(out), "--every", "4", "--json", str(tmp_path / "e.json"),
+                 "--plots", str(tmp_path / "plots")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "mean ID distance" in printed and "dlib HOG" in printed
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert data["summary"]["faces"] == 4 and data["independent_detector"].startswith("dlib HOG")
+    assert "128" not in json.dumps([len(v) for v in _lists(data)])  # no face descriptors written
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "id_distance_histogram.png", "id_distance_per_frame.png", "worst_faces.png"]
+
+
+def test_command_missing_file(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]) == 1
+    assert "a.mp4" in capsys.readouterr().err
+
+
+def _lists(node):
+    if isinstance(node, list):
+        yield node
+        for item in node:
+            yield from _lists(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from _lists(item)
