@@ -72,3 +72,13 @@ def test_mkv_output_container(tmp_path):
     out = tmp_path / "out.mkv"
     assert main([str(src), str(out), "-q"]) == 0
     assert facts(out).frames == facts(src).frames
+
+
+def test_audio_the_container_refuses_is_reencoded_as_aac(tmp_path):
+    src = make_clip(tmp_path / "in.avi", codec="mpeg4", audio="pcm_mulaw")
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "-q"]) == 0
+    a, b = facts(src), facts(out)
+    assert (a.audio_codec, b.audio_codec) == ("pcm_mulaw", "aac")
+    assert b.audio_duration == pytest.approx(a.audio_duration, abs=0.025)  # one AAC frame of padding at most
+    assert b.times == a.times

@@ -13,6 +13,7 @@ coverage (faces left essentially unaltered).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -101,6 +102,7 @@ class Evaluator:
         self.keep_worst = keep_worst
 
     def run(self, original: str | Path, output: str | Path) -> Evaluation:
+        started = time.perf_counter()
         original, output = Path(original), Path(output)
         comparison = Comparison(StreamFacts(), StreamFacts())
         ev = Evaluation(str(original), str(output), self.rec.detector_name, self.every, comparison)
@@ -111,6 +113,7 @@ class Evaluator:
             previous = pair
         comparison.finish(original, output)
         self._finish(ev, np.array(gallery).reshape(-1, 128), np.array(outputs).reshape(-1, 128), out_frame)
+        ev.summary["seconds"] = round(time.perf_counter() - started, 2)
         return ev
 
     def _sample(self, pair: FramePair, previous: FramePair | None, ev: Evaluation,

@@ -31,7 +31,7 @@ def table(ev: Evaluation) -> str:
     lines = [f"original: {ev.original}", f"output:   {ev.output}",
              f"faces found in the original by {ev.detector}, every {ev.every}. frame "
              f"({s['frames_sampled']} frames sampled, {s['frames_with_faces']} with faces, "
-             f"{s['identities']} identities); recogniser: dlib ResNet descriptor"]
+             f"{s['identities']} identities); recogniser: dlib ResNet descriptor; {s['seconds']:.1f} s"]
     for label, key, fmt in ROWS:
         value = s.get(key)
         lines.append(f"  {label:42s} {'n/a' if value is None else fmt.format(value)}")

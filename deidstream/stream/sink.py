@@ -23,6 +23,7 @@ from deidstream.types import Frame
 log = logging.getLogger(__name__)
 
 FASTSTART_EXTENSIONS = {"mp4", "m4v", "mov"}
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 def check_output_path(input_path: Path, output_path: Path, *, overwrite: bool) -> None:
@@ -106,12 +107,19 @@ class FileSink:
             )
         self._video = self._add_video(container, rotation)
         self._audio_out = []
-        for stream, can_copy in zip(self._audio_in, copy):
-            if can_copy:
-                out = container.add_stream_from_template(stream, opaque=True)
-            else:
-                out = container.add_stream("aac", rate=stream.codec_context.sample_rate or 48000)
-                out.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
+        for i, stream in enumerate(self._audio_in):
+            if copy[i]:
+                try:
+                    self._audio_out.append(container.add_stream_from_template(stream, opaque=True))
+                    continue
+                except ValueError:  # the muxer refuses this codec outright
+                    log.info("%s: audio %s cannot be copied into %s; re-encoding as AAC",
+                             self.path, stream.codec_context.name, self.path.suffix)
+                    copy[i] = False
+            out = container.add_stream("aac", rate=stream.codec_context.sample_rate or 48000)
+            channels = stream.codec_context.layout.nb_channels if stream.codec_context.layout else 2
+            out.layout = DEFAULT_LAYOUTS.get(channels, "stereo")  # files often leave the channel order unset
+            out.format = "fltp"  # the AAC encoder's only sample format; PyAV resamples to it
             self._audio_out.append(out)
         return container
 
