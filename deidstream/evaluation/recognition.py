@@ -54,6 +54,7 @@ class DlibRecognizer:
         self._encoder = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def detect(self, image: np.ndarray) -> list[DlibFace]:
+        image = np.ascontiguousarray(image)  # dlib refuses strided views (decoded rows may be padded)
         found = self._detector(image, self._upsample)
         rects = [d.rect for d in found] if self._cnn else list(found)
         return [DlibFace(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), self._shape(image, r))
@@ -66,7 +67,7 @@ class DlibRecognizer:
         shapes = self._dlib.full_object_detections()
         for f in faces:
             shapes.append(f.shape)
-        return np.array(self._encoder.compute_face_descriptor(image, shapes), np.float32)
+        return np.array(self._encoder.compute_face_descriptor(np.ascontiguousarray(image), shapes), np.float32)
 
     def cluster(self, descriptors: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """Identity labels by dlib's Chinese-whispers clustering."""
