@@ -115,6 +115,16 @@ def facts(path: Path) -> ClipFacts:
                          vs.codec_context.name)
 
 
+def assert_same_video(original: ClipFacts, output: ClipFacts) -> None:
+    """Same frame count, exact presentation times, size and duration (containers round the last
+    sample to their time base, hence 2 ms)."""
+    assert output.frames == original.frames
+    assert output.times == original.times
+    assert (output.width, output.height) == (original.width, original.height)
+    assert abs(output.video_duration - original.video_duration) <= 2e-3
+    assert output.codec == "h264"
+
+
 def _audio_span(path: Path) -> float:
     """Seconds from the first audio packet's start to the last one's end."""
     with av.open(str(path)) as c:

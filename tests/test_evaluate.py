@@ -109,3 +109,11 @@ def _lists(node):
     elif isinstance(node, dict):
         for item in node.values():
             yield from _lists(item)
+
+
+def test_recognizer_accepts_strided_images(photo):
+    rec = DlibRecognizer()
+    view = photo[:, 1:-1]  # not contiguous, like a decoded frame with padded rows
+    faces = rec.detect(view)
+    assert len(faces) == 2
+    assert np.allclose(rec.describe(view, faces), rec.describe(np.ascontiguousarray(view), faces))
