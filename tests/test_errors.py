@@ -135,6 +135,17 @@ def test_output_equal_to_input_is_refused(tmp_path, capsys):
     assert leftovers(tmp_path) == []
 
 
+def test_output_that_is_a_link_to_the_input_is_refused(tmp_path, capsys):
+    src = make_clip(tmp_path / "in.mp4")
+    before = digest(src)
+    os.link(src, tmp_path / "hard.mp4")
+    os.symlink(src, tmp_path / "soft.mp4")
+    for name in ("hard.mp4", "soft.mp4"):
+        code, err = run_cli(capsys, src, tmp_path / name, "--overwrite")
+        assert code == 1 and "output is the input" in err
+    assert digest(src) == before
+
+
 def test_existing_output_needs_overwrite(tmp_path, capsys):
     src = make_clip(tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"

@@ -28,7 +28,7 @@ DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.
 
 def check_output_path(input_path: Path, output_path: Path, *, overwrite: bool) -> None:
     """Refuse outputs that would lose data: the input itself, an existing file, a missing folder."""
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
+    if output_path.exists() and os.path.samefile(output_path, input_path):
         raise InvalidOutputError(f"{output_path}: output is the input file; refusing to overwrite the input")
     if output_path.is_dir():
         raise InvalidOutputError(f"{output_path}: is a directory, expected an output file name")
