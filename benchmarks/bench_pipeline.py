@@ -51,10 +51,20 @@ def head_clip(clip: Path, out: Path, n: int) -> int:
     return total
 
 
+PEAK_RSS_MB: dict[str, float] = {}
+
+
 def wall(cmd: list[str]) -> float:
+    """Wall seconds of a command; its peak resident memory is kept in PEAK_RSS_MB by program name."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    PEAK_RSS_MB[Path(cmd[0]).name] = usage.ru_maxrss / 1024
+    return elapsed
 
 
 def rates(n: int, full_s: float, head_s: float) -> tuple[float, float]:
@@ -71,15 +81,17 @@ def bench_clip(clip: Path, mode: str, deface: str | None, extra: list[str], tmp:
                      "--mode", mode, "--overwrite", "-q", "--report", str(rep), *extra])
 
     full_s = ours(clip, report)
+    peak_mb = PEAK_RSS_MB[Path(sys.executable).name]
     r = json.loads(report.read_text())
     head_s = ours(head, tmp / "head.json")
     e2e, steady = rates(n, full_s, head_s)
     row = {"clip": clip.name, "frames": n, "mode": mode, "wall_s": round(full_s, 2),
            "startup_s": round(head_s, 2), "e2e_fps": round(e2e, 2), "steady_fps": round(steady, 2),
-           "pipeline_fps": r["fps"], "stage_ms_per_frame": r["stage_ms_per_frame"],
+           "pipeline_fps": r["fps"], "peak_rss_mb": round(peak_mb), "stage_ms_per_frame": r["stage_ms_per_frame"],
            "faces_covered": r["faces_covered"], "tracks": len(r["tracks"])}
     if deface:
         d_full = wall([deface, str(clip), "-o", str(tmp / f"{clip.stem}.deface.mp4")])
+        row["deface_peak_rss_mb"] = round(PEAK_RSS_MB[Path(deface).name])
         d_head = wall([deface, str(head), "-o", str(tmp / f"{clip.stem}.head.deface.mp4")])
         d_e2e, d_steady = rates(n, d_full, d_head)
         row.update(deface_e2e_fps=round(d_e2e, 2), deface_steady_fps=round(d_steady, 2),
@@ -89,12 +101,14 @@ def bench_clip(clip: Path, mode: str, deface: str | None, extra: list[str], tmp:
 
 def print_row(r: dict) -> None:
     st = r["stage_ms_per_frame"]
-    line = (f"{r['clip']:32s} {r['frames']:4d} fr | e2e {r['e2e_fps']:6.1f} steady {r['steady_fps']:6.1f} fps | "
+    line = (f"{r['clip']:32s} {r['frames']:4d} fr | e2e {r['e2e_fps']:6.1f} steady {r['steady_fps']:6.1f} fps "
+            f"{r['peak_rss_mb']:5d} MB | "
             f"ms/frame decode {st.get('decode', 0):5.1f} detect {st.get('detect', 0):5.1f} "
             f"track {st.get('track', 0):4.1f} anonymise {st.get('anonymise', 0):4.1f} "
             f"encode {st.get('encode', 0):5.1f}")
     if "deface_e2e_fps" in r:
-        line += (f" | deface e2e {r['deface_e2e_fps']:5.1f} steady {r['deface_steady_fps']:5.1f} fps"
+        line += (f" | deface e2e {r['deface_e2e_fps']:5.1f} steady {r['deface_steady_fps']:5.1f} fps "
+                 f"{r['deface_peak_rss_mb']:5d} MB"
                  f" | x{r['speedup_e2e']:.2f} e2e, x{r['speedup_steady']:.2f} steady")
     print(line, flush=True)
 

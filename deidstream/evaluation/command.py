@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -51,22 +52,19 @@ def run(argv: list[str]) -> int:
     try:
         ev = evaluate(args.original, args.anonymised, every=args.every, detector=args.detector,
                       upsample=args.upsample)
+        print(table(ev), file=sys.stderr if args.json and str(args.json) == "-" else sys.stdout)
+        if args.json and str(args.json) == "-":
+            json.dump(ev.to_dict(), sys.stdout, indent=1)
+            print()
+        elif args.json:
+            write_json_atomic(args.json, ev.to_dict())
+        if args.plots:
+            for path in write_plots(ev, args.plots):
+                log.info("wrote %s", path)
     except DeidstreamError as exc:
         print(f"deidstream: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("deidstream: interrupted", file=sys.stderr)
         return 130
-    print(table(ev), file=sys.stderr if args.json and str(args.json) == "-" else sys.stdout)
-    if args.json:
-        import json
-
-        if str(args.json) == "-":
-            json.dump(ev.to_dict(), sys.stdout, indent=1)
-            print()
-        else:
-            write_json_atomic(args.json, ev.to_dict())
-    if args.plots:
-        for path in write_plots(ev, args.plots):
-            log.info("wrote %s", path)
     return 0

@@ -18,10 +18,13 @@ SAME_PERSON = 0.6  # dlib's documented threshold: descriptors closer than this a
 DETECTORS = ("hog", "cnn")
 
 
+INSTALL_HINT = "install the evaluation extra: pip install 'deidstream[evaluate]'"
+
+
 def _model_dir() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the face-recognition-models package is not installed (pip install face-recognition-models)")
+        raise ConfigError(f"the face-recognition-models package is not installed; {INSTALL_HINT}")
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
@@ -39,7 +42,10 @@ class DlibRecognizer:
     name = "dlib"
 
     def __init__(self, detector: str = "hog", upsample: int = 1) -> None:
-        import dlib
+        try:
+            import dlib
+        except ImportError as exc:
+            raise ConfigError(f"dlib is not installed; {INSTALL_HINT}") from exc
 
         if detector not in DETECTORS:
             raise ConfigError(f"unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")

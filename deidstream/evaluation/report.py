@@ -7,8 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from deidstream.errors import ConfigError
 from deidstream.evaluation.metrics import CROP, Evaluation
-from deidstream.evaluation.recognition import SAME_PERSON
+from deidstream.evaluation.recognition import INSTALL_HINT, SAME_PERSON
 
 ROWS = [
     ("faces evaluated", "faces", "{}"),
@@ -46,7 +47,10 @@ def table(ev: Evaluation) -> str:
 
 def write_plots(ev: Evaluation, folder: Path) -> list[Path]:
     """ID distance per frame, the distance histogram with the 0.6 line, and the worst faces."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ConfigError(f"plots need matplotlib; {INSTALL_HINT}") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
