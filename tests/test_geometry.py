@@ -1,0 +1,69 @@
+"""Canonical mesh in landmark order, and head pose by weighted Procrustes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared_file
+from scipy.spatial.transform import Rotation
+
+from deidstream.engine.mesh import CanonicalMesh
+from deidstream.engine.pose import fit_pose
+
+METADATA = "face_geometry/geometry_pipeline_metadata_landmarks.pbtxt"
+
+
+@pytest.fixture(scope="module")
+def mesh() -> CanonicalMesh:
+    return CanonicalMesh.from_metadata(shared_file(METADATA))
+
+
+def test_mesh_loads_in_landmark_order(mesh):
+    assert mesh.vertices.shape == (468, 3) and mesh.uvs.shape == (468, 2) and mesh.triangles.shape == (898, 3)
+    assert mesh.triangles.min() == 0 and mesh.triangles.max() == 467
+    assert ((mesh.uvs >= 0) & (mesh.uvs <= 1)).all()
+    assert (mesh.weights > 0).sum() == 33
+    v = mesh.vertices
+    assert v[1, 2] < np.median(v[:, 2])  # landmark 1, the nose tip, is nearest the camera
+    assert v[10, 1] < v[152, 1]  # landmark 10 (forehead) above landmark 152 (chin), y down
+    assert v[33, 0] < v[263, 0]  # landmark 33 (eye corner on the image's left) left of 263
+    assert mesh.uvs[10, 1] < mesh.uvs[152, 1]  # the texture is upright too
+
+
+@pytest.mark.parametrize("yaw,pitch,roll", [(0, 0, 0), (45, -10, 5), (-45, 15, -20), (70, 0, 0)])
+def test_pose_recovers_a_known_rigid_transform(yaw, pitch, roll):
+    rng = np.random.default_rng(0)
+    canonical = rng.normal(size=(468, 3)) * [6, 8, 4]
+    weights = rng.uniform(0.1, 1.0, 468)
+    truth = Rotation.from_euler("xyz", [pitch, yaw, roll], degrees=True)
+    observed = 11.5 * truth.apply(canonical) + [320, 180, 40] + rng.normal(scale=0.05, size=(468, 3))
+    pose = fit_pose(observed, canonical, weights)
+    assert (pose.rotation.inv() * truth).magnitude() < np.radians(0.2)
+    assert pose.scale == pytest.approx(11.5, rel=1e-3)
+    assert np.allclose(pose.translation, [320, 180, 40], atol=0.2)
+    assert np.linalg.norm(pose.quaternion) == pytest.approx(1.0) and pose.quaternion[3] >= 0
+    assert pose.yaw_pitch_roll() == pytest.approx((yaw, pitch, roll), abs=0.2)
+    assert np.abs(pose.residual).mean() < 0.01
+
+
+def test_pose_refuses_mismatched_input():
+    with pytest.raises(ValueError):
+        fit_pose(np.zeros((10, 3)), np.zeros((11, 3)), np.ones(10))
+
+
+def test_pose_of_real_faces(mesh):
+    import mediapipe as mp
+
+    photo = cv2.cvtColor(cv2.imread(str(shared_file("images/two_people.jpg"))), cv2.COLOR_BGR2RGB)
+    h, w = photo.shape[:2]
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2) as fm:
+        faces = fm.process(photo).multi_face_landmarks
+    assert faces is not None and len(faces) == 2
+    for face in faces:
+        pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark[:468]])
+        pose = fit_pose(pts, mesh.vertices, mesh.weights)
+        yaw, pitch, roll = pose.yaw_pitch_roll()
+        assert abs(yaw) < 45 and abs(pitch) < 45 and abs(roll) < 45
+        # A rigid fit of the canonical face explains a real face to within a few millimetres.
+        assert np.linalg.norm(pose.residual, axis=1).mean() < 0.6
