@@ -67,3 +67,26 @@ def test_pose_of_real_faces(mesh):
         assert abs(yaw) < 45 and abs(pitch) < 45 and abs(roll) < 45
         # A rigid fit of the canonical face explains a real face to within a few millimetres.
         assert np.linalg.norm(pose.residual, axis=1).mean() < 0.6
+
+
+def test_landmarks_on_track_crops_match_a_full_frame_search():
+    import mediapipe as mp
+
+    from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.landmarks import FaceLandmarker
+
+    photo = cv2.cvtColor(cv2.imread(str(shared_file("images/two_people.jpg"))), cv2.COLOR_BGR2RGB)
+    h, w = photo.shape[:2]
+    with MediaPipeDetector() as det, FaceLandmarker() as lm:
+        faces = det.detect(photo)
+        ours = lm.landmarks(photo, faces)
+        blank = lm.landmarks(np.zeros_like(photo), faces)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2) as fm:
+        found = fm.process(photo).multi_face_landmarks
+    full = [np.array([(p.x * w, p.y * h) for p in f.landmark[:468]]) for f in found]
+    assert len(ours) == 2 and all(p is not None and p.shape == (468, 3) for p in ours)
+    assert blank == [None, None]
+    for pts in ours:
+        nearest = min(full, key=lambda f: np.abs(f - pts[:, :2]).mean())
+        face_width = np.ptp(nearest[:, 0])
+        assert np.linalg.norm(nearest - pts[:, :2], axis=1).mean() < 0.03 * face_width

@@ -8,17 +8,15 @@ overlap (see ``_fuse``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
-from collections.abc import Iterator
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from deidstream.config import DetectorConfig
+from deidstream.native import native_stderr_silenced
 from deidstream.tracking.boxes import rotate_boxes_to_stored, rotate_points_to_stored, union_clusters
 from deidstream.types import FaceDetections, Frame
 
@@ -58,22 +56,6 @@ def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[tuple[
     return [(x, y, x + tw, y + th) for y in starts(height) for x in starts(width)]
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for a moment: MediaPipe's C++ start-up messages
-    (TFLite delegate, absl warnings) cannot be turned off otherwise and mean nothing to users."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class MediaPipeDetector:
     """MediaPipe face detection (short + full range, tiled on large frames) behind ``FaceDetector``."""
 
@@ -84,7 +66,7 @@ class MediaPipeDetector:
         self.config = config or DetectorConfig()
         solution = mp.solutions.face_detection
         threshold = self.config.threshold
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             self._short = solution.FaceDetection(model_selection=0, min_detection_confidence=threshold) \
                 if self.config.short_range else None
             self._full = solution.FaceDetection(model_selection=1, min_detection_confidence=threshold) \
