@@ -131,7 +131,7 @@ def main() -> int:
         for clip in clips:
             rows.append(bench_clip(clip, args.mode, args.deface, args.extra, Path(tmp)))
             print_row(rows[-1])
-    meta = {"cpus": os.cpu_count(), "argv": sys.argv[1:], "head_frames": HEAD_FRAMES, "rows": rows}
+    meta = {"cpus": os.cpu_count(), "argv": [Path(a).name if "/" in a else a for a in sys.argv[1:]], "head_frames": HEAD_FRAMES, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")

@@ -91,7 +91,7 @@ def main() -> int:
               f"{fmt(weighted(rows, 'psnr'), '7.2f')} {fmt(weighted(rows, 'ssim'), '7.3f')} "
               f"{fmt(weighted(rows, 'flicker_ratio'), '8.2f')}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"argv": sys.argv[1:], "every": args.every, "results": results}, indent=1) + "\n")
+    args.out.write_text(json.dumps({"argv": [Path(a).name if "/" in a else a for a in sys.argv[1:]], "every": args.every, "results": results}, indent=1) + "\n")
     return 0
 
 
