@@ -49,6 +49,11 @@ def fmt(v: float | None, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def public_argv() -> list[str]:
+    """The command line without machine paths (a path keeps only its last part)."""
+    return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="privacy and utility of several anonymisers")
     ap.add_argument("--clips", nargs="*")
@@ -91,7 +96,7 @@ def main() -> int:
               f"{fmt(weighted(rows, 'psnr'), '7.2f')} {fmt(weighted(rows, 'ssim'), '7.3f')} "
               f"{fmt(weighted(rows, 'flicker_ratio'), '8.2f')}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"argv": [Path(a).name if "/" in a else a for a in sys.argv[1:]], "every": args.every, "results": results}, indent=1) + "\n")
+    args.out.write_text(json.dumps({"argv": public_argv(), "every": args.every, "results": results}, indent=1) + "\n")
     return 0
 
 
