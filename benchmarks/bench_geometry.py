@@ -3,7 +3,8 @@
     python benchmarks/bench_geometry.py [--clip talking_head_1.mp4] [--frames 60]
 
 Faces are resized so the detector's box is 128 or 256 px wide, landmarks run on the crop
-around that box, the pose is fitted to the canonical mesh. Prints a table and writes
+around that box (``search``: a FaceMesh that searches each crop; ``tracked``: the face has a
+track id and its own FaceMesh in tracking mode), the pose is fitted to the canonical mesh. Prints a table and writes
 benchmarks/out/geometry.json.
 """
 
@@ -27,6 +28,7 @@ from deidstream.engine.mesh import CanonicalMesh  # noqa: E402
 from deidstream.engine.pose import fit_pose  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
 from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
+from deidstream.types import FaceDetections  # noqa: E402
 
 
 def main() -> int:
@@ -44,7 +46,7 @@ def main() -> int:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(args.frames), c.decode(video=0))]
     rows = []
     with MediaPipeDetector() as det, FaceLandmarker() as lm:
-        for face_px in (128, 256):
+        for face_px, tracked in ((128, False), (256, False), (128, True), (256, True)):
             lm_ms, pose_ms, found = [], [], 0
             for frame in frames:
                 faces = det.detect(frame)
@@ -52,11 +54,13 @@ def main() -> int:
                     continue
                 k = face_px / float(faces.width[0])
                 img = cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-                faces = det.detect(img)
+                faces = det.detect(img)[:1]
                 if not len(faces):
                     continue
+                if tracked:  # one track: its own FaceMesh in tracking mode
+                    faces = FaceDetections(faces.xyxy, faces.score, track_id=np.array([1]))
                 t0 = time.perf_counter()
-                pts = lm.landmarks(img, faces[:1])[0]
+                pts = lm.landmarks(img, faces)[0]
                 t1 = time.perf_counter()
                 lm_ms.append(1000 * (t1 - t0))
                 if pts is not None:
@@ -64,10 +68,12 @@ def main() -> int:
                     t2 = time.perf_counter()
                     fit_pose(pts, mesh.vertices, mesh.weights)
                     pose_ms.append(1000 * (time.perf_counter() - t2))
-            row = {"face_px": face_px, "faces": len(lm_ms), "landmarked": found,
+            row = {"face_px": face_px, "mode": "tracked" if tracked else "search", "faces": len(lm_ms),
+                   "landmarked": found,
                    "landmarks_ms": round(float(np.median(lm_ms)), 2), "pose_ms": round(float(np.median(pose_ms)), 3)}
             rows.append(row)
-            print(f"face {face_px:3d} px: landmarks {row['landmarks_ms']:5.2f} ms/face (median of {row['faces']}), "
+            print(f"face {face_px:3d} px, {row['mode']:7s}: landmarks {row['landmarks_ms']:5.2f} ms/face "
+                  f"(median of {row['faces']}), "
                   f"pose {row['pose_ms']:.3f} ms, {found}/{len(lm_ms)} faces landmarked")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"clip": args.clip.name, "rows": rows}, indent=1) + "\n")

@@ -90,3 +90,27 @@ def test_landmarks_on_track_crops_match_a_full_frame_search():
         nearest = min(full, key=lambda f: np.abs(f - pts[:, :2]).mean())
         face_width = np.ptp(nearest[:, 0])
         assert np.linalg.norm(nearest - pts[:, :2], axis=1).mean() < 0.03 * face_width
+
+
+def test_tracked_faces_get_their_own_mesh_that_agrees_with_a_fresh_search():
+    import av
+
+    from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.tracking.tracker import FaceTracker
+    from deidstream.types import FaceDetections
+
+    with av.open(str(shared_file("videos/talking_head_1.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(20), c.decode(video=0))]
+    tracker = FaceTracker()
+    with MediaPipeDetector() as det, FaceLandmarker() as tracked, FaceLandmarker(max_tracked=0) as fresh:
+        for i, frame in enumerate(frames):
+            faces = tracker.update(det.detect(frame), i)
+            a = tracked.landmarks(frame, faces)
+            b = fresh.landmarks(frame, FaceDetections(faces.xyxy, faces.score))
+            assert len(a) == len(b) == 1 and a[0] is not None and b[0] is not None
+            width = np.ptp(b[0][:, 0])
+            assert np.linalg.norm(a[0][:, :2] - b[0][:, :2], axis=1).mean() < 0.03 * width
+        assert list(tracked._per_track) == [1] and fresh._per_track == {}
+        tracked.landmarks(frames[0], FaceDetections.empty())
+        assert tracked._per_track == {}  # the mesh of a track that is gone is released

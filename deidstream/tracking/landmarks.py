@@ -3,7 +3,10 @@
 Cropping to the tracked box (instead of a fresh full-frame search) gives small faces the
 model's full input resolution and keeps landmarks tied to the track. MediaPipe's FaceMesh
 runs on each square crop (padded where the crop leaves the frame); points come back in frame
-pixels, z in the same pixel units as x.
+pixels, z in the same pixel units as x. A face with a track id gets a FaceMesh of its own in
+tracking mode (it reuses the last landmarks instead of searching the crop again: about half
+the cost); faces without one, or beyond ``max_tracked`` at once, use a shared one that
+searches every crop.
 """
 
 from __future__ import annotations
@@ -20,20 +23,33 @@ N_LANDMARKS = 468
 class FaceLandmarker:
     """``crop_size`` pixels square crops covering ``crop_scale`` times the face box."""
 
-    def __init__(self, *, crop_size: int = 192, crop_scale: float = 1.6, min_confidence: float = 0.5) -> None:
-        import mediapipe as mp
-
-        if crop_size < 64 or crop_scale < 1.0:
-            raise ValueError(f"crop_size must be >= 64 and crop_scale >= 1, got {crop_size}, {crop_scale}")
+    def __init__(
+        self, *, crop_size: int = 192, crop_scale: float = 1.6, min_confidence: float = 0.5, max_tracked: int = 8
+    ) -> None:
+        if crop_size < 64 or crop_scale < 1.0 or max_tracked < 0:
+            raise ValueError(f"crop_size must be >= 64, crop_scale >= 1 and max_tracked >= 0, got "
+                             f"{crop_size}, {crop_scale}, {max_tracked}")
         self.crop_size = crop_size
         self.crop_scale = crop_scale
+        self.min_confidence = min_confidence
+        self.max_tracked = max_tracked
+        self._mesh = self._new_mesh(static=True)
+        self._per_track: dict[int, object] = {}
+
+    def _new_mesh(self, *, static: bool) -> object:
+        import mediapipe as mp
+
         with native_stderr_silenced():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=1, min_detection_confidence=min_confidence)
-            self._mesh.process(np.zeros((crop_size, crop_size, 3), np.uint8))
+            mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static, max_num_faces=1, min_detection_confidence=self.min_confidence,
+                min_tracking_confidence=self.min_confidence)
+            mesh.process(np.zeros((self.crop_size, self.crop_size, 3), np.uint8))
+        return mesh
 
     def close(self) -> None:
-        self._mesh.close()
+        for mesh in [self._mesh, *self._per_track.values()]:
+            mesh.close()  # type: ignore[attr-defined]
+        self._per_track.clear()
 
     def __enter__(self) -> FaceLandmarker:
         return self
@@ -42,10 +58,27 @@ class FaceLandmarker:
         self.close()
 
     def landmarks(self, image: np.ndarray, faces: FaceDetections) -> list[np.ndarray | None]:
-        """(468, 3) frame-pixel landmarks per face, or None where the crop holds no usable face."""
-        return [self._one(image, box) for box in faces.xyxy]
+        """(468, 3) frame-pixel landmarks per face, or None where the crop holds no usable face.
 
-    def _one(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        Call once per frame with every tracked face: meshes of tracks that are gone are released.
+        """
+        ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
+        live = {int(i) for i in ids if i is not None}
+        for gone in set(self._per_track) - live:
+            self._per_track.pop(gone).close()  # type: ignore[attr-defined]
+        return [self._one(image, box, self._mesh_for(tid)) for box, tid in zip(faces.xyxy, ids)]
+
+    def _mesh_for(self, track_id: int | None) -> object:
+        if track_id is None:
+            return self._mesh
+        track_id = int(track_id)
+        if track_id not in self._per_track:
+            if len(self._per_track) >= self.max_tracked:
+                return self._mesh
+            self._per_track[track_id] = self._new_mesh(static=False)
+        return self._per_track[track_id]
+
+    def _one(self, image: np.ndarray, box: np.ndarray, mesh: object) -> np.ndarray | None:
         size = self.crop_size
         side = max(box[2] - box[0], box[3] - box[1]) * self.crop_scale
         if side < 4:
@@ -54,7 +87,7 @@ class FaceLandmarker:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         warp = np.array([[k, 0, size / 2 - cx * k], [0, k, size / 2 - cy * k]], np.float32)
         crop = cv2.warpAffine(image, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        result = self._mesh.process(crop).multi_face_landmarks
+        result = mesh.process(crop).multi_face_landmarks  # type: ignore[attr-defined]
         if not result:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in result[0].landmark[:N_LANDMARKS]], np.float32) * size
