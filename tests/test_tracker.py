@@ -78,7 +78,7 @@ def test_tracks_end_after_max_coast_and_are_confirmed_after_min_hits():
         assert len(tracker.update(dets(), t)) == 1
     assert tracker.tracks[0].state is TrackState.LOST
     assert len(tracker.update(dets(), 3 + cfg.max_coast)) == 0
-    assert [t.id for t in tracker.ended] == [1]
+    assert tracker.tracks_ended == 1 and tracker.tracks == []
 
 
 def test_a_face_that_returns_within_the_coast_keeps_its_id():

@@ -23,7 +23,7 @@ import numpy as np
 
 from deidstream.evaluation.align import Comparison, FramePair, StreamFacts, aligned_pairs
 from deidstream.evaluation.recognition import SAME_PERSON, DlibRecognizer
-from deidstream.tracking.boxes import iou_matrix, pixel_bounds
+from deidstream.tracking.boxes import expand, iou_matrix, pixel_bounds
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,6 @@ class Evaluator:
         faces = self.rec.detect(pair.original)
         found_out = self.rec.detect(pair.output)
         out_boxes = np.array([f.box for f in found_out], np.float32).reshape(-1, 4)
-        h, w = pair.original.shape[:2]
         if faces:
             ev.frames_with_faces += 1
             d_orig = self.rec.describe(pair.original, faces)
@@ -131,7 +130,7 @@ class Evaluator:
             seen = iou_matrix(boxes, out_boxes).max(axis=1) >= FD_IOU if len(out_boxes) else np.zeros(len(faces), bool)
             for face, do, da, detected in zip(faces, d_orig, d_out, seen):
                 distance = float(np.linalg.norm(do - da))
-                ev.faces.append(self._record(pair, previous, face.box, distance, bool(detected), w, h))
+                ev.faces.append(self._record(pair, previous, face.box, distance, bool(detected)))
                 self._keep_if_worst(ev, pair, face.box, distance)
             gallery.extend(d_orig)
             outputs.extend(d_out)
@@ -150,8 +149,7 @@ class Evaluator:
         if len(ev.worst) >= self.keep_worst and distance >= ev.worst[-1][0]:
             return
         h, w = pair.original.shape[:2]
-        bounds = pixel_bounds(np.array([box[0] - 0.2 * (box[2] - box[0]), box[1] - 0.2 * (box[3] - box[1]),
-                                        box[2] + 0.2 * (box[2] - box[0]), box[3] + 0.2 * (box[3] - box[1])]), w, h)
+        bounds = pixel_bounds(expand(box, 0.2)[0], w, h)
         if bounds is None:
             return
         x0, y0, x1, y1 = bounds
@@ -162,7 +160,8 @@ class Evaluator:
         del ev.worst[self.keep_worst:]
 
     def _record(self, pair: FramePair, previous: FramePair | None, box: np.ndarray, distance: float,
-                detected: bool, w: int, h: int) -> FaceRecord:
+                detected: bool) -> FaceRecord:
+        h, w = pair.original.shape[:2]
         bounds = pixel_bounds(box, w, h)
         pd = psnr = ssim = float("nan")
         change_out = change_in = None

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import av
 import av.error
-import numpy as np
 
 from deidstream.config import EncoderConfig
 from deidstream.errors import InvalidOutputError, OutputExistsError
@@ -168,7 +167,7 @@ class FileSink:
 
     def _write_frame(self, frame: Frame) -> None:
         assert self._container is not None and self._video is not None
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
+        vf = av.VideoFrame.from_ndarray(frame.image, format="rgb24")  # strided rows are fine: no copy here
         vf.pts = frame.pts
         vf.time_base = frame.time_base
         vf.duration = frame.duration

@@ -48,18 +48,20 @@ class AudioPacket:
     stream_index: int
 
 
+def _duration_s(stream: av.video.stream.VideoStream, container: av.container.InputContainer) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
 def _estimate_frames(stream: av.video.stream.VideoStream, container: av.container.InputContainer) -> int:
     if stream.frames:
         return int(stream.frames)
     rate = stream.average_rate or stream.guessed_rate
-    duration = None
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration:
-        duration = container.duration / av.time_base
-    if rate and duration:
-        return int(round(duration * float(rate)))
-    return 0
+    duration = _duration_s(stream, container)
+    return int(round(duration * float(rate))) if rate and duration else 0
 
 
 class FileSource:
@@ -118,23 +120,22 @@ class FileSource:
         return list(self.container.streams.audio)
 
     @property
+    def time_base(self) -> Fraction:
+        return self.video_stream.time_base or Fraction(1, 90000)
+
+    @property
     def info(self) -> VideoInfo:
         vs = self.video_stream
-        duration = None
-        if vs.duration is not None and vs.time_base is not None:
-            duration = float(vs.duration * vs.time_base)
-        elif self.container.duration:
-            duration = self.container.duration / av.time_base
         return VideoInfo(
             path=self.path,
             container=self.container.format.name,
             codec=vs.codec_context.name,
             width=vs.codec_context.width,
             height=vs.codec_context.height,
-            time_base=vs.time_base or Fraction(1, 90000),
+            time_base=self.time_base,
             average_rate=vs.average_rate or vs.guessed_rate,
             frame_count=_estimate_frames(vs, self.container),
-            duration_s=duration,
+            duration_s=_duration_s(vs, self.container),
             audio_codecs=tuple(s.codec_context.name for s in self.audio_streams),
         )
 
@@ -146,6 +147,8 @@ class FileSource:
         """
         vs = self.video_stream
         audio_index = {s.index: i for i, s in enumerate(self.audio_streams)}
+        rate = vs.average_rate or vs.guessed_rate
+        nominal = max(1, int(round(1 / (rate * self.time_base)))) if rate else 1  # one frame, in time_base
         held: Frame | None = None
         try:
             for packet in self.container.demux(vs, *self.audio_streams):
@@ -154,7 +157,7 @@ class FileSource:
                         yield AudioPacket(packet, audio_index[packet.stream.index])
                     continue
                 for frame in self._decode(packet):
-                    current = self._to_frame(frame, held)
+                    current = self._to_frame(frame, held, nominal)
                     if held is not None:
                         yield held
                     held = current
@@ -166,12 +169,8 @@ class FileSource:
         if self.frames_decoded == 0:
             raise InvalidInputError(f"{self.path}: contains no decodable video frames")
 
-    def _to_frame(self, frame: av.VideoFrame, previous: Frame | None) -> Frame:
+    def _to_frame(self, frame: av.VideoFrame, previous: Frame | None, nominal: int) -> Frame:
         """Wrap a decoded frame; repair missing or non-increasing pts and missing durations."""
-        vs = self.video_stream
-        time_base = vs.time_base or Fraction(1, 90000)
-        rate = vs.average_rate or vs.guessed_rate
-        nominal = max(1, int(round(1 / (rate * time_base)))) if rate else 1
         pts = frame.pts
         if previous is not None:
             if pts is None or pts <= previous.pts:
@@ -189,7 +188,7 @@ class FileSource:
             index=self.frames_decoded,
             image=frame.to_ndarray(format="rgb24"),
             pts=int(pts),
-            time_base=time_base,
+            time_base=self.time_base,
             duration=duration,
             rotation=int(round((frame.rotation or 0) / 90)) * 90 % 360,
         )

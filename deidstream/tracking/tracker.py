@@ -8,7 +8,7 @@ never left bare in the next because the detector blinked.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
@@ -62,18 +62,15 @@ def _outside(box: np.ndarray, frame_size: tuple[int, int]) -> bool:
 
 @dataclass(eq=False)
 class Track:
-    """One face followed over time; ``last_box`` is the box that was last covered."""
+    """One face followed over time; ``cover_box`` is the box covered when it was last matched."""
 
     id: int
     kf: KalmanFilter
     last_detection: np.ndarray
-    keypoints: np.ndarray | None
     first_frame: int
     state: TrackState = TrackState.TENTATIVE
     hits: int = 1
     misses: int = 0
-    last_frame: int = 0
-    last_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     cover_box: np.ndarray | None = None
 
     @property
@@ -101,7 +98,7 @@ class FaceTracker:
         self.config = config or TrackerConfig()
         self._ids = itertools.count(1)
         self.tracks: list[Track] = []
-        self.ended: list[Track] = []
+        self.tracks_ended = 0  # a count, not a list: a live stream runs for days
 
     def update(
         self, detections: FaceDetections, frame_index: int, frame_size: tuple[int, int] | None = None
@@ -123,8 +120,6 @@ class FaceTracker:
             track.cover_box = np.concatenate([np.minimum(prior[:2], found[:2]), np.maximum(prior[2:], found[2:])])
             track.correct(found)
             track.last_detection = found.copy()
-            if detections.keypoints is not None:
-                track.keypoints = detections.keypoints[di].copy()
             track.hits += 1
             track.misses = 0
             if track.state is TrackState.LOST or (track.state is TrackState.TENTATIVE and track.hits >= cfg.min_hits):
@@ -137,15 +132,14 @@ class FaceTracker:
                     track.state = TrackState.LOST
                 limit = cfg.max_coast_tentative if track.state is TrackState.TENTATIVE else cfg.max_coast
                 if track.misses > limit or (frame_size is not None and _outside(track.predicted_box, frame_size)):
-                    self.ended.append(track)
+                    self.tracks_ended += 1
                     continue
             survivors.append(track)
         self.tracks = survivors
         for di in lone_dets:
-            kps = None if detections.keypoints is None else detections.keypoints[di].copy()
             box = detections.xyxy[di].copy()
-            self.tracks.append(Track(next(self._ids), _new_filter(box), box, kps, first_frame=frame_index))
-        return self._cover(frame_index)
+            self.tracks.append(Track(next(self._ids), _new_filter(box), box, first_frame=frame_index))
+        return self._cover()
 
     def _associate(self, dets: FaceDetections) -> tuple[list[tuple[int, int]], set[int], list[int]]:
         n_t, n_d = len(self.tracks), len(dets)
@@ -167,7 +161,7 @@ class FaceTracker:
         matched_d = {c for _, c in matches}
         return matches, set(range(n_t)) - matched_t, [d for d in range(n_d) if d not in matched_d]
 
-    def _cover(self, frame_index: int) -> FaceDetections:
+    def _cover(self) -> FaceDetections:
         cfg = self.config
         if not self.tracks:
             return FaceDetections(np.zeros((0, 4)), np.zeros(0), track_id=np.zeros(0), coasting=np.zeros(0, bool))
@@ -181,8 +175,6 @@ class FaceTracker:
                 growth = min(1.0 + cfg.coast_growth * track.misses, cfg.max_coast_scale)
                 grown = scale_about_centre(np.stack([track.last_detection, track.predicted_box]), growth)
                 box = np.concatenate([grown[:, :2].min(axis=0), grown[:, 2:].max(axis=0)])
-            track.last_box = box
-            track.last_frame = frame_index
             boxes.append(box)
             ids.append(track.id)
             coasting.append(track.misses > 0)
