@@ -1,0 +1,82 @@
+"""UV space of the canonical mesh: unwrap a photographed face into a texture, and back.
+
+Each texel of a ``size``×``size`` texture lies in one mesh triangle of the UV layout (a fixed
+raster computed once); given where the 468 landmarks sit in a photo, the texel's place in the
+photo is the same barycentric mix of that triangle's landmarks, so unwrapping is one
+``cv2.remap``. A texel's weight says how well the photo saw it: the cosine between its
+triangle's normal and the view direction, zero where the triangle faces away or is hidden
+behind another part of the face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deidstream.engine.raster import Raster, rasterize, signed_areas
+
+
+@dataclass(frozen=True, slots=True)
+class Unwrapped:
+    """``texture`` (size, size, 3) float32 in [0, 1]; ``weight`` (size, size) float32 in [0, 1]."""
+
+    texture: np.ndarray
+    weight: np.ndarray
+
+
+class UVAtlas:
+    """The texel → (triangle, barycentric) map of the mesh's UV layout at one texture size."""
+
+    def __init__(self, uvs: np.ndarray, triangles: np.ndarray, size: int) -> None:
+        if size < 16:
+            raise ValueError(f"texture size must be >= 16, got {size}")
+        self.size = size
+        self.triangles = triangles
+        self.raster: Raster = rasterize(uvs * size - 0.5, triangles, size, size)
+        self.mask = self.raster.covered
+        # The UV layout and the face seen from the front wind the same way; a posed face whose
+        # triangles wind the other way is seen from behind.
+        self.front_sign = float(np.sign(np.median(signed_areas(uvs, triangles))))
+
+    def unwrap(self, image: np.ndarray, points: np.ndarray) -> Unwrapped:
+        """Texture of ``image`` (h, w, 3) uint8 under the posed mesh ``points`` (468, 3) in
+        continuous image coordinates (pixel j spans [j, j + 1)), z larger = farther."""
+        h, w = image.shape[:2]
+        points = np.asarray(points, np.float64) - np.array([0.5, 0.5, 0.0])  # to pixel-centre coordinates
+        xy = self.raster.interpolate(points[:, :2].astype(np.float32), self.triangles)
+        map_xy = np.full((self.size * self.size, 2), -1.0, np.float32)
+        map_xy[self.raster.pixels] = xy
+        map_xy = map_xy.reshape(self.size, self.size, 2)
+        texture = cv2.remap(image, map_xy[..., 0], map_xy[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32) / 255.0
+        weight = self._visibility(points, map_xy, h, w)
+        return Unwrapped(texture, weight)
+
+    def _visibility(self, points: np.ndarray, map_xy: np.ndarray, h: int, w: int) -> np.ndarray:
+        p = points.astype(np.float64)
+        a, b, c = (p[self.triangles[:, k]] for k in range(3))
+        normal = np.cross(b - a, c - a)
+        facing = -normal[:, 2] / np.maximum(np.linalg.norm(normal, axis=1), 1e-12)  # z points away
+        facing *= -self.front_sign if self.front_sign else 1.0
+        seen = rasterize(p, self.triangles, h, w, front_sign=0.0).triangle_map()
+        per_texel = np.zeros(self.size * self.size, np.float32)
+        tri = self.raster.triangles
+        xy = map_xy.reshape(-1, 2)[self.raster.pixels]
+        xi = np.clip(np.rint(xy[:, 0]).astype(np.int64), 0, w - 1)
+        yi = np.clip(np.rint(xy[:, 1]).astype(np.int64), 0, h - 1)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] <= w - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= h - 1)
+        visible = inside & _near(seen, xi, yi, tri, self.triangles)
+        per_texel[self.raster.pixels] = np.where(visible, np.clip(facing[tri], 0.0, 1.0), 0.0)
+        return per_texel.reshape(self.size, self.size)
+
+
+def _near(seen: np.ndarray, xi: np.ndarray, yi: np.ndarray, tri: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """True where the pixel shows the texel's triangle or one sharing a vertex with it (edges
+    and rounding make a neighbour win a pixel on the triangle's border)."""
+    shown = seen[yi, xi]
+    same = shown == tri
+    other = np.where(shown >= 0, shown, 0)
+    shares = (triangles[other][:, :, None] == triangles[tri][:, None, :]).any(axis=(1, 2)) & (shown >= 0)
+    return same | shares

@@ -1,0 +1,1 @@
+"""Builds the shipped face model (``deidstream build-model``) from the shared data folder."""
