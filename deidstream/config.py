@@ -136,3 +136,95 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _check(self.queue_size >= 1, f"queue_size must be >= 1, got {self.queue_size}")
+
+
+RTSP_TRANSPORTS = ("tcp", "udp")
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m`` or ``1h``.
+
+    >>> parse_duration("10m"), parse_duration("1.5h"), parse_duration("45")
+    (600.0, 5400.0, 45.0)
+    """
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in ("s", "m", "h") else ""
+    try:
+        seconds = float(value[: len(value) - len(unit)]) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise ConfigError(f"expected a duration like 90s, 10m or 1h, got {text!r}") from None
+    _check(seconds > 0, f"expected a positive duration, got {text!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveSourceConfig:
+    """A live source: RTSP transport, timeouts, reconnection, and what to ask a webcam for.
+
+    After a connection is lost or stalls (no picture for ``read_timeout_s``), the source reconnects,
+    waiting ``backoff_initial_s``, then ``backoff_factor`` times longer after each failed attempt, up to
+    ``backoff_max_s``; it gives up after ``give_up_after_s`` without a picture (None: never). A source that
+    cannot be opened at all at start is an error at once. ``width``/``height``/``fps`` (webcam only, None:
+    the camera's default) are requested from the driver, which may pick the nearest mode it has.
+    """
+
+    rtsp_transport: str = "tcp"
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_factor: float = 2.0
+    backoff_max_s: float = 30.0
+    give_up_after_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.rtsp_transport in RTSP_TRANSPORTS,
+               f"unknown RTSP transport {self.rtsp_transport!r}; expected one of {', '.join(RTSP_TRANSPORTS)}")
+        _check(self.open_timeout_s > 0, f"open_timeout_s must be > 0, got {self.open_timeout_s}")
+        _check(self.read_timeout_s > 0, f"read_timeout_s must be > 0, got {self.read_timeout_s}")
+        _check(self.backoff_initial_s > 0, f"backoff_initial_s must be > 0, got {self.backoff_initial_s}")
+        _check(self.backoff_factor >= 1, f"backoff_factor must be >= 1, got {self.backoff_factor}")
+        _check(self.backoff_max_s >= self.backoff_initial_s,
+               f"backoff_max_s must be >= backoff_initial_s, got {self.backoff_max_s}")
+        _check(self.give_up_after_s is None or self.give_up_after_s > 0,
+               f"give_up_after_s must be > 0 or None, got {self.give_up_after_s}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            _check(value is None or 16 <= value <= 8192, f"{name} must be in [16, 8192], got {value}")
+        _check(self.fps is None or 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveConfig:
+    """Live scheduling: bounded queues, a time budget per frame, the fallback, and the live encoder.
+
+    A frame's faces must be processed by ``budget_ms`` after its capture (and each frame's rendering
+    may take at most one frame interval, so processing keeps up with the source). A face whose
+    expensive path (the generator) would end later, fails or refuses gets ``fallback_mode`` instead.
+    Every queue holds at most ``queue_size`` frames; when one is full its oldest frame is dropped,
+    and a frame older than ``max_latency_ms`` when processing starts is dropped: a frame is sent
+    only after all its faces were processed, never before. ``gop_s`` is the keyframe interval of
+    the live H.264 stream (viewers joining wait at most that long; recording segments start on one).
+    """
+
+    budget_ms: float = 100.0
+    max_latency_ms: float = 500.0
+    queue_size: int = 2
+    fallback_mode: str = "blur"
+    gop_s: float = 1.0
+    preset: str = "ultrafast"
+    crf: int = 23
+
+    def __post_init__(self) -> None:
+        _check(self.budget_ms > 0, f"budget_ms must be > 0, got {self.budget_ms}")
+        _check(self.max_latency_ms >= self.budget_ms,
+               f"max_latency_ms must be >= budget_ms ({self.budget_ms}), got {self.max_latency_ms}")
+        _check(1 <= self.queue_size <= 64, f"queue_size must be in [1, 64], got {self.queue_size}")
+        _check(self.fallback_mode in MODES,
+               f"unknown fallback mode {self.fallback_mode!r}; expected one of {', '.join(MODES)}")
+        _check(0 < self.gop_s <= 60, f"gop_s must be in (0, 60], got {self.gop_s}")
+        _check(self.preset in PRESETS, f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        _check(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")

@@ -29,3 +29,15 @@ class InvalidOutputError(DeidstreamError, ValueError):
 
 class ConfigError(DeidstreamError, ValueError):
     """A configuration value is out of range or unknown."""
+
+
+class SourceUnavailable(DeidstreamError, ConnectionError):
+    """A live source cannot be opened (no such device, unreachable or refusing URL) or stayed gone too long."""
+
+
+class SourceStalled(DeidstreamError, TimeoutError):
+    """A live source is connected but sent no picture within the read timeout."""
+
+
+class SinkUnavailable(DeidstreamError, ConnectionError):
+    """A live output cannot be opened or written (media server refusing, no virtual camera, no display)."""

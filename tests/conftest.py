@@ -8,6 +8,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEIDSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# Run by the system Python (python3-gi) as a subprocess, never imported by pytest.
+collect_ignore = ["rtsp_camera.py"]
+
 
 def shared_file(relative: str) -> Path:
     """A file from the shared test data, or a skip that says why."""

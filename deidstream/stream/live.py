@@ -1,0 +1,234 @@
+"""Live processing: every face of every frame within a time budget, the fallback when the budget is gone.
+
+``LiveProcessor`` detects and tracks faces as the file pipeline does, then gives each tracked face the
+expensive path (a ``FaceRenderer``: the generator, or the mode's anonymiser) while the frame's deadline
+allows it, and the fallback (a strong blur) otherwise, or when the renderer fails or declines. No frame
+leaves ``cover`` with a tracked face untouched. ``LiveStats`` counts what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from deidstream.config import AnonymizerConfig, LiveConfig
+from deidstream.engine.anonymizers import FaceAnonymizer, make_anonymizer
+from deidstream.errors import ConfigError
+from deidstream.stream.live_source import Captured
+from deidstream.tracking.detector import FaceDetector, detect_upright
+from deidstream.tracking.tracker import FaceTracker
+from deidstream.types import FaceDetections
+
+log = logging.getLogger(__name__)
+
+LATENCY_BIN_MS = 1.0
+LATENCY_BINS = 10_000  # 10 s; slower frames land in the last bin
+
+
+class FaceRenderer(Protocol):
+    """The expensive per-face path. ``render_face`` replaces face ``i`` of ``faces`` in ``image`` (RGB, in
+    place) and returns True, or returns False (or raises) to leave that face to the fallback. It should
+    give up by ``deadline`` (``time.monotonic()`` seconds); a face it finishes later still counts as
+    rendered, and the scheduler learns from its timings to stop offering faces it cannot finish."""
+
+    name: str
+
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool: ...
+
+
+class AnonymizerRenderer:
+    """A blur / pixelate / solid anonymiser as the per-face path (the modes that exist today)."""
+
+    def __init__(self, anonymizer: FaceAnonymizer, name: str) -> None:
+        self.anonymizer = anonymizer
+        self.name = name
+
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
+        self.anonymizer.apply(image, faces[i])
+        return True
+
+
+def make_renderer(config: AnonymizerConfig) -> FaceRenderer:
+    """The per-face path for ``config.mode``; an unknown mode raises (``make_anonymizer`` checks it)."""
+    return AnonymizerRenderer(make_anonymizer(config), config.mode)
+
+
+class LatencyHistogram:
+    """Millisecond histogram: percentiles over a run of any length in fixed memory.
+
+    >>> h = LatencyHistogram()
+    >>> for ms in (10, 20, 30, 40, 200): h.add(ms / 1000)
+    >>> h.count, h.percentile(50), h.percentile(99)
+    (5, 30.5, 200.5)
+    """
+
+    def __init__(self) -> None:
+        self.bins = np.zeros(LATENCY_BINS, np.int64)
+        self.count = 0
+        self.total_s = 0.0
+        self.max_s = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.bins[min(LATENCY_BINS - 1, max(0, int(seconds * 1000 / LATENCY_BIN_MS)))] += 1
+        self.count += 1
+        self.total_s += seconds
+        self.max_s = max(self.max_s, seconds)
+
+    def percentile(self, q: float) -> float:
+        """Milliseconds (bin centre) below which ``q`` percent of the samples fall; 0 when empty."""
+        if not self.count:
+            return 0.0
+        rank = int(np.ceil(q / 100 * self.count))
+        index = int(np.searchsorted(np.cumsum(self.bins), max(1, rank)))
+        return (index + 0.5) * LATENCY_BIN_MS
+
+    def summary(self) -> dict[str, float]:
+        mean = 1000 * self.total_s / self.count if self.count else 0.0
+        return {"count": self.count, "p50_ms": self.percentile(50), "p99_ms": self.percentile(99),
+                "mean_ms": round(mean, 2), "max_ms": round(1000 * self.max_s, 2)}
+
+
+@dataclass
+class LiveStats:
+    """Counters of a live run. ``dropped`` is per reason; ``sent`` and ``latency`` (capture to send) per sink."""
+
+    frames_in: int = 0
+    frames_processed: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    sent: Counter = field(default_factory=Counter)
+    faces_rendered: int = 0
+    faces_fallback: int = 0
+    faces_late: int = 0
+    render_errors: int = 0
+    reconnects: int = 0
+    processing: LatencyHistogram = field(default_factory=LatencyHistogram)
+    latency: dict[str, LatencyHistogram] = field(default_factory=dict)
+    seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def drop(self, reason: str) -> None:
+        with self.lock:
+            self.dropped[reason] += 1
+
+    def record_sent(self, sink: str, latency_s: float) -> None:
+        with self.lock:
+            self.sent[sink] += 1
+            self.latency.setdefault(sink, LatencyHistogram()).add(latency_s)
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def fallback_rate(self) -> float:
+        faces = self.faces_rendered + self.faces_fallback
+        return self.faces_fallback / faces if faces else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        with self.lock:
+            return {
+                "frames_in": self.frames_in, "frames_processed": self.frames_processed,
+                "frames_dropped": self.frames_dropped, "dropped": dict(self.dropped), "sent": dict(self.sent),
+                "faces_rendered": self.faces_rendered, "faces_fallback": self.faces_fallback,
+                "faces_late": self.faces_late, "render_errors": self.render_errors,
+                "fallback_rate": round(self.fallback_rate, 4), "reconnects": self.reconnects,
+                "seconds": round(self.seconds, 2),
+                "fps_in": round(self.frames_in / self.seconds, 2) if self.seconds else 0.0,
+                "processing_ms": self.processing.summary(),
+                "latency_ms": {name: h.summary() for name, h in self.latency.items()},
+            }
+
+    def summary(self) -> str:
+        parts = [f"{self.frames_in} frames in", f"{self.frames_processed} processed",
+                 f"{self.frames_dropped} dropped" + (f" ({dict(self.dropped)})" if self.dropped else ""),
+                 f"faces {self.faces_rendered} rendered / {self.faces_fallback} fallback"]
+        for name, hist in self.latency.items():
+            parts.append(f"{name}: {self.sent[name]} sent, added latency p50 {hist.percentile(50):.0f} ms "
+                         f"p99 {hist.percentile(99):.0f} ms")
+        if self.reconnects:
+            parts.append(f"{self.reconnects} reconnects")
+        return "; ".join(parts)
+
+
+class LiveProcessor:
+    """Detector → tracker → per-face renderer or fallback, for one live stream, within a time budget.
+
+    A frame's deadline is ``budget_ms`` after its capture, and at most one frame interval after its
+    rendering starts (so processing keeps up with the source). A face is offered to the renderer only
+    while the renderer's typical time per face (a running mean) still fits before the deadline.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        tracker: FaceTracker,
+        renderer: FaceRenderer,
+        fallback: FaceAnonymizer,
+        config: LiveConfig,
+        stats: LiveStats,
+        *,
+        frame_interval_s: float,
+    ) -> None:
+        if frame_interval_s <= 0:
+            raise ConfigError(f"frame_interval_s must be > 0, got {frame_interval_s}")
+        self.detector = detector
+        self.tracker = tracker
+        self.renderer = renderer
+        self.fallback = fallback
+        self.config = config
+        self.stats = stats
+        self.frame_interval_s = frame_interval_s
+        self.face_cost_s = 0.0  # running mean of the renderer's time per face
+        self._errors_logged: set[str] = set()
+
+    def detect(self, item: Captured) -> tuple[Captured, FaceDetections]:
+        return item, detect_upright(self.detector, item.frame)
+
+    def cover(self, item: Captured, detections: FaceDetections) -> Captured:
+        """Track and hide every face of the frame (in place); returns the frame, ready to send."""
+        frame = item.frame
+        start = time.monotonic()
+        faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
+        deadline = min(item.captured + self.config.budget_ms / 1000, start + self.frame_interval_s)
+        fallback = [i for i in self._by_priority(faces) if not self._render(frame.image, faces, i, deadline)]
+        if fallback:
+            self.fallback.apply(frame.image, faces[np.array(fallback)])
+        with self.stats.lock:
+            self.stats.frames_processed += 1
+            self.stats.faces_rendered += len(faces) - len(fallback)
+            self.stats.faces_fallback += len(fallback)
+        self.stats.processing.add(time.monotonic() - item.captured)
+        return item
+
+    @staticmethod
+    def _by_priority(faces: FaceDetections) -> list[int]:
+        """Largest faces first: they are the most identifiable and the most visible when they fall back."""
+        return [int(i) for i in np.argsort(-(faces.width * faces.height), kind="stable")]
+
+    def _render(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
+        t0 = time.monotonic()
+        if t0 + self.face_cost_s > deadline:
+            self.face_cost_s *= 0.9  # forget a slow spell slowly, so the renderer is offered faces again
+            return False
+        try:
+            ok = bool(self.renderer.render_face(image, faces, i, deadline))
+        except Exception as exc:  # noqa: BLE001 - a failing renderer must not stop the stream; the face falls back
+            ok = False
+            with self.stats.lock:
+                self.stats.render_errors += 1
+            key = type(exc).__name__
+            if key not in self._errors_logged:
+                self._errors_logged.add(key)
+                log.warning("%s renderer failed (%s: %s); those faces get the fallback", self.renderer.name, key, exc)
+        t1 = time.monotonic()
+        self.face_cost_s = t1 - t0 if self.face_cost_s == 0 else 0.8 * self.face_cost_s + 0.2 * (t1 - t0)
+        if ok and t1 > deadline:
+            with self.stats.lock:
+                self.stats.faces_late += 1
+        return ok

@@ -1,0 +1,255 @@
+"""The live runner: source → detect → cover → sinks, one thread each, bounded queues that drop the oldest.
+
+A live source cannot wait for us, so no queue ever blocks its producer: when a queue is full its oldest
+frame is dropped (and counted). Frames reach the sinks only from ``LiveProcessor.cover``, i.e. with
+every face processed. Ctrl-C or ``stop`` ends every thread; the sinks are always closed, which
+finalises recordings. ``relay`` builds the whole thing from names, as the command line does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, PipelineConfig
+from deidstream.engine.anonymizers import make_anonymizer
+from deidstream.stream.live import FaceRenderer, LiveProcessor, LiveStats, make_renderer
+from deidstream.stream.live_sink import (
+    EncodedSink,
+    LiveSink,
+    PacketTarget,
+    PreviewSink,
+    RtspPush,
+    SegmentRecorder,
+    VirtualCameraSink,
+    check_record_path,
+)
+from deidstream.stream.live_source import LiveSource, open_live_source
+from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
+from deidstream.tracking.tracker import FaceTracker
+
+log = logging.getLogger(__name__)
+
+_END = object()
+_POLL_S = 0.05
+_JOIN_S = 2.0
+
+
+def _offer(q: queue.Queue, item: Any, on_drop: Callable[[], None]) -> None:
+    """Put without blocking: a full queue loses its oldest item instead."""
+    while True:
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+                on_drop()
+            except queue.Empty:
+                pass
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> Any:
+    while not stop.is_set():
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def _put_end(q: queue.Queue, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(_END, timeout=_POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+def run_live(
+    source: LiveSource,
+    processor: LiveProcessor,
+    sinks: Sequence[LiveSink],
+    *,
+    stop: threading.Event | None = None,
+    max_frames: int | None = None,
+    duration_s: float | None = None,
+) -> LiveStats:
+    """Relay ``source`` through ``processor`` into every sink until the source ends or gives up, ``stop``
+    is set, ``max_frames`` frames were read or ``duration_s`` passed. Blocks; returns the counters.
+    The first error of any thread is raised after everything is closed."""
+    stop = stop or threading.Event()
+    stats, config = processor.stats, processor.config
+    q_detect: queue.Queue = queue.Queue(config.queue_size)
+    q_cover: queue.Queue = queue.Queue(config.queue_size)
+    q_sinks: list[queue.Queue] = [queue.Queue(config.queue_size) for _ in sinks]
+    errors: list[BaseException] = []
+    max_age = config.max_latency_ms / 1000
+    started = time.monotonic()
+
+    def reader() -> None:
+        try:
+            for item in source.frames(stop):
+                with stats.lock:
+                    stats.frames_in += 1
+                    n = stats.frames_in
+                _offer(q_detect, item, lambda: stats.drop("behind"))
+                if (max_frames is not None and n >= max_frames) or \
+                        (duration_s is not None and time.monotonic() - started >= duration_s):
+                    break
+        finally:
+            stats.reconnects = getattr(source, "reconnects", 0)
+            source.close()
+            _put_end(q_detect, stop)
+
+    def detect() -> None:
+        while (item := _get(q_detect, stop)) is not _END:
+            if time.monotonic() - item.captured > max_age:
+                stats.drop("stale")
+                continue
+            _offer(q_cover, processor.detect(item), lambda: stats.drop("behind"))
+        _put_end(q_cover, stop)
+
+    def cover() -> None:
+        while (detected := _get(q_cover, stop)) is not _END:
+            item, detections = detected
+            if time.monotonic() - item.captured > max_age:
+                stats.drop("stale")
+                continue
+            done = processor.cover(item, detections)
+            for sink, q in zip(sinks, q_sinks):
+                _offer(q, done, lambda name=sink.name: stats.drop(f"sink:{name}"))
+        for q in q_sinks:
+            _put_end(q, stop)
+
+    def send(sink: LiveSink, q: queue.Queue) -> Callable[[], None]:
+        def body() -> None:
+            while (item := _get(q, stop)) is not _END:
+                sink.send(item)
+                stats.record_sent(sink.name, time.monotonic() - item.captured)
+        return body
+
+    def guarded(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                errors.append(exc)
+                stop.set()
+        return run
+
+    bodies = [reader, detect, cover] + [send(s, q) for s, q in zip(sinks, q_sinks)]
+    names = ["live-source", "live-detect", "live-cover"] + [f"live-sink-{s.name}" for s in sinks]
+    threads = [threading.Thread(target=guarded(b), name=n, daemon=True) for b, n in zip(bodies, names)]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads[1:]):
+            threads[-1].join(_POLL_S)
+            if stop.is_set():
+                break
+    finally:
+        stop.set()
+        for t in threads[1:]:
+            t.join(_JOIN_S)
+        # The source thread may sit in a blocking read until its read timeout; it closes the source itself.
+        threads[0].join(_JOIN_S)
+        stats.seconds = time.monotonic() - started
+        for sink, t in zip(sinks, threads[3:]):
+            if t.is_alive():
+                log.warning("%s: still sending after stop; not closed", sink.name)
+                continue
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - close every sink, report the first failure
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    return stats
+
+
+def relay(
+    source: str | int | LiveSource,
+    *,
+    push: str | None = None,
+    record: str | Path | None = None,
+    segment_s: float | None = None,
+    virtual_camera: bool = False,
+    preview: bool = False,
+    config: PipelineConfig | None = None,
+    live: LiveConfig | None = None,
+    source_config: LiveSourceConfig | None = None,
+    overwrite: bool = False,
+    stop: threading.Event | None = None,
+    max_frames: int | None = None,
+    duration_s: float | None = None,
+    detector: FaceDetector | None = None,
+    renderer: FaceRenderer | None = None,
+    sinks: Sequence[LiveSink] = (),
+    on_start: Callable[[LiveSource], None] | None = None,
+) -> LiveStats:
+    """De-identify a live source (``rtsp://…``, a webcam number or ``/dev/videoN``) into live outputs:
+    ``push`` (an ``rtsp://`` URL on a media server), ``record`` (a file, in ``segment_s`` segments),
+    ``virtual_camera``, ``preview``, and any extra ``sinks``. ``renderer`` is the expensive per-face
+    path (default: the mode's anonymiser); the fallback is ``live.fallback_mode``. Blocks until the
+    source ends or gives up, ``stop`` is set, or a limit is reached; returns the counters."""
+    config = config or PipelineConfig()
+    live = live or LiveConfig()
+    stop = stop or threading.Event()
+    if record is not None:
+        check_record_path(Path(record), segment_s, overwrite=overwrite)
+    if not (push or record or virtual_camera or preview or sinks):
+        raise ValueError("relay needs at least one output")
+    own_detector = detector is None
+    detector = detector or MediaPipeDetector(config.detector)
+    try:
+        src = source if not isinstance(source, (str, int)) else open_live_source(source, source_config)
+        src.open()
+    except BaseException:
+        if own_detector:
+            detector.close()
+        raise
+    try:
+        if on_start is not None:
+            on_start(src)
+        outputs: list[LiveSink] = list(sinks)
+        preview_sink = PreviewSink(on_quit=stop.set) if preview else None
+        targets: list[PacketTarget] = []
+        if push:
+            targets.append(RtspPush(push, transport=(source_config or LiveSourceConfig()).rtsp_transport))
+        if record is not None:
+            targets.append(SegmentRecorder(record, segment_s=segment_s))
+        if targets:
+            outputs.append(EncodedSink(targets, live, src.fps))
+        if virtual_camera:
+            outputs.append(VirtualCameraSink(float(src.fps)))
+        if preview_sink is not None:
+            outputs.append(preview_sink)
+        fallback = make_anonymizer(fallback_config(config.anonymizer, live))
+        processor = LiveProcessor(
+            detector, FaceTracker(config.tracker), renderer or make_renderer(config.anonymizer), fallback, live,
+            LiveStats(), frame_interval_s=1 / float(src.fps))
+    except BaseException:
+        src.close()
+        if own_detector:
+            detector.close()
+        raise
+    try:
+        stats = run_live(src, processor, outputs, stop=stop, max_frames=max_frames, duration_s=duration_s)
+    finally:
+        if own_detector:
+            detector.close()
+    log.info(stats.summary())
+    return stats
+
+
+def fallback_config(config: AnonymizerConfig, live: LiveConfig) -> AnonymizerConfig:
+    """The anonymiser settings of the fallback: the run's region settings with the fallback mode."""
+    return dataclasses.replace(config, mode=live.fallback_mode)

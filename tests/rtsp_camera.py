@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""A loopback RTSP "camera" for tests and benchmarks: GStreamer's RTSP server serving an H.264 mp4 in real time.
+
+Run it with the system Python, which sees Debian's python3-gi (the project's virtual environment does not)::
+
+    /usr/bin/python3 tests/rtsp_camera.py CLIP.mp4 --port 8554 --mount /cam
+
+It prints ``READY rtsp://127.0.0.1:PORT/MOUNT`` on stdout once it accepts clients, then serves until killed.
+Each client gets the clip from its start, paced at its frame rate like a live camera (no B-frames expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", help="an mp4 file with H.264 video")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mount", default="/cam")
+    args = parser.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    location = args.clip.replace("\\", "\\\\").replace('"', '\\"')
+    factory.set_launch(
+        f'( filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 '
+        "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    )
+    server.get_mount_points().add_factory(args.mount, factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on port {args.port}", file=sys.stderr)
+        return 1
+    print(f"READY rtsp://127.0.0.1:{args.port}{args.mount}", flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
