@@ -6,7 +6,8 @@ runs on each square crop (padded where the crop leaves the frame); points come b
 pixels, z in the same pixel units as x. A face with a track id gets a FaceMesh of its own in
 tracking mode (it reuses the last landmarks instead of searching the crop again: about half
 the cost); faces without one, or beyond ``max_tracked`` at once, use a shared one that
-searches every crop.
+searches every crop. An optional :class:`~deidstream.tracking.smoothing.LandmarkSmoother` takes
+the jitter out of each tracked face's landmarks over time.
 """
 
 from __future__ import annotations
@@ -15,16 +16,24 @@ import cv2
 import numpy as np
 
 from deidstream.native import native_stderr_silenced
+from deidstream.tracking.smoothing import LandmarkSmoother
 from deidstream.types import FaceDetections
 
 N_LANDMARKS = 468
 
 
 class FaceLandmarker:
-    """``crop_size`` pixels square crops covering ``crop_scale`` times the face box."""
+    """``crop_size`` pixels square crops covering ``crop_scale`` times the face box; ``smoother`` filters the
+    landmarks of faces with a track id over time."""
 
     def __init__(
-        self, *, crop_size: int = 192, crop_scale: float = 1.6, min_confidence: float = 0.5, max_tracked: int = 8
+        self,
+        *,
+        crop_size: int = 192,
+        crop_scale: float = 1.6,
+        min_confidence: float = 0.5,
+        max_tracked: int = 8,
+        smoother: LandmarkSmoother | None = None,
     ) -> None:
         if crop_size < 64 or crop_scale < 1.0 or max_tracked < 0:
             raise ValueError(f"crop_size must be >= 64, crop_scale >= 1 and max_tracked >= 0, got "
@@ -33,6 +42,7 @@ class FaceLandmarker:
         self.crop_scale = crop_scale
         self.min_confidence = min_confidence
         self.max_tracked = max_tracked
+        self.smoother = smoother
         self._mesh = self._new_mesh(static=True)
         self._per_track: dict[int, object] = {}
 
@@ -57,16 +67,28 @@ class FaceLandmarker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def landmarks(self, image: np.ndarray, faces: FaceDetections) -> list[np.ndarray | None]:
+    def landmarks(self, image: np.ndarray, faces: FaceDetections, t: float | None = None) -> list[np.ndarray | None]:
         """(468, 3) frame-pixel landmarks per face, or None where the crop holds no usable face.
 
-        Call once per frame with every tracked face: meshes of tracks that are gone are released.
+        Call once per frame with every tracked face: meshes (and smoother state) of tracks that are
+        gone are released. ``t`` is the frame's time in seconds, needed when there is a smoother.
         """
+        if self.smoother is not None and t is None:
+            raise ValueError("expected the frame time t in seconds when a smoother is set, got None")
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
         live = {int(i) for i in ids if i is not None}
         for gone in set(self._per_track) - live:
             self._per_track.pop(gone).close()  # type: ignore[attr-defined]
-        return [self._one(image, box, self._mesh_for(tid)) for box, tid in zip(faces.xyxy, ids)]
+        if self.smoother is not None:
+            for gone in set(self.smoother.track_ids) - live:
+                self.smoother.drop(gone)
+        found = [self._one(image, box, self._mesh_for(tid)) for box, tid in zip(faces.xyxy, ids)]
+        if self.smoother is None:
+            return found
+        return [
+            pts if pts is None or tid is None else self.smoother.smooth(int(tid), t, pts)  # type: ignore[arg-type]
+            for pts, tid in zip(found, ids)
+        ]
 
     def _mesh_for(self, track_id: int | None) -> object:
         if track_id is None:
