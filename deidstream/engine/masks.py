@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly
+_PIXEL_CENTRE = 0.5  # landmark coordinate of a pixel's centre (MediaPipe); OpenCV draws with centres at integers
 _N_MESH = 468
 
 
@@ -139,10 +140,12 @@ def polygons_mask(
     offset: tuple[float, float] = (0.0, 0.0),
     dilate_px: float = 0.0,
 ) -> np.ndarray:
-    """(h, w) uint8 0/255 mask of filled pixel-coordinate polygons, grown by ``dilate_px`` (any real radius).
+    """(h, w) uint8 0/255 mask of filled polygons, grown by ``dilate_px`` (any real radius).
 
-    ``offset`` is where the mask's top-left pixel sits in the polygons' coordinates (a crop's origin in
-    the frame). Only the polygons' bounding box is worked on, so a full-frame mask costs no more than a crop.
+    Polygons are in frame pixels as MediaPipe gives them (normalised x size: pixel (i, j) covers
+    [i, i+1) x [j, j+1)). Mask pixel (0, 0) is frame pixel ``offset``: for a crop, pass its top-left
+    (x0, y0) in the frame. Only the polygons' bounding box is worked on, so a full-frame mask costs
+    no more than a crop's.
     """
     h, w = int(shape[0]), int(shape[1])
     if h <= 0 or w <= 0:
@@ -150,7 +153,8 @@ def polygons_mask(
     if dilate_px < 0:
         raise ValueError(f"expected dilate_px >= 0, got {dilate_px}")
     mask = np.zeros((h, w), np.uint8)
-    polys = [np.asarray(p, np.float64) - np.asarray(offset, np.float64) for p in polygons if len(p) >= 3]
+    origin = np.asarray(offset, np.float64) + _PIXEL_CENTRE
+    polys = [np.asarray(p, np.float64) - origin for p in polygons if len(p) >= 3]
     if not polys:
         return mask
     pad = int(np.ceil(dilate_px)) + 2
@@ -180,7 +184,8 @@ def interior_mask(
     min_opening: float = 0.06,
     contours: InteriorContours | None = None,
 ) -> np.ndarray:
-    """(h, w) uint8 0/255 mask of both eye openings and the mouth interior, from (>= 468, 2|3) landmarks.
+    """(h, w) uint8 0/255 mask of both eye openings and the mouth interior, from (>= 468, 2|3) landmarks
+    (frame pixels; ``offset`` as in :func:`polygons_mask`).
 
     A contour less open than ``min_opening`` (see :func:`opening`: closed lips, a blink) is left out: its
     sliver would only cut a line of the subject's lips or lids through the surrogate's.
