@@ -16,15 +16,12 @@ teeth keep their colour and only take on the low-frequency shift of the skin aro
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 _MIN_TOP_PX = 4  # the coarsest pyramid level keeps at least this many pixels across the crop...
 _MIN_TOP_FACE_PX = 8  # ...and the face: its widest band stays well inside it, so its middle is all render
