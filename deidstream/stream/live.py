@@ -110,7 +110,25 @@ class LiveStats:
     processing: LatencyHistogram = field(default_factory=LatencyHistogram)
     latency: dict[str, LatencyHistogram] = field(default_factory=dict)
     seconds: float = 0.0
+    first_capture: float | None = None
+    last_capture: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def arrived(self, captured: float) -> int:
+        """Count a frame from the source; returns the number read so far."""
+        with self.lock:
+            self.frames_in += 1
+            if self.first_capture is None:
+                self.first_capture = captured
+            self.last_capture = captured
+            return self.frames_in
+
+    @property
+    def input_fps(self) -> float:
+        """The rate at which frames arrived, first to last."""
+        if self.first_capture is None or self.frames_in < 2 or self.last_capture <= self.first_capture:
+            return 0.0
+        return (self.frames_in - 1) / (self.last_capture - self.first_capture)
 
     def drop(self, reason: str) -> None:
         with self.lock:
@@ -139,7 +157,7 @@ class LiveStats:
                 "faces_late": self.faces_late, "render_errors": self.render_errors,
                 "fallback_rate": round(self.fallback_rate, 4), "reconnects": self.reconnects,
                 "seconds": round(self.seconds, 2),
-                "fps_in": round(self.frames_in / self.seconds, 2) if self.seconds else 0.0,
+                "input_fps": round(self.input_fps, 2),
                 "processing_ms": self.processing.summary(),
                 "latency_ms": {name: h.summary() for name, h in self.latency.items()},
             }

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, PipelineConfig
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.stream.live import FaceRenderer, LiveProcessor, LiveStats, make_renderer
@@ -97,9 +99,7 @@ def run_live(
     def reader() -> None:
         try:
             for item in source.frames(stop):
-                with stats.lock:
-                    stats.frames_in += 1
-                    n = stats.frames_in
+                n = stats.arrived(item.captured)
                 _offer(q_detect, item, lambda: stats.drop("behind"))
                 if (max_frames is not None and n >= max_frames) or \
                         (duration_s is not None and time.monotonic() - started >= duration_s):
@@ -232,6 +232,12 @@ def relay(
             outputs.append(VirtualCameraSink(float(src.fps)))
         if preview_sink is not None:
             outputs.append(preview_sink)
+        if src.size is not None:  # first-frame costs (model buffers, encoder, server handshake) before frames flow
+            width, height = src.size
+            detector.detect(np.zeros((height, width, 3), np.uint8))
+            for output in outputs:
+                if isinstance(output, EncodedSink):
+                    output.prepare(width, height)
         fallback = make_anonymizer(fallback_config(config.anonymizer, live))
         processor = LiveProcessor(
             detector, FaceTracker(config.tracker), renderer or make_renderer(config.anonymizer), fallback, live,

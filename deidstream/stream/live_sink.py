@@ -42,6 +42,10 @@ class LiveSink(Protocol):
 class PacketTarget(Protocol):
     """A muxer fed with encoded H.264 packets (``LIVE_TIME_BASE`` timestamps)."""
 
+    def prepare(self, size: tuple[int, int], rate: Fraction) -> None:
+        """Connect or create what can be before the first packet (start-up cost off the first frame)."""
+        ...
+
     def write(self, packet: av.Packet, size: tuple[int, int], rate: Fraction) -> None: ...
 
     def close(self) -> None: ...
@@ -77,6 +81,14 @@ class EncodedSink:
         self._codec: av.CodecContext | None = None
         self._size: tuple[int, int] | None = None
         self.frames_sent = 0
+
+    def prepare(self, width: int, height: int) -> None:
+        """Open the encoder and connect the targets before the first frame, when the size is known."""
+        if self._codec is None:
+            self._open(width, height)
+            assert self._size is not None
+            for target in self.targets:
+                target.prepare(self._size, self.rate)
 
     def _open(self, width: int, height: int) -> None:
         codec = av.CodecContext.create("libx264", "w")
@@ -146,6 +158,10 @@ class RtspPush:
         self._container: av.container.OutputContainer | None = None
         self._stream: Any = None
 
+    def prepare(self, size: tuple[int, int], rate: Fraction) -> None:
+        if self._container is None:
+            self._open(size, rate)
+
     def _open(self, size: tuple[int, int], rate: Fraction) -> None:
         try:
             container = av.open(self.url, "w", format="rtsp", options={"rtsp_transport": self.transport},
@@ -214,6 +230,9 @@ class SegmentRecorder:
         self._start_pts = 0
         self._packets = 0
         self.published: list[Path] = []
+
+    def prepare(self, size: tuple[int, int], rate: Fraction) -> None:
+        """Nothing to do: a segment's file is created with its first packet."""
 
     def _begin(self, size: tuple[int, int], rate: Fraction, start_pts: int) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.",
