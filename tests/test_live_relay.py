@@ -4,7 +4,10 @@ the relay, and ffmpeg receiving the published stream as a media server would."""
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -214,3 +217,77 @@ def test_relay_fps_is_the_camera_rate(camera):
         assert source.fps == Fraction(30)
     finally:
         source.close()
+
+
+def test_ctrl_c_ends_the_relay_with_its_recording_finalised(camera, tmp_path):
+    out = tmp_path / "rec.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "deidstream", camera.url, str(out), "--segment", "1s", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 40
+        while not (tmp_path / "rec_0001.mp4").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the relay did not record"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert code == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    segments = sorted(tmp_path.glob("rec_*.mp4"))
+    assert len(segments) >= 3  # the two complete ones and the one cut short by Ctrl-C
+    for segment in segments:
+        _, times = decode(segment)
+        assert times and times[0] == 0
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_a_stalled_camera_times_out_and_the_relay_reconnects(camera, detector, caplog):
+    stop = threading.Event()
+    result: dict[str, object] = {}
+    config = LiveSourceConfig(open_timeout_s=3, read_timeout_s=1, backoff_initial_s=0.2, backoff_max_s=1,
+                              give_up_after_s=15)
+    sink_items: list[int] = []
+
+    class Count:
+        name = "count"
+
+        def send(self, item) -> None:
+            sink_items.append(item.session)
+
+        def close(self) -> None:
+            pass
+
+    def run() -> None:
+        try:
+            result["stats"] = relay(camera.url, sinks=[Count()], config=LIVE_DETECTOR, source_config=config,
+                                    stop=stop, detector=detector)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            result["error"] = exc
+
+    caplog.set_level(logging.INFO, logger="deidstream")
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(sink_items) < 20:
+            assert time.monotonic() < deadline and "error" not in result, result
+            time.sleep(0.05)
+        camera.pause()  # connected, silent
+        time.sleep(2.5)
+        camera.resume()
+        deadline = time.monotonic() + 20
+        while not sink_items or sink_items[-1] < 2:
+            assert time.monotonic() < deadline and "error" not in result, result
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive() and "error" not in result, result.get("error")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("no data for 1 s" in m for m in messages), messages
+    assert any("reconnected" in m for m in messages), messages
