@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from deidstream.engine.masks import InteriorContours, polygons_mask
 from deidstream.engine.raster import Raster, rasterize, signed_areas
 
 
@@ -39,6 +40,16 @@ class UVAtlas:
         # The UV layout and the face seen from the front wind the same way; a posed face whose
         # triangles wind the other way is seen from behind.
         self.front_sign = float(np.sign(np.median(signed_areas(uvs, triangles))))
+        loops = InteriorContours.from_mediapipe().openings
+        self.openings = polygons_mask([uvs[loop] * size for loop in loops], (size, size), dilate_px=size / 96) > 0
+
+    def fill_openings(self, texture: np.ndarray) -> np.ndarray:
+        """The texture with the eye openings and the mouth interior inpainted from the skin and
+        lips around them: those parts are always the subject's own in a render, and a donor's
+        eyeball or teeth there would show through a blink or half-open lips."""
+        u8 = np.clip(texture * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        filled = cv2.inpaint(u8, self.openings.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+        return np.where(self.openings[..., None], filled, texture)
 
     def unwrap(self, image: np.ndarray, points: np.ndarray) -> Unwrapped:
         """Texture of ``image`` (h, w, 3) uint8 under the posed mesh ``points`` (468, 3) in

@@ -22,6 +22,7 @@ from deidstream.engine.mesh import CanonicalMesh
 from deidstream.engine.uvmap import UVAtlas
 from deidstream.errors import DeidstreamError
 from deidstream.modelbuild.attributes import describe_largest, fit_attributes
+from deidstream.modelbuild.calibrate import calibrate_depth
 from deidstream.modelbuild.collect import Sample, StillLandmarker, still_samples, video_samples
 from deidstream.modelbuild.spaces import appearance_space, frontal, shape_space, skin_ita, unwrap_all
 
@@ -118,8 +119,12 @@ def build(args: argparse.Namespace) -> dict:
     model = FaceModel(
         mesh=mesh, shape_mean=shape.mean.reshape(468, 3), shape_basis=shape.basis.reshape(-1, 468, 3),
         app_mean=app_mean, app_basis=appearance.basis, tex_mask=atlas.mask,
-        donor_descriptors=descriptors, donor_attributes=donor_attributes,
-        attribute_weights=np.stack([attributes.sex, attributes.age]), provenance=provenance)
+        donor_descriptors=descriptors, donor_coefficients=appearance.coefficients[[i for _, i in kept]],
+        donor_attributes=donor_attributes, attribute_weights=np.stack([attributes.sex, attributes.age]),
+        provenance=provenance)
+    model, calibration = calibrate_depth(model)
+    provenance["shape"]["depth_calibration"] = calibration
+    provenance["build_seconds"] = round(time.perf_counter() - started, 1)
     model.save(args.output)
     args.output.with_suffix(".json").write_text(json.dumps(provenance, indent=2) + "\n")
     return provenance

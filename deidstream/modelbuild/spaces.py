@@ -20,24 +20,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Space:
-    """``mean`` (d,), ``basis`` (k, d) = unit components × their std, ``explained`` fraction."""
+    """``mean`` (d,), ``basis`` (k, d) = unit components × their std, ``explained`` fraction,
+    ``coefficients`` (n, k) of the samples in units of each component's std."""
 
     mean: np.ndarray
     basis: np.ndarray
     explained: float
     samples: int
+    coefficients: np.ndarray
 
 
 def pca(data: np.ndarray, *, variance: float, max_components: int) -> Space:
     """Components explaining ``variance`` of ``data`` (n, d), at most ``max_components``."""
     mean = data.mean(axis=0)
     centred = (data - mean).astype(np.float64)
-    _, sing, vt = np.linalg.svd(centred, full_matrices=False)
+    u, sing, vt = np.linalg.svd(centred, full_matrices=False)
     var = sing ** 2 / max(len(data) - 1, 1)
     ratio = np.cumsum(var) / var.sum()
     k = int(min(np.searchsorted(ratio, variance) + 1, max_components, len(var)))
     basis = vt[:k] * np.sqrt(var[:k])[:, None]
-    return Space(mean.astype(np.float32), basis.astype(np.float32), float(ratio[k - 1]), len(data))
+    coefficients = u[:, :k] * np.sqrt(max(len(data) - 1, 1))
+    return Space(mean.astype(np.float32), basis.astype(np.float32), float(ratio[k - 1]), len(data),
+                 coefficients.astype(np.float32))
 
 
 def frontal(sample: Sample, mesh: CanonicalMesh, max_angle: float) -> bool:
@@ -60,7 +64,7 @@ def shape_space(samples: list[Sample], mesh: CanonicalMesh, *, variance: float, 
     shapes, people = identity_shapes(samples, mesh)
     log.info("shape space: %d faces of %d people", len(samples), len(people))
     space = pca(shapes.reshape(len(shapes), -1), variance=variance, max_components=max_components)
-    return Space(space.mean, space.basis, space.explained, len(people))
+    return Space(space.mean, space.basis, space.explained, len(people), space.coefficients)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ def unwrap_all(samples: list[Sample], atlas: UVAtlas, *, sigma: float) -> Textur
     tex = np.stack([u.texture for u in raw])
     weight = np.stack([u.weight for u in raw])
     reference = _weighted_mean(tex, weight)
-    albedo = np.stack([normalise_lighting(t, w, reference, sigma) for t, w in zip(tex, weight)])
+    albedo = np.stack([atlas.fill_openings(normalise_lighting(t, w, reference, sigma)) for t, w in zip(tex, weight)])
     return Textures(albedo, weight)
 
 
@@ -108,7 +112,7 @@ def appearance_space(
         comps = np.stack([cv2.resize(c, (component_size, component_size), interpolation=cv2.INTER_AREA)
                           for c in comps])
     mean = mean * mask[..., None]
-    return mean.astype(np.float32), Space(space.mean, comps, space.explained, space.samples)
+    return mean.astype(np.float32), Space(space.mean, comps, space.explained, space.samples, space.coefficients)
 
 
 def skin_ita(albedo: np.ndarray, mask: np.ndarray) -> float:

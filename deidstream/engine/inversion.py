@@ -1,0 +1,113 @@
+"""Inversion: the identity latent w_id of a tracked person, fitted from their frames.
+
+Shape: each frame's landmarks with pose removed, averaged over frames, projected on the shape
+components. Appearance: each frame unwrapped into UV space, its lighting divided out, the
+textures averaged by how well each frame saw each texel, and projected (ridge least squares
+under that visibility) on the appearance components. ``render(w_id, z_aux)`` then reconstructs
+the person, which shows the encoders and the generator agree; ``refine`` polishes the
+appearance by gradient descent through the differentiable renderer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from deidstream.engine.aux import canonical_shape, encode_aux
+from deidstream.engine.facemodel import FaceModel, Identity, normalise_lighting
+from deidstream.engine.render import Generator, frame_tensor
+from deidstream.engine.uvmap import UVAtlas
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One frame of the person: ``image`` (H, W, 3) uint8 RGB, ``points`` (468, 3) landmarks."""
+
+    image: np.ndarray
+    points: np.ndarray
+
+
+class Inverter:
+    def __init__(self, model: FaceModel, *, noise: float = 0.03, lighting_sigma: float = 16.0,
+                 full_weight: float = 0.35) -> None:
+        self.model = model
+        self.atlas = UVAtlas(model.mesh.uvs, model.mesh.triangles, model.tex_size)
+        self.noise = noise  # per-texel error the prior N(0, 1) on each coefficient is weighed against
+        self.lighting_sigma = lighting_sigma * model.tex_size / 256.0
+        self.full_weight = full_weight
+        c = model.app_basis.shape[1]
+        small_mask = cv2.resize(model.tex_mask.astype(np.uint8), (c, c), interpolation=cv2.INTER_NEAREST) > 0
+        self._small_mask = small_mask
+        self._basis = model.app_basis[:, small_mask].reshape(model.n_appearance, -1).T.astype(np.float64)
+
+    def person_shape(self, observations: Sequence[Observation]) -> np.ndarray:
+        mesh = self.model.mesh
+        return np.mean([canonical_shape(o.points, mesh.vertices, mesh.weights) for o in observations], axis=0)
+
+    def invert(self, observations: Sequence[Observation]) -> Identity:
+        if not observations:
+            raise ValueError("inversion needs at least one observation")
+        shape_coef = self.model.project_shape(self.person_shape(observations))
+        albedo, trust = self.albedo(observations)
+        return Identity(shape_coef, self.project_albedo(albedo, trust))
+
+    def albedo(self, observations: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray]:
+        """Lighting-normalised (T, T, 3) texture and (T, T) trust in [0, 1] from all frames."""
+        total = np.zeros((self.model.tex_size, self.model.tex_size, 3), np.float64)
+        weight = np.zeros((self.model.tex_size, self.model.tex_size), np.float64)
+        for o in observations:
+            u = self.atlas.unwrap(o.image, o.points)
+            tex = normalise_lighting(u.texture, u.weight, self.model.app_mean, self.lighting_sigma)
+            total += tex * u.weight[..., None]
+            weight += u.weight
+        albedo = self.atlas.fill_openings((total / np.maximum(weight, 1e-6)[..., None]).astype(np.float32))
+        trust = np.clip(weight / (self.full_weight * len(observations)), 0.0, 1.0).astype(np.float32)
+        return albedo, trust
+
+    def project_albedo(self, albedo: np.ndarray, trust: np.ndarray) -> np.ndarray:
+        c = self.model.app_basis.shape[1]
+        diff = cv2.resize(albedo - self.model.app_mean, (c, c), interpolation=cv2.INTER_AREA)
+        w = cv2.resize(trust * self.model.tex_mask, (c, c), interpolation=cv2.INTER_AREA)[self._small_mask]
+        w3 = np.repeat(w, 3).astype(np.float64)
+        b = self._basis
+        lhs = b.T @ (b * w3[:, None]) + self.noise ** 2 * np.eye(b.shape[1])
+        rhs = b.T @ (w3 * diff[self._small_mask].reshape(-1))
+        return np.linalg.solve(lhs, rhs).astype(np.float32)
+
+    def refine(self, generator: Generator, identity: Identity, observations: Sequence[Observation], *,
+               steps: int = 30, lr: float = 0.05) -> Identity:
+        """Adam on the appearance coefficients, photometric loss of the shaded render against
+        each frame over the rendered skin (gradients flow through ``grid_sample``)."""
+        shape_coef, app_coef = generator.identity_tensors(identity, grad=False)
+        app_coef = app_coef.clone().requires_grad_(True)
+        person = generator.model.shape_of(identity)
+        with torch.no_grad():
+            shape = generator.shape(shape_coef)
+        targets = []
+        for o in observations:
+            aux = encode_aux(o.points, person, generator.model.mesh.weights)
+            with torch.no_grad():
+                crop = generator.render(shape, generator.texture(app_coef.detach()), aux).crop
+            targets.append((aux, crop, frame_tensor(crop.read(o.image))))
+        opt = torch.optim.Adam([app_coef], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.zeros(())
+            texture = generator.texture(app_coef)
+            for aux, crop, target in targets:
+                render = generator.render(shape, texture, aux, crop)
+                shaded = generator.shade(render, target, render.coverage)
+                err = (shaded - target).abs() * render.coverage
+                loss = loss + err.sum() / render.coverage.sum().clamp_min(1.0)
+            loss = loss / len(targets) + 1e-4 * (app_coef ** 2).sum()
+            loss.backward()
+            opt.step()
+        log.debug("refined appearance: loss %.4f", float(loss))
+        return Identity(identity.shape, app_coef.detach().numpy())
