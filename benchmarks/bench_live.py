@@ -1,0 +1,137 @@
+"""Live relay in real time, per mode: added latency, achieved fps, drops and fallbacks.
+
+    python benchmarks/bench_live.py [--clip portrait_s18.mp4] [--seconds 28] [--modes blur pixelate solid]
+                                    [--record] [-- extra deidstream options]
+
+The shared 1280x720 30 fps clip is re-encoded the way a camera streams (H.264, no B-frames, a keyframe
+a second, looped to about ``--seconds``) and served in real time by GStreamer's RTSP server on
+loopback; deidstream relays it with the command line's live defaults and publishes to ffmpeg listening
+as a media server, all on this machine. Added latency is from the moment a picture's data arrived (its
+packet was read) to the moment its encoded frame was handed to the RTSP connection. Prints a table and
+writes benchmarks/out/bench_live.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
+
+from deidstream.cli import build_parser, config_from_args  # noqa: E402
+from deidstream.config import MODES, LiveConfig  # noqa: E402
+from deidstream.stream.live_run import relay  # noqa: E402
+
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+GENERATOR_MODE = "default"
+
+
+def public_argv() -> list[str]:
+    """The command line without machine paths (a path keeps only its last part)."""
+    return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
+
+
+def frames_in_file(path: Path) -> int:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                          "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    return int(out.stdout.strip() or 0)
+
+
+def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: bool, tmp: Path) -> dict:
+    args = build_parser().parse_args(["rtsp://camera/stream", "rtsp://server/out", "--mode", mode, *extra])
+    config = config_from_args(args, live=True)
+    live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(LiveConfig().max_latency_ms, args.budget))
+    received = tmp / f"{mode}.received.mkv"
+    load_before = os.getloadavg()[0]
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    with rtsp_camera(clip) as camera, rtsp_receiver(received) as receiver:
+        stats = relay(camera.url, push=receiver.url, record=tmp / f"{mode}.mp4" if record else None, config=config,
+                      live=live, duration_s=seconds)
+        receiver.wait()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    d = stats.to_dict()
+    sent = stats.sent["stream"]
+    lat = d["latency_ms"]["stream"]
+    span = stats.last_capture - (stats.first_capture or stats.last_capture)
+    return {
+        "mode": mode,
+        "status": "measured",
+        "frames_in": stats.frames_in,
+        "frames_sent": sent,
+        "frames_received": frames_in_file(received),
+        "frames_dropped": stats.frames_dropped,
+        "dropped": d["dropped"],
+        "drop_rate": round(stats.frames_dropped / stats.frames_in, 4) if stats.frames_in else 0.0,
+        "input_fps": round(stats.input_fps, 2),
+        "achieved_fps": round(sent / span, 2) if span > 0 else 0.0,
+        "latency_p50_ms": lat["p50_ms"],
+        "latency_p99_ms": lat["p99_ms"],
+        "latency_max_ms": lat["max_ms"],
+        "processing_p99_ms": d["processing_ms"]["p99_ms"],
+        "faces_rendered": stats.faces_rendered,
+        "faces_fallback": stats.faces_fallback,
+        "fallback_rate": round(stats.fallback_rate, 4),
+        "faces_late": stats.faces_late,
+        "cpu_cores_used": round(cpu_s / stats.seconds, 2) if stats.seconds else 0.0,
+        "loadavg_1min_before": round(load_before, 2),
+        "loadavg_1min_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def print_row(r: dict) -> None:
+    if r["status"] != "measured":
+        print(f"{r['mode']:<9} {r['status']}")
+        return
+    print(f"{r['mode']:<9} {r['frames_in']:>6} {r['frames_sent']:>6} {r['frames_received']:>6} "
+          f"{r['drop_rate'] * 100:>6.2f}% {r['input_fps']:>6.1f} {r['achieved_fps']:>6.1f} "
+          f"{r['latency_p50_ms']:>7.1f} {r['latency_p99_ms']:>7.1f} {r['fallback_rate'] * 100:>8.2f}% "
+          f"{r['cpu_cores_used']:>5.2f} {r['loadavg_1min_before']:>5.2f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="deidstream live relay: latency, fps, drops, fallbacks per mode")
+    ap.add_argument("--clip", type=Path, default=VIDEOS / "portrait_s18.mp4", help="a 1280x720 clip")
+    ap.add_argument("--seconds", type=float, default=28.0, help="how long each mode relays")
+    ap.add_argument("--modes", nargs="*", default=[*MODES, GENERATOR_MODE])
+    ap.add_argument("--record", action="store_true", help="also record to a file (same encoder, second muxer)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_live.json")
+    ap.add_argument("extra", nargs="*", help="extra deidstream options, after --")
+    args = ap.parse_args()
+    if not args.clip.exists():
+        print(f"missing clip (is ../shared/data present?): {args.clip}", file=sys.stderr)
+        return 2
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cam = camera_clip(args.clip, Path(tmp) / "camera.mp4", gop=30, fps=30, size=(1280, 720),
+                          loops=max(0, int(args.seconds // 9)))
+        print(f"{'mode':<9} {'in':>6} {'sent':>6} {'recv':>6} {'drop':>7} {'in fps':>6} {'out fps':>6} "
+              f"{'p50 ms':>7} {'p99 ms':>7} {'fallback':>9} {'cores':>5} {'load':>5}")
+        for mode in args.modes:
+            if mode not in MODES:
+                rows.append({"mode": mode, "status": "not measurable: the generator mode is not in this build"})
+            else:
+                rows.append(bench_mode(mode, cam, args.seconds, args.extra, args.record, Path(tmp)))
+                time.sleep(1.0)
+            print_row(rows[-1])
+    meta = {"cpus": os.cpu_count(), "argv": public_argv(), "clip": args.clip.name, "size": [1280, 720], "fps": 30,
+            "seconds_per_mode": args.seconds, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
