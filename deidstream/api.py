@@ -3,6 +3,11 @@
     from deidstream import anonymize
     report = anonymize("in.mp4", "out.mp4", mode="pixelate")
     print(report.summary())
+
+and live sources with ``relay`` (``deidstream.stream.live_run``)::
+
+    from deidstream.api import relay
+    stats = relay("rtsp://cam/stream", push="rtsp://server/out", record="out.mp4", segment_s=600)
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.processor import FaceProcessor, FrameResult
 from deidstream.errors import InputNotFoundError, InvalidInputError, InvalidOutputError
 from deidstream.report import RunReport, write_json_atomic
+from deidstream.stream.live_run import relay  # noqa: F401 - the live counterpart of anonymize()
 from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink, check_output_path
 from deidstream.stream.source import AudioPacket, FileSource, VideoInfo

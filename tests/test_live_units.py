@@ -18,7 +18,7 @@ from deidstream.cli import main
 from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, TrackerConfig, parse_duration
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.errors import ConfigError, OutputExistsError, SinkUnavailable, SourceUnavailable
-from deidstream.stream.live import LiveProcessor, LiveStats, make_renderer
+from deidstream.stream.live import LiveProcessor, LiveStats, make_face_path
 from deidstream.stream.live_run import run_live
 from deidstream.stream.live_sink import EncodedSink, PreviewSink, SegmentRecorder, VirtualCameraSink, check_record_path
 from deidstream.stream.live_source import LIVE_TIME_BASE, Backoff, Captured, WebcamSource, _Clock
@@ -76,26 +76,26 @@ class Paint:
         return self.result
 
 
-def processor(detector, renderer, budget_ms: float, stats: LiveStats | None = None) -> LiveProcessor:
+def processor(detector, face_path, budget_ms: float, stats: LiveStats | None = None) -> LiveProcessor:
     live = LiveConfig(budget_ms=budget_ms)
-    return LiveProcessor(detector, FaceTracker(TrackerConfig()), renderer, make_anonymizer(AnonymizerConfig()),
+    return LiveProcessor(detector, FaceTracker(TrackerConfig()), face_path, make_anonymizer(AnonymizerConfig()),
                          live, stats or LiveStats(), frame_interval_s=1 / 30)
 
 
 @pytest.mark.parametrize(
-    ("renderer", "budget_ms", "rendered", "fallback", "errors"),
+    ("face_path", "budget_ms", "rendered", "fallback", "errors"),
     [
         (Paint(), 100, 10, 0, 0),  # fast path within budget: every face rendered
         (Paint(delay_s=0.06), 40, (1, 2), (8, 9), 0),  # slower than the budget: tried once, then the fallback
         (Paint(error=RuntimeError("generator crashed")), 100, 0, 10, 10),  # failures fall back, stream goes on
-        (Paint(result=False), 100, 0, 10, 0),  # a renderer may decline (no surrogate locked yet)
+        (Paint(result=False), 100, 0, 10, 0),  # a face path may decline (no surrogate locked yet)
     ],
     ids=["fast", "over-budget", "raises", "declines"],
 )
-def test_every_face_is_processed_by_the_renderer_or_the_fallback(
-        detector, clip_frames, renderer, budget_ms, rendered, fallback, errors):
+def test_every_face_is_processed_by_the_face_path_or_the_fallback(
+        detector, clip_frames, face_path, budget_ms, rendered, fallback, errors):
     stats = LiveStats()
-    proc = processor(detector, renderer, budget_ms, stats)
+    proc = processor(detector, face_path, budget_ms, stats)
     for index, image in enumerate(clip_frames[:10]):
         item = Captured(Frame(index, image.copy(), index * 3000, LIVE_TIME_BASE, 3000), time.monotonic(), 1)
         out = proc.cover(*proc.detect(item))
@@ -164,7 +164,7 @@ class SlowDetector:
 
 def test_frames_are_dropped_not_sent_unprocessed_when_processing_falls_behind(detector, clip_frames):
     source, sink = ClipSource(clip_frames), Collect()
-    proc = processor(SlowDetector(detector, 0.07), make_renderer(AnonymizerConfig()), 100)
+    proc = processor(SlowDetector(detector, 0.07), make_face_path(AnonymizerConfig()), 100)
     stats = run_live(source, proc, [sink])
     assert stats.frames_in == len(clip_frames)
     assert stats.frames_dropped > 0
@@ -180,7 +180,7 @@ def test_frames_are_dropped_not_sent_unprocessed_when_processing_falls_behind(de
 def test_run_live_stops_on_request(detector, clip_frames):
     stop = threading.Event()
     source, sink = ClipSource(clip_frames * 10), Collect()
-    proc = processor(detector, make_renderer(AnonymizerConfig()), 100)
+    proc = processor(detector, make_face_path(AnonymizerConfig()), 100)
     timer = threading.Timer(0.5, stop.set)
     timer.start()
     t0 = time.monotonic()

@@ -1,8 +1,8 @@
 """Live processing: every face of every frame within a time budget, the fallback when the budget is gone.
 
 ``LiveProcessor`` detects and tracks faces as the file pipeline does, then gives each tracked face the
-expensive path (a ``FaceRenderer``: the generator, or the mode's anonymiser) while the frame's deadline
-allows it, and the fallback (a strong blur) otherwise, or when the renderer fails or declines. No frame
+expensive path (a ``FacePath``: the generator, or the mode's anonymiser) while the frame's deadline
+allows it, and the fallback (a strong blur) otherwise, or when the face_path fails or declines. No frame
 leaves ``cover`` with a tracked face untouched. ``LiveStats`` counts what happened.
 """
 
@@ -31,7 +31,7 @@ LATENCY_BIN_MS = 1.0
 LATENCY_BINS = 10_000  # 10 s; slower frames land in the last bin
 
 
-class FaceRenderer(Protocol):
+class FacePath(Protocol):
     """The expensive per-face path. ``render_face`` replaces face ``i`` of ``faces`` in ``image`` (RGB, in
     place) and returns True, or returns False (or raises) to leave that face to the fallback. It should
     give up by ``deadline`` (``time.monotonic()`` seconds); a face it finishes later still counts as
@@ -42,7 +42,7 @@ class FaceRenderer(Protocol):
     def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool: ...
 
 
-class AnonymizerRenderer:
+class AnonymizerPath:
     """A blur / pixelate / solid anonymiser as the per-face path (the modes that exist today)."""
 
     def __init__(self, anonymizer: FaceAnonymizer, name: str) -> None:
@@ -54,9 +54,9 @@ class AnonymizerRenderer:
         return True
 
 
-def make_renderer(config: AnonymizerConfig) -> FaceRenderer:
+def make_face_path(config: AnonymizerConfig) -> FacePath:
     """The per-face path for ``config.mode``; an unknown mode raises (``make_anonymizer`` checks it)."""
-    return AnonymizerRenderer(make_anonymizer(config), config.mode)
+    return AnonymizerPath(make_anonymizer(config), config.mode)
 
 
 class LatencyHistogram:
@@ -175,18 +175,18 @@ class LiveStats:
 
 
 class LiveProcessor:
-    """Detector → tracker → per-face renderer or fallback, for one live stream, within a time budget.
+    """Detector → tracker → per-face expensive path or fallback, for one live stream, within a time budget.
 
     A frame's deadline is ``budget_ms`` after its capture, and at most one frame interval after its
-    rendering starts (so processing keeps up with the source). A face is offered to the renderer only
-    while the renderer's typical time per face (a running mean) still fits before the deadline.
+    rendering starts (so processing keeps up with the source). A face is offered to the face path only
+    while the face path's typical time per face (a running mean) still fits before the deadline.
     """
 
     def __init__(
         self,
         detector: FaceDetector,
         tracker: FaceTracker,
-        renderer: FaceRenderer,
+        face_path: FacePath,
         fallback: FaceAnonymizer,
         config: LiveConfig,
         stats: LiveStats,
@@ -197,12 +197,12 @@ class LiveProcessor:
             raise ConfigError(f"frame_interval_s must be > 0, got {frame_interval_s}")
         self.detector = detector
         self.tracker = tracker
-        self.renderer = renderer
+        self.face_path = face_path
         self.fallback = fallback
         self.config = config
         self.stats = stats
         self.frame_interval_s = frame_interval_s
-        self.face_cost_s = 0.0  # running mean of the renderer's time per face
+        self.face_cost_s = 0.0  # running mean of the face_path's time per face
         self._errors_logged: set[str] = set()
 
     def detect(self, item: Captured) -> tuple[Captured, FaceDetections]:
@@ -232,18 +232,18 @@ class LiveProcessor:
     def _render(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
         t0 = time.monotonic()
         if t0 + self.face_cost_s > deadline:
-            self.face_cost_s *= 0.9  # forget a slow spell slowly, so the renderer is offered faces again
+            self.face_cost_s *= 0.9  # forget a slow spell slowly, so the face_path is offered faces again
             return False
         try:
-            ok = bool(self.renderer.render_face(image, faces, i, deadline))
-        except Exception as exc:  # noqa: BLE001 - a failing renderer must not stop the stream; the face falls back
+            ok = bool(self.face_path.render_face(image, faces, i, deadline))
+        except Exception as exc:  # noqa: BLE001 - a failing face_path must not stop the stream; the face falls back
             ok = False
             with self.stats.lock:
                 self.stats.render_errors += 1
             key = type(exc).__name__
             if key not in self._errors_logged:
                 self._errors_logged.add(key)
-                log.warning("%s renderer failed (%s: %s); those faces get the fallback", self.renderer.name, key, exc)
+                log.warning("%s face_path failed (%s: %s); those faces get the fallback", self.face_path.name, key, exc)
         t1 = time.monotonic()
         self.face_cost_s = t1 - t0 if self.face_cost_s == 0 else 0.8 * self.face_cost_s + 0.2 * (t1 - t0)
         if ok and t1 > deadline:

@@ -21,7 +21,7 @@ import numpy as np
 
 from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, PipelineConfig
 from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.stream.live import FaceRenderer, LiveProcessor, LiveStats, make_renderer
+from deidstream.stream.live import FacePath, LiveProcessor, LiveStats, make_face_path
 from deidstream.stream.live_sink import (
     EncodedSink,
     LiveSink,
@@ -191,13 +191,13 @@ def relay(
     max_frames: int | None = None,
     duration_s: float | None = None,
     detector: FaceDetector | None = None,
-    renderer: FaceRenderer | None = None,
+    face_path: FacePath | None = None,
     sinks: Sequence[LiveSink] = (),
     on_start: Callable[[LiveSource], None] | None = None,
 ) -> LiveStats:
     """De-identify a live source (``rtsp://…``, a webcam number or ``/dev/videoN``) into live outputs:
     ``push`` (an ``rtsp://`` URL on a media server), ``record`` (a file, in ``segment_s`` segments),
-    ``virtual_camera``, ``preview``, and any extra ``sinks``. ``renderer`` is the expensive per-face
+    ``virtual_camera``, ``preview``, and any extra ``sinks``. ``face_path`` is the expensive per-face
     path (default: the mode's anonymiser); the fallback is ``live.fallback_mode``. Blocks until the
     source ends or gives up, ``stop`` is set, or a limit is reached; returns the counters."""
     config = config or PipelineConfig()
@@ -240,7 +240,7 @@ def relay(
                     output.prepare(width, height)
         fallback = make_anonymizer(fallback_config(config.anonymizer, live))
         processor = LiveProcessor(
-            detector, FaceTracker(config.tracker), renderer or make_renderer(config.anonymizer), fallback, live,
+            detector, FaceTracker(config.tracker), face_path or make_face_path(config.anonymizer), fallback, live,
             LiveStats(), frame_interval_s=1 / float(src.fps))
     except BaseException:
         src.close()
