@@ -17,52 +17,54 @@ from deidstream.engine.aux import encode_aux
 from deidstream.engine.compositor import Compositor, RenderedFace
 from deidstream.engine.facemodel import Identity
 from deidstream.engine.masks import interior_mask
-from deidstream.engine.render import Generator, Render, frame_tensor
+from deidstream.engine.render import FastPath, FastRender, Generator
 
 
 @dataclass(frozen=True, slots=True)
 class Surrogate:
-    """A locked identity ready to render: its shape (468, 3) and albedo texture (3, T, T) tensors."""
+    """A locked identity ready to render: its shape (468, 3) canonical and albedo (T, T, 3)."""
 
     identity: Identity
-    shape: torch.Tensor
-    texture: torch.Tensor
+    shape: np.ndarray
+    texture: np.ndarray
 
     @classmethod
     def of(cls, generator: Generator, identity: Identity) -> Surrogate:
         with torch.no_grad():
             shape_coef, app_coef = generator.identity_tensors(identity)
-            return cls(identity, generator.shape(shape_coef), generator.texture(app_coef))
+            shape = generator.shape(shape_coef).numpy()
+            texture = generator.texture(app_coef).permute(1, 2, 0).contiguous().numpy()
+        return cls(identity, shape.astype(np.float32), texture.astype(np.float32))
 
 
 class FaceRenderer:
     """``paint(frame, points, person_shape, surrogate)``: the surrogate in the subject's place."""
 
-    def __init__(self, generator: Generator, compositor: Compositor | None = None, *, rim_px: int = 1) -> None:
+    def __init__(self, generator: Generator, compositor: Compositor | None = None, *, rim_px: int = 1,
+                 raster_px: int = 160) -> None:
         self.generator = generator
+        self.fast = FastPath(generator, raster_px=raster_px)
         self.compositor = compositor or Compositor()
         self.rim_px = rim_px
         self._weights = generator.model.mesh.weights
 
     def render(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
-               surrogate: Surrogate) -> tuple[RenderedFace, Render]:
+               surrogate: Surrogate) -> tuple[RenderedFace, FastRender]:
         """The shaded render and its alpha, not yet blended."""
         aux = encode_aux(points, person_shape, self._weights)
-        with torch.no_grad():
-            render = self.generator.render(surrogate.shape, surrogate.texture, aux)
-            crop = render.crop
-            coverage = render.coverage.numpy()
-            if self.rim_px:
-                kernel = np.ones((2 * self.rim_px + 1, 2 * self.rim_px + 1), np.uint8)
-                coverage = cv2.erode(coverage, kernel)
-            keep = interior_mask(points[:, :2], (crop.height, crop.width), offset=(crop.x0, crop.y0))
-            alpha = coverage * (1.0 - keep.astype(np.float32) / 255.0)
-            skin = torch.from_numpy(alpha)
-            shaded = self.generator.shade(render, frame_tensor(crop.read(frame)), skin)
-        rgb = shaded.permute(1, 2, 0).numpy()
+        render = self.fast.render(surrogate.shape, surrogate.texture, aux)
+        crop = render.crop
+        coverage = render.coverage
+        if self.rim_px:
+            kernel = np.ones((2 * self.rim_px + 1, 2 * self.rim_px + 1), np.uint8)
+            coverage = cv2.erode(coverage, kernel)
+        keep = interior_mask(points[:, :2], (crop.height, crop.width), offset=(crop.x0, crop.y0))
+        alpha = coverage * (1.0 - keep.astype(np.float32) * np.float32(1.0 / 255.0))
+        rgb = self.fast.shade(render.rgb, crop.read(frame), alpha)
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
-    def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray, surrogate: Surrogate) -> Render:
+    def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
+              surrogate: Surrogate) -> FastRender:
         """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place."""
         face, render = self.render(frame, points, person_shape, surrogate)
         self.compositor.apply(frame, face)

@@ -35,9 +35,12 @@ class FaceModel:
     """Shape: ``shape_mean`` (468, 3) cm, ``shape_basis`` (ks, 468, 3) = component × its std.
     Appearance: ``app_mean`` (T, T, 3) albedo in [0, 1] at the texture size T, ``app_basis``
     (ka, C, C, 3) = component × std at the (coarser or equal) component size C, ``tex_mask``
-    (T, T) texels inside the UV layout. Donors: ``donor_descriptors`` (nd, 128) dlib
-    descriptors of the synthetic faces the appearance came from (so a surrogate can be kept
-    away from them), ``donor_coefficients`` (nd, ka) their appearance coefficients,
+    (T, T) texels inside the UV layout. The albedo has the eye openings and mouth interior
+    inpainted (a render keeps the subject's own there); ``open_mean`` (T, T, 3) is the donors'
+    mean with them, for renders with no subject behind them (previews, identity checks).
+    Donors: ``donor_descriptors`` (nd, 128) dlib descriptors of the synthetic faces the
+    appearance came from (so a surrogate can be kept away from them), ``donor_coefficients``
+    (nd, ka) their appearance coefficients,
     ``donor_attributes`` (nd, 3): P(female), age in years, skin ITA°;
     ``attribute_weights`` (2, 129): linear models on a dlib descriptor (bias last) for the logit
     of P(female) and for age, to label a subject the same way."""
@@ -48,6 +51,7 @@ class FaceModel:
     app_mean: np.ndarray
     app_basis: np.ndarray
     tex_mask: np.ndarray
+    open_mean: np.ndarray
     donor_descriptors: np.ndarray
     donor_coefficients: np.ndarray
     donor_attributes: np.ndarray
@@ -101,6 +105,7 @@ class FaceModel:
             weights=self.mesh.weights, shape_mean=self.shape_mean.astype(np.float32),
             shape_basis=self.shape_basis.astype(np.float32), app_mean=self.app_mean.astype(np.float16),
             app_basis_q=quantised, app_basis_scale=scale.astype(np.float32), tex_mask=self.tex_mask,
+            open_mean=self.open_mean.astype(np.float16),
             donor_descriptors=self.donor_descriptors.astype(np.float32),
             donor_coefficients=self.donor_coefficients.astype(np.float32),
             donor_attributes=self.donor_attributes.astype(np.float32),
@@ -118,6 +123,7 @@ class FaceModel:
             basis = z["app_basis_q"].astype(np.float32) * z["app_basis_scale"][:, None, None, None]
             return cls(mesh=mesh, shape_mean=z["shape_mean"], shape_basis=z["shape_basis"],
                        app_mean=z["app_mean"].astype(np.float32), app_basis=basis, tex_mask=z["tex_mask"],
+                       open_mean=z["open_mean"].astype(np.float32),
                        donor_descriptors=z["donor_descriptors"], donor_coefficients=z["donor_coefficients"],
                        donor_attributes=z["donor_attributes"],
                        attribute_weights=z["attribute_weights"],

@@ -46,8 +46,11 @@ class Raster:
 
     def interpolate(self, values: np.ndarray, triangles: np.ndarray) -> np.ndarray:
         """Per-vertex ``values`` (n, c) interpolated at the covered pixels: (k, c)."""
-        corner = values[triangles[self.triangles]]  # (k, 3, c)
-        return np.einsum("kj,kjc->kc", self.bary, corner)
+        corners = triangles[self.triangles]
+        out = self.bary[:, 0:1] * values[corners[:, 0]]
+        out += self.bary[:, 1:2] * values[corners[:, 1]]
+        out += self.bary[:, 2:3] * values[corners[:, 2]]
+        return out
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:

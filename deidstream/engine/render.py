@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from deidstream.engine.facemodel import FaceModel, Identity
+from deidstream.engine.masks import InteriorContours, polygons_mask
 from deidstream.engine.raster import rasterize, signed_areas
 
 
@@ -56,9 +58,13 @@ class Crop:
     def read(self, frame: np.ndarray) -> np.ndarray:
         """The crop's pixels (h, w, 3) uint8, edge pixels repeated where it leaves the frame."""
         h, w = frame.shape[:2]
-        ys = np.clip(np.arange(self.y0, self.y0 + self.height), 0, h - 1)
-        xs = np.clip(np.arange(self.x0, self.x0 + self.width), 0, w - 1)
-        return frame[ys[:, None], xs[None, :]]
+        x0, y0 = min(max(self.x0, 0), w - 1), min(max(self.y0, 0), h - 1)
+        x1, y1 = max(min(self.x0 + self.width, w), x0 + 1), max(min(self.y0 + self.height, h), y0 + 1)
+        inside = frame[y0:y1, x0:x1]
+        if (x0, y0, x1 - x0, y1 - y0) == (self.x0, self.y0, self.width, self.height):
+            return inside
+        return cv2.copyMakeBorder(inside, y0 - self.y0, self.y0 + self.height - y1, x0 - self.x0,
+                                  self.x0 + self.width - x1, cv2.BORDER_REPLICATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,12 @@ class Generator:
         self._shape_basis = t(model.shape_basis)
         self._app_mean = t(model.app_mean).permute(2, 0, 1).contiguous()
         self._app_basis = t(model.app_basis).permute(0, 3, 1, 2).contiguous()  # (ka, 3, C, C)
+        self._open_mean = t(model.open_mean).permute(2, 0, 1).contiguous()
+        size = model.tex_size
+        loops = InteriorContours.from_mediapipe().openings
+        self._openings = torch.as_tensor(
+            polygons_mask([model.mesh.uvs[loop] * size for loop in loops], (size, size), dilate_px=size / 96) > 0,
+            device=self.device)
         self._uvs = t(model.mesh.uvs * 2.0 - 1.0)  # grid_sample's [-1, 1], texel centres at (i + .5) / T
         self.triangles = model.mesh.triangles.astype(np.int64)
         self._tri = torch.as_tensor(self.triangles, device=self.device)
@@ -108,14 +120,19 @@ class Generator:
         """(468, 3) identity shape, canonical units."""
         return self._shape_mean + torch.einsum("k,kvc->vc", shape_coef, self._shape_basis)
 
-    def texture(self, app_coef: torch.Tensor) -> torch.Tensor:
+    def texture(self, app_coef: torch.Tensor, *, open_eyes: bool = False) -> torch.Tensor:
         """(3, T, T) albedo: the mean plus the components (stored at C ≤ T) upsampled.
-        Constant for a locked identity: compute it once, render it every frame."""
+        Constant for a locked identity: compute it once, render it every frame. ``open_eyes``
+        puts the donors' mean eyes and mouth into the openings, for renders with no subject
+        behind them (in a frame the subject's own show through)."""
         detail = torch.einsum("k,kchw->chw", app_coef, self._app_basis)
         if detail.shape[-1] != self._app_mean.shape[-1]:
             detail = F.interpolate(detail[None], size=self._app_mean.shape[-2:], mode="bilinear",
                                    align_corners=False)[0]
-        return (self._app_mean + detail).clamp(0.0, 1.0)
+        albedo = (self._app_mean + detail).clamp(0.0, 1.0)
+        if open_eyes:
+            albedo = torch.where(self._openings, self._open_mean, albedo)
+        return albedo
 
     # -- rendering --------------------------------------------------------------------------------
     def posed(self, shape: torch.Tensor, aux: AuxCode) -> torch.Tensor:
@@ -161,6 +178,85 @@ class Generator:
         ratio = (num / den.clamp_min(1e-3)).clamp(0.2, 5.0)
         ratio = F.interpolate(ratio[None], size=render.rgb.shape[-2:], mode="bilinear", align_corners=False)[0]
         return (render.rgb * ratio).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FastRender:
+    """The inference render: ``rgb`` (h, w, 3) float32 in [0, 1], ``coverage`` (h, w) float32."""
+
+    rgb: np.ndarray
+    coverage: np.ndarray
+    crop: Crop
+    points: np.ndarray
+
+
+class FastPath:
+    """The same render without autograd, for every frame: numpy and OpenCV only.
+
+    Rasterises at most ``raster_px`` across the face and upsamples the per-pixel UV map (UVs
+    are linear inside a triangle and continuous across edges, so this loses little but the
+    exact silhouette), then samples the texture with one ``cv2.remap``.
+    """
+
+    def __init__(self, generator: Generator, *, raster_px: int = 160) -> None:
+        if raster_px < 32:
+            raise ValueError(f"raster_px must be >= 32, got {raster_px}")
+        self.generator = generator
+        self.raster_px = raster_px
+        self._uvs = generator.model.mesh.uvs.astype(np.float32)
+
+    def posed(self, shape: np.ndarray, aux: AuxCode) -> np.ndarray:
+        r = rotation_matrix(aux.quaternion)
+        return (aux.scale * (shape + aux.expression) @ r.T + aux.translation).astype(np.float32)
+
+    def render(self, shape: np.ndarray, texture: np.ndarray, aux: AuxCode, *, margin_px: int = 12) -> FastRender:
+        """``shape`` (468, 3) canonical; ``texture`` (T, T, 3) float32 albedo."""
+        points = self.posed(shape, aux)
+        lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+        x0, y0 = (np.floor(lo).astype(int) - margin_px).tolist()
+        x1, y1 = (np.ceil(hi).astype(int) + margin_px).tolist()
+        crop = Crop(x0, y0, x1 - x0, y1 - y0)
+        scale = min(1.0, self.raster_px / max(float(hi[0] - lo[0]), 1.0))
+        hs, ws = max(int(np.ceil(crop.height * scale)), 1), max(int(np.ceil(crop.width * scale)), 1)
+        local = (points - np.array([x0, y0, 0.0], np.float32)) * np.array([scale, scale, 1.0], np.float32)
+        local[:, :2] -= 0.5  # continuous coordinates to pixel centres
+        raster = rasterize(local, self.generator.triangles, hs, ws, front_sign=self.generator.front_sign)
+        uv = raster.interpolate(self._uvs, self.generator.triangles)
+        size = texture.shape[0]
+        maps = np.zeros((hs * ws, 3), np.float32)
+        maps[raster.pixels, :2] = uv * size - 0.5
+        maps[raster.pixels, 2] = 1.0
+        maps = maps.reshape(hs, ws, 3)
+        if scale < 1.0:
+            # spread UVs one pixel past the silhouette so upsampling does not blend with empty pixels
+            grown = cv2.dilate(maps[..., 2], np.ones((3, 3), np.uint8))
+            count = np.maximum(cv2.blur(maps[..., 2], (3, 3)), 1e-6)[..., None]
+            spread = cv2.blur(maps * maps[..., 2:3], (3, 3)) / count
+            maps[..., :2] = np.where(maps[..., 2:3] > 0, maps[..., :2], spread[..., :2] * grown[..., None])
+            maps = cv2.resize(maps, (crop.width, crop.height), interpolation=cv2.INTER_LINEAR)
+            coverage = (maps[..., 2] > 0.5).astype(np.float32)
+        else:
+            coverage = maps[..., 2].copy()
+        rgb = cv2.remap(texture, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        rgb *= coverage[..., None]
+        return FastRender(rgb, coverage, crop, points)
+
+    def shade(self, rgb: np.ndarray, frame_crop: np.ndarray, skin: np.ndarray) -> np.ndarray:
+        """As :meth:`Generator.shade`, with OpenCV: × low-pass(frame) / low-pass(render), the
+        low-passes taken at a few pixels per sigma (they hold nothing finer)."""
+        h, w = skin.shape
+        sigma = max(self.generator.shading_sigma * max(h, w), 1.0)
+        factor = max(sigma / 2.0, 1.0)
+        small = (max(int(round(w / factor)), 1), max(int(round(h / factor)), 1))
+        s = sigma / factor
+        weight = cv2.resize(skin, small, interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(frame_crop, small, interpolation=cv2.INTER_AREA).astype(np.float32) * np.float32(1 / 255)
+        render = cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)
+        num_f = cv2.GaussianBlur(frame * weight[..., None], (0, 0), s)
+        num_r = cv2.GaussianBlur(render * weight[..., None], (0, 0), s)
+        ratio = np.clip(num_f / np.maximum(num_r, 1e-4), 0.2, 5.0)
+        ratio = cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.clip(rgb * ratio, 0.0, 1.0, out=ratio)
 
 
 def frame_tensor(crop_pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -66,6 +66,12 @@ class DlibRecognizer:
         return [DlibFace(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), self._shape(image, r))
                 for r in rects]
 
+    def at_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[DlibFace]:
+        """Faces at known (x0, y0, x1, y1) boxes (e.g. from a tracker), aligned by dlib's 5 points."""
+        image = np.ascontiguousarray(image)
+        rects = [self._dlib.rectangle(*(int(round(float(v))) for v in box)) for box in boxes]
+        return [DlibFace(np.asarray(box, np.float32), self._shape(image, r)) for box, r in zip(boxes, rects)]
+
     def describe(self, image: np.ndarray, faces: list[DlibFace]) -> np.ndarray:
         """(n, 128) descriptors of ``faces`` in ``image``, aligned by each face's landmarks."""
         if not faces:

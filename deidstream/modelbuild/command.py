@@ -118,7 +118,7 @@ def build(args: argparse.Namespace) -> dict:
     }
     model = FaceModel(
         mesh=mesh, shape_mean=shape.mean.reshape(468, 3), shape_basis=shape.basis.reshape(-1, 468, 3),
-        app_mean=app_mean, app_basis=appearance.basis, tex_mask=atlas.mask,
+        app_mean=app_mean, app_basis=appearance.basis, tex_mask=atlas.mask, open_mean=textures.open_mean,
         donor_descriptors=descriptors, donor_coefficients=appearance.coefficients[[i for _, i in kept]],
         donor_attributes=donor_attributes, attribute_weights=np.stack([attributes.sex, attributes.age]),
         provenance=provenance)

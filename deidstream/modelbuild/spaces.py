@@ -69,10 +69,12 @@ def shape_space(samples: list[Sample], mesh: CanonicalMesh, *, variance: float, 
 
 @dataclass(frozen=True, slots=True)
 class Textures:
-    """Lighting-normalised albedo textures (n, T, T, 3) and how well each texel was seen."""
+    """Lighting-normalised albedo textures (n, T, T, 3) with eye openings and mouth interior
+    inpainted, how well each texel was seen, and the mean before inpainting (T, T, 3)."""
 
     albedo: np.ndarray
     weight: np.ndarray
+    open_mean: np.ndarray
 
 
 def unwrap_all(samples: list[Sample], atlas: UVAtlas, *, sigma: float) -> Textures:
@@ -80,8 +82,10 @@ def unwrap_all(samples: list[Sample], atlas: UVAtlas, *, sigma: float) -> Textur
     tex = np.stack([u.texture for u in raw])
     weight = np.stack([u.weight for u in raw])
     reference = _weighted_mean(tex, weight)
-    albedo = np.stack([atlas.fill_openings(normalise_lighting(t, w, reference, sigma)) for t, w in zip(tex, weight)])
-    return Textures(albedo, weight)
+    albedo = np.stack([normalise_lighting(t, w, reference, sigma) for t, w in zip(tex, weight)])
+    open_mean = _weighted_mean(albedo, weight) * atlas.mask[..., None]
+    albedo = np.stack([atlas.fill_openings(a) for a in albedo])
+    return Textures(albedo, weight, open_mean.astype(np.float32))
 
 
 def _weighted_mean(tex: np.ndarray, weight: np.ndarray) -> np.ndarray:
