@@ -202,7 +202,7 @@ class LiveProcessor:
         self.config = config
         self.stats = stats
         self.frame_interval_s = frame_interval_s
-        self.face_cost_s = 0.0  # running mean of the face_path's time per face
+        self.face_cost_s = 0.0  # running mean of the face path's time per face
         self._errors_logged: set[str] = set()
 
     def detect(self, item: Captured) -> tuple[Captured, FaceDetections]:

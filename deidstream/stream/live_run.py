@@ -232,12 +232,17 @@ def relay(
             outputs.append(VirtualCameraSink(float(src.fps)))
         if preview_sink is not None:
             outputs.append(preview_sink)
-        if src.size is not None:  # first-frame costs (model buffers, encoder, server handshake) before frames flow
+        if src.size is not None:
+            # First-frame costs (model buffers, encoder, media server handshake) are paid before the camera
+            # streams, so its first second does not pile up behind them: the first connection only told
+            # us the picture size.
             width, height = src.size
+            src.close()
             detector.detect(np.zeros((height, width, 3), np.uint8))
             for output in outputs:
                 if isinstance(output, EncodedSink):
                     output.prepare(width, height)
+            src.open()
         fallback = make_anonymizer(fallback_config(config.anonymizer, live))
         processor = LiveProcessor(
             detector, FaceTracker(config.tracker), face_path or make_face_path(config.anonymizer), fallback, live,
