@@ -81,6 +81,29 @@ class DlibRecognizer:
             shapes.append(f.shape)
         return np.array(self._encoder.compute_face_descriptor(np.ascontiguousarray(image), shapes), np.float32)
 
+    def chips(
+        self, image: np.ndarray, faces: list[DlibFace], size: int = 150, padding: float = 0.25
+    ) -> list[np.ndarray]:
+        """Aligned (size, size, 3) face chips, cut the way the descriptor network expects by default
+        (so quality can be measured on exactly the pixels that ``describe_chips`` sees)."""
+        if not faces:
+            return []
+        shapes = self._dlib.full_object_detections()
+        for f in faces:
+            shapes.append(f.shape)
+        return list(self._dlib.get_face_chips(np.ascontiguousarray(image), shapes, size, padding))
+
+    def describe_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        """(n, 128) descriptors of 150x150 chips from ``chips`` (one batched network call)."""
+        if not chips:
+            return np.zeros((0, 128), np.float32)
+        return np.array(self._encoder.compute_face_descriptor([np.ascontiguousarray(c) for c in chips]), np.float32)
+
+    @staticmethod
+    def points(face: DlibFace) -> np.ndarray:
+        """(5, 2) alignment points of ``face``: two corners of each eye, then the base of the nose."""
+        return np.array([(p.x, p.y) for p in face.shape.parts()], np.float32)  # type: ignore[attr-defined]
+
     def cluster(self, descriptors: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """Identity labels by dlib's Chinese-whispers clustering."""
         if len(descriptors) == 0:

@@ -1,0 +1,280 @@
+"""E_id on tracked faces: dlib's 128-d ResNet descriptor, with a quality weight per observation.
+
+Each face is aligned by dlib's 5-point shape predictor started from a box derived from its 468
+MediaPipe landmarks: a square at the centre of the landmarks' extent with side sqrt(w * h)
+matches dlib's own detector box (median offset 2 % of the face, side ratio 0.98), and its
+descriptors lie at a median 0.047 (p90 0.086) from those of detector-box faces, closer in the
+worst case than the tracker's box (max 0.33 against 0.64). dlib's 5 points are checked
+against the corresponding MediaPipe landmarks, so a predictor that slid off the face is caught.
+
+Gates (size, pose from the landmarks, sharpness of the aligned chip, alignment) reject faces
+whose descriptors are unreliable; rejected faces come back with quality 0 and a ``reason`` so
+callers can count them. Descriptors are biometric data: this module never logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from deidstream.engine.mesh import CanonicalMesh
+from deidstream.engine.pose import fit_pose
+from deidstream.errors import ConfigError
+from deidstream.evaluation.recognition import DlibRecognizer
+from deidstream.types import FaceDetections
+
+log = logging.getLogger(__name__)
+
+DESCRIPTOR_SIZE = 128
+# MediaPipe landmarks nearest dlib's 5 alignment points (measured on real frames): outer and inner
+# corner of the eye on the image's right, outer and inner corner of the other eye, nose base.
+MEDIAPIPE_FOR_DLIB5 = (263, 362, 33, 133, 2)
+
+# Reasons an observation has quality 0.
+NO_LANDMARKS = "no_landmarks"
+SMALL = "small"
+POSE = "pose"
+BLUR = "blur"
+ALIGNMENT = "alignment"
+REASONS = (NO_LANDMARKS, SMALL, POSE, BLUR, ALIGNMENT)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbedderConfig:
+    """Which faces E_id trusts and how often it looks at each track.
+
+    ``min_face_px``: side of the dlib-like face box below which descriptors are noise;
+    ``full_quality_px``: side from which size no longer adds quality. ``max_yaw_deg`` /
+    ``max_pitch_deg``: pose gates (dlib's network is trained on near-frontal faces).
+    ``min_sharpness``: variance of the Laplacian on the aligned 150 px grey chip.
+    ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides.
+    ``every_n_frames``: a track is embedded at most every N frames, to bound the cost (the
+    network takes 100-200 ms per face on two CPU cores); its first ``first_frames`` usable
+    observations are taken on consecutive frames so an identity can be given quickly.
+    """
+
+    min_face_px: float = 40.0
+    full_quality_px: float = 96.0
+    max_yaw_deg: float = 35.0
+    max_pitch_deg: float = 30.0
+    min_sharpness: float = 20.0
+    max_alignment_error: float = 0.06
+    every_n_frames: int = 3
+    first_frames: int = 3
+
+    def __post_init__(self) -> None:
+        _check(8.0 <= self.min_face_px <= 1000.0, f"expected min_face_px in [8, 1000], got {self.min_face_px}")
+        _check(self.full_quality_px >= self.min_face_px,
+               f"expected full_quality_px >= min_face_px ({self.min_face_px}), got {self.full_quality_px}")
+        _check(0.0 < self.max_yaw_deg <= 90.0, f"expected max_yaw_deg in (0, 90], got {self.max_yaw_deg}")
+        _check(0.0 < self.max_pitch_deg <= 90.0, f"expected max_pitch_deg in (0, 90], got {self.max_pitch_deg}")
+        _check(self.min_sharpness >= 0.0, f"expected min_sharpness >= 0, got {self.min_sharpness}")
+        _check(0.0 < self.max_alignment_error <= 1.0,
+               f"expected max_alignment_error in (0, 1], got {self.max_alignment_error}")
+        _check(self.every_n_frames >= 1, f"expected every_n_frames >= 1, got {self.every_n_frames}")
+        _check(self.first_frames >= 0, f"expected first_frames >= 0, got {self.first_frames}")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class FaceObservation:
+    """One look at one tracked face. ``quality`` > 0 means ``descriptor`` is usable; a face a
+    gate rejected has quality 0, ``reason`` naming the gate, and no descriptor when the gate
+    ran before the network. ``yaw``/``pitch`` are degrees (nan without landmarks)."""
+
+    frame_index: int
+    track_id: int
+    box: np.ndarray  # (4,) float32, the box dlib aligned from
+    descriptor: np.ndarray | None  # (128,) float32
+    quality: float
+    yaw: float
+    pitch: float = float("nan")
+    sharpness: float = float("nan")
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        box = np.asarray(self.box, np.float32)
+        if box.shape != (4,):
+            raise ValueError(f"expected a box of shape (4,), got {box.shape}")
+        object.__setattr__(self, "box", box)
+        if self.descriptor is not None:
+            d = np.asarray(self.descriptor, np.float32)
+            if d.shape != (DESCRIPTOR_SIZE,):
+                raise ValueError(f"expected a descriptor of shape ({DESCRIPTOR_SIZE},), got {d.shape}")
+            object.__setattr__(self, "descriptor", d)
+        if not 0.0 <= self.quality <= 1.0:
+            raise ValueError(f"expected quality in [0, 1], got {self.quality}")
+        if self.quality > 0 and (self.descriptor is None or self.reason):
+            raise ValueError("expected a descriptor and no reason for an observation with quality > 0")
+        if self.quality == 0 and self.reason not in REASONS:
+            raise ValueError(f"expected a reason in {REASONS} for quality 0, got {self.reason!r}")
+
+    @property
+    def usable(self) -> bool:
+        return self.quality > 0
+
+    def __repr__(self) -> str:  # never print a descriptor
+        return (f"FaceObservation(frame_index={self.frame_index}, track_id={self.track_id}, "
+                f"quality={self.quality:.3f}, yaw={self.yaw:.1f}, reason={self.reason!r})")
+
+
+def landmark_box(points: np.ndarray) -> np.ndarray:
+    """dlib-detector-like square box (x0, y0, x1, y1) from (n, 2+) landmarks.
+
+    >>> landmark_box(np.array([[0.0, 0.0], [40.0, 10.0], [20.0, 90.0]])).tolist()
+    [-10.0, 15.0, 50.0, 75.0]
+    """
+    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    centre, side = (lo + hi) / 2, float(np.sqrt(np.prod(hi - lo)))
+    return np.concatenate([centre - side / 2, centre + side / 2]).astype(np.float32)
+
+
+def sharpness(chip: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey chip: low when blurred (motion, focus, upscaling)."""
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@dataclass(slots=True)
+class _TrackState:
+    last_attempt: int
+    usable: int = 0
+
+
+@dataclass(slots=True)
+class _Candidate:
+    index: int
+    box: np.ndarray
+    yaw: float
+    pitch: float
+    weight: float  # size x pose part of the quality
+    points: np.ndarray = field(default_factory=lambda: np.zeros((5, 2), np.float32))
+
+
+class FaceEmbedder:
+    """E_id per tracked face with a quality weight; keeps per-track scheduling state.
+
+    ``canonical`` is the mesh the pose is fitted to (default: the shipped face model's).
+    """
+
+    def __init__(
+        self,
+        config: EmbedderConfig | None = None,
+        *,
+        recognizer: DlibRecognizer | None = None,
+        canonical: CanonicalMesh | None = None,
+    ) -> None:
+        self.config = config or EmbedderConfig()
+        self.recognizer = recognizer or DlibRecognizer()
+        if canonical is None:
+            from deidstream.engine.facemodel import default_model
+
+            canonical = default_model().mesh
+        self._canonical = canonical
+        self._tracks: dict[int, _TrackState] = {}
+        self.descriptors_computed = 0
+
+    def due(self, track_id: int, frame_index: int) -> bool:
+        """Whether ``observe`` would look at this track in this frame."""
+        state = self._tracks.get(track_id)
+        cfg = self.config
+        return (state is None or state.usable < cfg.first_frames or frame_index < state.last_attempt
+                or frame_index - state.last_attempt >= cfg.every_n_frames)
+
+    def reset(self) -> None:
+        """Forget every track (a new stream starts; its tracker counts ids from 1 again)."""
+        self._tracks.clear()
+
+    def observe(
+        self, image: np.ndarray, faces: FaceDetections, landmarks: list[np.ndarray | None], frame_index: int
+    ) -> list[FaceObservation]:
+        """Observations of the tracked faces that are due in this frame (RGB ``image``).
+
+        Call once per frame with every tracked face (the tracker's output) and its landmarks:
+        scheduling state of tracks that are no longer there is dropped.
+        """
+        if faces.track_id is None:
+            raise ValueError("expected faces with track ids (the tracker's output), got none")
+        if len(landmarks) != len(faces):
+            raise ValueError(f"expected {len(faces)} landmark entries, got {len(landmarks)}")
+        ids = [int(t) for t in faces.track_id]
+        for gone in set(self._tracks) - set(ids):
+            del self._tracks[gone]
+        out: list[FaceObservation] = []
+        candidates: list[_Candidate] = []
+        for i, tid in enumerate(ids):
+            if not self.due(tid, frame_index):
+                continue
+            self._tracks.setdefault(tid, _TrackState(frame_index)).last_attempt = frame_index
+            rejected, candidate = self._gate_geometry(i, faces.xyxy[i], landmarks[i])
+            if candidate is None:
+                out.append(self._rejected(frame_index, tid, faces.xyxy[i], rejected))
+            else:
+                candidates.append(candidate)
+        out.extend(self._describe(image, candidates, ids, landmarks, frame_index))
+        for obs in out:
+            if obs.usable:
+                self._tracks[obs.track_id].usable += 1
+        return out
+
+    def _gate_geometry(
+        self, index: int, track_box: np.ndarray, points: np.ndarray | None
+    ) -> tuple[tuple[str, float, float], _Candidate | None]:
+        cfg = self.config
+        if points is None:
+            return (NO_LANDMARKS, float("nan"), float("nan")), None
+        box = landmark_box(points)
+        side = float(box[2] - box[0])
+        yaw, pitch, _ = fit_pose(points, self._canonical.vertices, self._canonical.weights).yaw_pitch_roll()
+        if side < cfg.min_face_px:
+            return (SMALL, yaw, pitch), None
+        if abs(yaw) > cfg.max_yaw_deg or abs(pitch) > cfg.max_pitch_deg:
+            return (POSE, yaw, pitch), None
+        size_term = min(1.0, side / cfg.full_quality_px)
+        pose_term = (1.0 - 0.5 * (yaw / cfg.max_yaw_deg) ** 2) * (1.0 - 0.5 * (pitch / cfg.max_pitch_deg) ** 2)
+        return ("", yaw, pitch), _Candidate(index, box, yaw, pitch, size_term * pose_term)
+
+    def _rejected(
+        self, frame_index: int, track_id: int, box: np.ndarray, why: tuple[str, float, float], sharp: float = np.nan
+    ) -> FaceObservation:
+        reason, yaw, pitch = why
+        return FaceObservation(frame_index, track_id, box, None, 0.0, yaw, pitch, sharp, reason)
+
+    def _describe(
+        self, image: np.ndarray, candidates: list[_Candidate], ids: list[int],
+        landmarks: list[np.ndarray | None], frame_index: int,
+    ) -> list[FaceObservation]:
+        if not candidates:
+            return []
+        cfg = self.config
+        rec = self.recognizer
+        faces = rec.at_boxes(image, np.stack([c.box for c in candidates]))
+        chips = rec.chips(image, faces)
+        out: list[FaceObservation] = []
+        keep: list[tuple[_Candidate, float, np.ndarray]] = []
+        for c, face, chip in zip(candidates, faces, chips):
+            tid, pts = ids[c.index], landmarks[c.index]
+            assert pts is not None  # candidates have landmarks
+            side = float(c.box[2] - c.box[0])
+            error = float(np.linalg.norm(rec.points(face) - pts[list(MEDIAPIPE_FOR_DLIB5), :2], axis=1).mean()) / side
+            sharp = sharpness(chip)
+            if error > cfg.max_alignment_error:
+                out.append(self._rejected(frame_index, tid, c.box, (ALIGNMENT, c.yaw, c.pitch), sharp))
+            elif sharp < cfg.min_sharpness:
+                out.append(self._rejected(frame_index, tid, c.box, (BLUR, c.yaw, c.pitch), sharp))
+            else:
+                keep.append((c, sharp, chip))
+        descriptors = rec.describe_chips([chip for _, _, chip in keep])
+        self.descriptors_computed += len(keep)
+        for (c, sharp, _), descriptor in zip(keep, descriptors):
+            sharp_term = min(1.0, 0.5 + 0.5 * sharp / (4.0 * cfg.min_sharpness)) if cfg.min_sharpness else 1.0
+            quality = float(np.clip(c.weight * sharp_term, 1e-3, 1.0))
+            out.append(FaceObservation(frame_index, ids[c.index], c.box, descriptor, quality, c.yaw, c.pitch, sharp))
+        return out
