@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deidstream.config import PipelineConfig
+from deidstream.config import FALLBACK_MODES, MODES, GeneratorConfig, PipelineConfig
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.processor import FaceProcessor, FrameResult
-from deidstream.errors import InputNotFoundError, InvalidInputError, InvalidOutputError
+from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError, InvalidOutputError
 from deidstream.report import RunReport, write_json_atomic
 from deidstream.stream.live_run import relay  # noqa: F401 - the live counterpart of anonymize()
 from deidstream.stream.pipeline import StageClock, run_pipeline
@@ -39,9 +39,16 @@ ProgressCallback = Callable[[VideoInfo | None, int], None]
 
 
 def _config_with_mode(config: PipelineConfig | None, mode: str | None) -> PipelineConfig:
+    """``mode`` "surrogate" renders a surrogate per person (blur etc. as the fallback); the other
+    modes hide every face that way and run no generator."""
     config = config or PipelineConfig()
-    if mode is not None:
-        config = dataclasses.replace(config, anonymizer=dataclasses.replace(config.anonymizer, mode=mode))
+    if mode == "surrogate":
+        config = dataclasses.replace(config, generator=config.generator or GeneratorConfig())
+    elif mode is not None:
+        if mode not in FALLBACK_MODES:
+            raise ConfigError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        config = dataclasses.replace(config, generator=None,
+                                     anonymizer=dataclasses.replace(config.anonymizer, mode=mode))
     return config
 
 
@@ -89,8 +96,12 @@ def anonymize(
     report_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     detector: FaceDetector | None = None,
+    keep: Callable[[object], bool] | None = None,
 ) -> RunReport:
     """Anonymise every face of ``input_path`` into ``output_path`` (same frames, timing, audio).
+
+    The default mode ("surrogate") gives each person a surrogate identity in two passes over
+    the file; ``keep(embedding)`` True leaves that person unaltered (``--keep PHOTO``).
 
     ``progress(info, frames_done)`` is called once with the input's info and 0, then per frame.
     Pass your own ``detector`` to reuse one across files or to bring another model.
@@ -100,25 +111,17 @@ def anonymize(
     if not input_path.exists():
         raise InputNotFoundError(f"{input_path}: no such file")
     check_output_path(input_path, output_path, overwrite=overwrite)
-    report = RunReport(str(input_path), str(output_path), config.anonymizer.mode)
+    report = RunReport(str(input_path), str(output_path), config.mode)
     clock = StageClock()
     own_detector = detector is None
     detector = detector or MediaPipeDetector(config.detector)
     try:
-        with FileSource(input_path) as source:
-            info = source.info
-            if progress:
-                progress(info, 0)
-            processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
-                                      clock, lookback=config.detector.full_range_every - 1)
+        if config.generator is not None:
+            from deidstream.twopass import run_two_pass
 
-            stages = [_DetectStage(processor), _CoverStage(processor, report, progress)]
-            started = time.perf_counter()
-            with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
-                run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
-            report.seconds = time.perf_counter() - started
-            report.frames_written = sink.frames_written
-            report.decode_errors = source.decode_errors
+            run_two_pass(input_path, output_path, config, report, detector, clock, progress, keep)
+        else:
+            _run_one_pass(input_path, output_path, config, report, detector, clock, progress)
     finally:
         if own_detector:
             detector.close()
@@ -129,6 +132,25 @@ def anonymize(
         write_json_atomic(report_path, report.to_dict())
     log.info(report.summary())
     return report
+
+
+def _run_one_pass(input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport,
+                  detector: FaceDetector, clock: StageClock, progress: ProgressCallback | None) -> None:
+    """Blur, pixelate or solid: detect, track and hide in one pass."""
+    with FileSource(input_path) as source:
+        info = source.info
+        if progress:
+            progress(info, 0)
+        processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
+                                  clock, lookback=config.detector.full_range_every - 1)
+
+        stages = [_DetectStage(processor), _CoverStage(processor, report, progress)]
+        started = time.perf_counter()
+        with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
+            run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
+        report.seconds = time.perf_counter() - started
+        report.frames_written = sink.frames_written
+        report.decode_errors = source.decode_errors
 
 
 def output_name(path: Path, taken: set[str]) -> str:
@@ -149,6 +171,7 @@ def anonymize_directory(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     on_error: Callable[[Path, Exception], None] | None = None,
+    keep: Callable[[object], bool] | None = None,
 ) -> list[RunReport]:
     """Anonymise every video in ``input_dir`` (not recursive) into ``output_dir`` as .mp4.
 
@@ -174,7 +197,7 @@ def anonymize_directory(
             target = output_dir / output_name(video, taken)
             try:
                 reports.append(anonymize(video, target, config=config, overwrite=overwrite,
-                                         progress=progress, detector=detector))
+                                         progress=progress, detector=detector, keep=keep))
             except (InvalidInputError, InvalidOutputError, FileExistsError) as exc:
                 if on_error is None:
                     raise

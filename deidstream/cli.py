@@ -10,20 +10,23 @@ from pathlib import Path
 from deidstream import __version__
 from deidstream.api import anonymize, anonymize_directory
 from deidstream.config import (
+    FALLBACK_MODES,
     MODES,
     PRESETS,
+    PRIVACY_PRESETS,
     RTSP_TRANSPORTS,
     SHAPES,
     AnonymizerConfig,
     DetectorConfig,
     EncoderConfig,
+    GeneratorConfig,
     LiveConfig,
     LiveSourceConfig,
     PipelineConfig,
     TrackerConfig,
     parse_duration,
 )
-from deidstream.errors import DeidstreamError
+from deidstream.errors import ConfigError, DeidstreamError
 from deidstream.report import RunReport
 from deidstream.stream.source import VideoInfo
 
@@ -45,7 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output video file (.mp4, .mkv, .mov), folder for folder input, or for a live input "
                         "an rtsp:// URL to publish to (or a file to record)")
     g = p.add_argument_group("anonymisation")
-    g.add_argument("--mode", choices=MODES, default=d_anon.mode, help="how faces are hidden (default: %(default)s)")
+    g.add_argument("--mode", choices=MODES, default=d_anon.mode,
+                   help="how faces are hidden: 'surrogate' renders a generated identity per person (two passes "
+                        "over a file; blur where that is not safe), the others hide them (default: %(default)s)")
+    g.add_argument("--fallback", choices=FALLBACK_MODES, default=d_anon.mode,
+                   help="with --mode surrogate: how faces the generator does not render are hidden "
+                        "(default: %(default)s)")
+    g.add_argument("--identity-key", default=None, metavar="TEXT",
+                   help="with --mode surrogate: secret that makes surrogates reproducible (same key and people, "
+                        "same surrogates); default: a random key per run. Never printed.")
+    g.add_argument("--key-file", type=Path, default=None, help="read the identity key from this file")
+    g.add_argument("--keep", action="append", type=Path, default=[], metavar="PHOTO",
+                   help="with --mode surrogate: leave the person in this photo unaltered (repeatable)")
+    g.add_argument("--privacy", choices=sorted(PRIVACY_PRESETS), default=None,
+                   help="with --mode surrogate: least E_id distance a surrogate keeps from its subject "
+                        f"({', '.join(f'{k} {v}' for k, v in PRIVACY_PRESETS.items())})")
+    g.add_argument("--tau", type=float, default=None,
+                   help=f"with --mode surrogate: that distance as a number (default: {GeneratorConfig().tau})")
     g.add_argument("--shape", choices=SHAPES, default=d_anon.shape, help="region shape (default: %(default)s)")
     g.add_argument("--margin", type=float, default=d_anon.margin,
                    help="extra region around each face box, fraction of its size (default: %(default)s)")
@@ -116,10 +135,27 @@ def config_from_args(args: argparse.Namespace, *, live: bool = False) -> Pipelin
         detector=detector,
         tracker=TrackerConfig(max_coast=args.max_coast,
                               max_coast_tentative=min(TrackerConfig().max_coast_tentative, args.max_coast)),
-        anonymizer=AnonymizerConfig(mode=args.mode, shape=args.shape, margin=args.margin, strength=args.strength),
+        anonymizer=AnonymizerConfig(mode=args.fallback if args.mode == "surrogate" else args.mode, shape=args.shape,
+                                    margin=args.margin, strength=args.strength),
+        generator=generator_config(args) if args.mode == "surrogate" and not live else None,
         encoder=EncoderConfig(crf=_given(args.crf, d_enc.crf), preset=_given(args.preset, d_enc.preset),
                               lossless=args.lossless),
     )
+
+
+def generator_config(args: argparse.Namespace) -> GeneratorConfig:
+    key = None
+    if args.key_file is not None:
+        try:
+            key = args.key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"{args.key_file}: cannot read the identity key ({exc.strerror})") from None
+        if not key:
+            raise ConfigError(f"{args.key_file}: the identity key file is empty")
+    elif args.identity_key is not None:
+        key = args.identity_key.encode()
+    tau = args.tau if args.tau is not None else PRIVACY_PRESETS.get(args.privacy or "", GeneratorConfig().tau)
+    return GeneratorConfig(tau=tau, key=key)
 
 
 def is_live(args: argparse.Namespace) -> bool:
@@ -248,14 +284,22 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[tuple[Path, Exception]] = []
     try:
         config = config_from_args(args)
+        keep = None
+        if args.keep:
+            if config.generator is None:
+                parser.error("--keep needs --mode surrogate (people are recognised there)")
+            from deidstream.tracking.keep import KeepList
+
+            keep = KeepList.from_photos(args.keep).matches
         if args.input.is_dir():
             if args.report:
                 log.warning("--report is written per file only; ignored for folder input")
             reports = anonymize_directory(args.input, args.output, config=config, overwrite=args.overwrite,
-                                          progress=progress, on_error=lambda p, e: failures.append((p, e)))
+                                          progress=progress, on_error=lambda p, e: failures.append((p, e)),
+                                          keep=keep)
         else:
             reports = [anonymize(args.input, args.output, config=config, overwrite=args.overwrite,
-                                 report_path=args.report, progress=progress)]
+                                 report_path=args.report, progress=progress, keep=keep)]
     except KeyboardInterrupt:
         progress.close()
         print("deidstream: interrupted; no output written", file=sys.stderr)

@@ -46,6 +46,9 @@ class RunReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     detection_boxes: list[list[list[int]]] = field(default_factory=list)
     region_boxes: list[list[list[int]]] = field(default_factory=list)
+    # default mode only: who each person is to the engine (no embeddings, no key) and what faces got
+    people: list[dict] = field(default_factory=list)
+    face_outcomes: dict[str, object] = field(default_factory=dict)
 
     def add_frame(self, index: int, detections: FaceDetections, covered: FaceDetections, regions: np.ndarray) -> None:
         """Record one frame: raw detections, covered track boxes, and the pixel regions hidden."""
@@ -79,8 +82,13 @@ class RunReport:
         return {k: 1000.0 * v / n for k, v in self.stage_seconds.items()}
 
     def summary(self) -> str:
-        return (f"{self.input} -> {self.output}: {self.frames} frames, {self.faces} faces covered, "
+        text = (f"{self.input} -> {self.output}: {self.frames} frames, {self.faces} faces covered, "
                 f"{len(self.tracks)} tracks, {self.fps:.1f} fps ({self.mode})")
+        if self.face_outcomes:
+            o = self.face_outcomes
+            text += (f"; {len(self.people)} people, {o.get('rendered', 0)} faces rendered, "
+                     f"{o.get('fallback', 0)} fallback, {o.get('kept', 0)} kept")
+        return text
 
     def to_dict(self) -> dict:
         return {
@@ -99,6 +107,8 @@ class RunReport:
             "detections_per_frame": self.detections_per_frame,
             "detection_boxes_per_frame": self.detection_boxes,
             "hidden_regions_per_frame": self.region_boxes,
+            "people": self.people,
+            "face_outcomes": self.face_outcomes,
         }
 
 

@@ -41,8 +41,9 @@ class FaceRenderer:
     """``paint(frame, points, person_shape, surrogate)``: the surrogate in the subject's place."""
 
     def __init__(self, generator: Generator, compositor: Compositor | None = None, *, rim_px: int = 1,
-                 raster_px: int = 160) -> None:
+                 raster_px: int = 160, fade: float = 0.04) -> None:
         self.generator = generator
+        self.fade = fade
         self.fast = FastPath(generator, raster_px=raster_px)
         self.compositor = compositor or Compositor()
         self.rim_px = rim_px
@@ -58,6 +59,10 @@ class FaceRenderer:
         if self.rim_px:
             kernel = np.ones((2 * self.rim_px + 1, 2 * self.rim_px + 1), np.uint8)
             coverage = cv2.erode(coverage, kernel)
+        # fade in from the mesh border over a few % of the face: no hard edge for the blend to smear
+        inside = cv2.distanceTransform((coverage > 0).astype(np.uint8), cv2.DIST_L2, 3)
+        fade = max(self.fade * float(np.ptp(render.points[:, 0])), 1.0)
+        coverage = np.clip(inside / fade, 0.0, 1.0).astype(np.float32)
         keep = interior_mask(points[:, :2], (crop.height, crop.width), offset=(crop.x0, crop.y0))
         alpha = coverage * (1.0 - keep.astype(np.float32) * np.float32(1.0 / 255.0))
         rgb = self.fast.shade(render.rgb, crop.read(frame), alpha)

@@ -92,17 +92,27 @@ def _weighted_mean(tex: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return (tex * weight[..., None]).sum(0) / np.maximum(weight.sum(0), 1e-6)[..., None]
 
 
+def rim_trust(mask: np.ndarray, width: float) -> np.ndarray:
+    """0 at the UV layout's outer border rising smoothly to 1 at ``width`` texels inside: the
+    border band (temples, upper forehead, jaw side) is where donors' hair and background lie."""
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    x = np.clip(inside / max(width, 1e-6), 0.0, 1.0)
+    return (x * x * (3.0 - 2.0 * x)).astype(np.float32)
+
+
 def appearance_space(
     textures: Textures, mask: np.ndarray, *, variance: float, max_components: int, component_size: int,
-    full_weight: float = 0.35,
+    full_weight: float = 0.35, rim: float = 0.1,
 ) -> tuple[np.ndarray, Space]:
     """Mean albedo (T, T, 3) and the components, stored at ``component_size``.
 
-    Texels a photo saw badly (weight below ``full_weight``: turned away, hidden, at the rim)
-    are filled from the mean so they do not become components of their own.
+    Texels a photo saw badly (weight below ``full_weight``: turned away, hidden) and the outer
+    ``rim`` of the layout (a fraction of T: hair, background) are filled from the mean so they
+    do not become components of their own.
     """
-    mean = _weighted_mean(textures.albedo, textures.weight)
-    trust = np.clip(textures.weight / full_weight, 0.0, 1.0)
+    rim_w = rim_trust(mask, rim * mask.shape[0])
+    mean = _weighted_mean(textures.albedo, textures.weight * np.maximum(rim_w, 1e-3))
+    trust = np.clip(textures.weight / full_weight, 0.0, 1.0) * rim_w
     trust = np.stack([cv2.GaussianBlur(t, (0, 0), 2.0) for t in trust])[..., None]
     filled = trust * textures.albedo + (1.0 - trust) * mean
     inside = mask.reshape(-1)

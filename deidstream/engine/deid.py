@@ -1,0 +1,120 @@
+"""Per frame, per face: the surrogate if it is safe to render, else the fallback (fail closed).
+
+A face is rendered by G_3d only when its person has a locked surrogate and this frame gives
+plausible landmarks for it (found, on the tracked box, wide enough, not turned too far);
+every other tracked face, coasting faces and faces back-filled into earlier frames get the
+fallback anonymiser. Faces of people on the keep list are left as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deidstream.config import GeneratorConfig
+from deidstream.engine.anonymizers import FaceAnonymizer
+from deidstream.engine.face_render import FaceRenderer, Surrogate
+from deidstream.engine.pose import fit_pose
+from deidstream.types import FaceDetections
+
+log = logging.getLogger(__name__)
+MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this they describe another face
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFaces:
+    """What pass 1 learnt about one frame: the boxes to hide (with track ids, coasting flags),
+    each face's landmarks (or None), and boxes of faces first found in a later frame."""
+
+    index: int
+    faces: FaceDetections
+    landmarks: tuple[np.ndarray | None, ...]
+    backfill: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    detections: FaceDetections | None = None  # the detector's own boxes, for the report
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One resolved identity as the renderer needs it."""
+
+    identity: int
+    surrogate: Surrogate | None  # None: not locked, fallback
+    shape: np.ndarray  # (468, 3) the person's own identity shape, canonical units
+    keep: bool = False
+
+
+@dataclass(slots=True)
+class FaceCounts:
+    rendered: int = 0
+    fallback: int = 0
+    kept: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def fall_back(self, reason: str) -> None:
+        self.fallback += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+class Deidentifier:
+    """Applies the decision above to frames, given who each track is."""
+
+    def __init__(self, renderer: FaceRenderer, fallback: FaceAnonymizer, config: GeneratorConfig,
+                 people_by_track: dict[int, Person]) -> None:
+        self.renderer = renderer
+        self.fallback = fallback
+        self.config = config
+        self.people_by_track = people_by_track
+        self.counts = FaceCounts()
+        mesh = renderer.generator.model.mesh
+        self._canonical, self._weights = mesh.vertices, mesh.weights
+
+    def apply(self, image: np.ndarray, frame: FrameFaces) -> np.ndarray:
+        """Hide every face of ``frame`` in ``image`` (RGB, in place); returns the (n, 4) regions
+        given the fallback."""
+        boxes: list[np.ndarray] = []
+        faces = frame.faces
+        ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
+        for i, (box, tid) in enumerate(zip(faces.xyxy, ids)):
+            person = self.people_by_track.get(int(tid)) if tid is not None else None
+            if person is not None and person.keep:
+                self.counts.kept += 1
+                continue
+            reason = self._why_not(person, frame.landmarks[i], box)
+            if reason is None:
+                self.renderer.paint(image, frame.landmarks[i], person.shape, person.surrogate)  # type: ignore[union-attr,arg-type]
+                self.counts.rendered += 1
+            else:
+                self.counts.fall_back(reason)
+                boxes.append(box)
+        extra = [b for b in frame.backfill]
+        if boxes or extra:
+            hide = np.array(boxes + extra, np.float32).reshape(-1, 4)
+            return self.fallback.apply(image, FaceDetections(hide, np.ones(len(hide), np.float32)))
+        return np.zeros((0, 4), np.float32)
+
+    def _why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
+        if person is None:
+            return "no identity"
+        if person.surrogate is None:
+            return "not locked"
+        if points is None:
+            return "no landmarks"
+        lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+        if hi[0] - lo[0] < self.config.min_face_px:
+            return "too small"
+        if _iou(np.array([*lo, *hi]), box) < MIN_LANDMARK_IOU:
+            return "implausible landmarks"
+        yaw = abs(fit_pose(points, self._canonical, self._weights).yaw_pitch_roll()[0])
+        if yaw > self.config.max_yaw_deg:
+            return "turned too far"
+        return None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0

@@ -1,0 +1,201 @@
+"""The surrogate lock: one verified surrogate identity per person, chosen once.
+
+Candidates are drawn deterministically from (secret key, identity label): a mix of a few
+synthetic donors that match the subject's apparent sex and skin tone, pushed off them by a
+random step in the appearance space, with a random shape. A candidate is accepted only if
+
+- rendered into the subject's own best frames (their pose, light, eyes, hair), its E_id
+  distance to the subject is at least ``tau`` (the paper's privacy parameter);
+- that same output is at least ``donor_distance`` from every donor face the appearance space
+  was built from (a surrogate is nobody real, not a donor's twin) and ``min_distance`` from
+  every other person's output in the same run (two people never look alike). The check is made on the
+  output rather than on a render on a blank canvas: a hairless render on grey looks to dlib
+  like a generic face (0.45-0.6 from some donor photo whatever the latent), which says
+  nothing about what a viewer of the output sees.
+
+If no candidate passes, the person is not locked and the engine falls back to blur (fail
+closed). Neither the key nor any embedding is ever logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from deidstream.engine.face_render import FaceRenderer, Surrogate
+from deidstream.engine.facemodel import FaceModel, Identity
+from deidstream.engine.inversion import Inverter, Observation
+from deidstream.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockConfig:
+    """``tau``: minimum E_id distance of an accepted surrogate to its subject; ``min_distance``:
+    to donors and to other surrogates; ``candidates``: how many to try per person;
+    ``appearance_step``/``shape_spread``: how far a candidate moves from its donor mix (in
+    standard deviations); ``skin_tolerance``: ITA° window for matching donors."""
+
+    tau: float = 0.9
+    min_distance: float = 0.6
+    # dlib puts unrelated real people 0.47-0.62 from their nearest of the 348 donors (and 90% of
+    # donors within 0.6 of another donor: SFHQ varies one synthetic person by age, hair, expression),
+    # so 0.6 against every donor is met by almost no face at all; 0.5 keeps out near-twins.
+    donor_distance: float = 0.5
+    candidates: int = 16
+    appearance_step: float = 0.8
+    shape_spread: float = 1.5
+    mix: int = 8
+    skin_tolerance: float = 12.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.tau < 2.0:
+            raise ConfigError(f"tau must be in (0, 2), got {self.tau}")
+        if not 0.0 < self.min_distance < 2.0 or not 0.0 < self.donor_distance < 2.0:
+            raise ConfigError(f"min_distance and donor_distance must be in (0, 2), got {self.min_distance}, "
+                              f"{self.donor_distance}")
+        if self.candidates < 1 or self.mix < 1:
+            raise ConfigError(f"candidates and mix must be >= 1, got {self.candidates}, {self.mix}")
+        if self.appearance_step < 0 or self.shape_spread < 0 or self.skin_tolerance <= 0:
+            raise ConfigError("appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """The outcome for one person: ``surrogate`` None means not locked (fallback)."""
+
+    label: int
+    surrogate: Surrogate | None
+    distance: float  # E_id distance of the accepted (or best) candidate to the subject
+    attempts: int
+    nearest_donor: float
+    nearest_other: float
+
+    @property
+    def locked(self) -> bool:
+        return self.surrogate is not None
+
+
+def identity_seed(key: bytes, label: int, attempt: int = 0) -> int:
+    digest = hmac.new(key, f"deidstream-identity:{label}:{attempt}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:16], "little")
+
+
+class SurrogateLocker:
+    """Chooses and verifies surrogates; remembers the accepted ones' descriptors for the
+    "two people never look alike" check."""
+
+    def __init__(self, model: FaceModel, renderer: FaceRenderer, recognizer: object, key: bytes,
+                 config: LockConfig | None = None) -> None:
+        if not key:
+            raise ConfigError("the identity key must not be empty")
+        self.model = model
+        self.renderer = renderer
+        self.recognizer = recognizer
+        self.config = config or LockConfig()
+        self._key = key
+        self._inverter = Inverter(model)
+        self._accepted: list[np.ndarray] = []
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SurrogateLocker(tau={self.config.tau}, locked={len(self._accepted)})"
+
+    def attributes(self, embedding: np.ndarray) -> tuple[float, float]:
+        """P(female) and age of a subject from its E_id embedding."""
+        x = np.append(embedding, 1.0).astype(np.float64)
+        w = self.model.attribute_weights.astype(np.float64)
+        return float(expit(x @ w[0])), float(x @ w[1])
+
+    def skin_ita(self, exemplars: list[Observation]) -> float:
+        from deidstream.modelbuild.spaces import skin_ita
+
+        albedo, trust = self._inverter.albedo(exemplars)
+        return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
+
+    def lock(self, label: int, embedding: np.ndarray, exemplars: list[Observation]) -> Lock:
+        """The surrogate of person ``label`` (a stable number within the run), verified on
+        ``exemplars`` (their best frames, most frontal first)."""
+        cfg = self.config
+        female, _ = self.attributes(embedding)
+        ita = self.skin_ita(exemplars)
+        donors = self._matched_donors(female, ita)
+        best: tuple[float, Surrogate | None, float, float] = (-1.0, None, 0.0, 0.0)
+        for attempt in range(cfg.candidates):
+            rng = np.random.default_rng(identity_seed(self._key, label, attempt))
+            candidate = Surrogate.of(self.renderer.generator, self._candidate(rng, donors))
+            outputs = [self._describe_in_place(candidate, ex) for ex in exemplars[:2]]
+            distance = min(float(np.linalg.norm(d - embedding)) for d in outputs)
+            nearest_donor = min(float(np.linalg.norm(self.model.donor_descriptors - d, axis=1).min(initial=9.0))
+                                for d in outputs)
+            nearest_other = min((float(np.linalg.norm(a - d)) for a in self._accepted for d in outputs), default=9.0)
+            if nearest_donor < cfg.donor_distance or nearest_other < cfg.min_distance:
+                continue
+            if distance > best[0]:
+                best = (distance, candidate, nearest_donor, nearest_other)
+            if distance >= cfg.tau:
+                self._accepted.append(outputs[0])
+                return Lock(label, candidate, distance, attempt + 1, nearest_donor, nearest_other)
+        log.warning("person %d: no surrogate reached tau=%.2f in %d candidates (best %.2f); fallback blur",
+                    label, cfg.tau, cfg.candidates, best[0])
+        return Lock(label, None, best[0], cfg.candidates, best[2], best[3])
+
+    def _matched_donors(self, female: float, ita: float) -> np.ndarray:
+        attrs = self.model.donor_attributes
+        same_sex = (attrs[:, 0] > 0.5) == (female > 0.5)
+        for tolerance in (self.config.skin_tolerance, 2 * self.config.skin_tolerance, 180.0):
+            chosen = np.flatnonzero(same_sex & (np.abs(attrs[:, 2] - ita) <= tolerance))
+            if len(chosen) >= self.config.mix:
+                return chosen
+        return np.arange(len(attrs))
+
+    def _candidate(self, rng: np.random.Generator, donors: np.ndarray) -> Identity:
+        """The centre of the matched donors (their average: sex, skin tone and age without any
+        one donor's features or hair) plus a random step in every appearance direction."""
+        cfg = self.config
+        picked = rng.choice(donors, size=min(max(cfg.mix, len(donors) // 2), len(donors)), replace=False)
+        mixed = self.model.donor_coefficients[picked].mean(axis=0)
+        step = rng.standard_normal(self.model.n_appearance) * cfg.appearance_step
+        shape = rng.standard_normal(self.model.n_shape) * cfg.shape_spread
+        return Identity(shape.astype(np.float32), (mixed + step).astype(np.float32))
+
+    def _describe_in_place(self, surrogate: Surrogate, exemplar: Observation) -> np.ndarray:
+        """E_id of the output: the surrogate rendered into the subject's own frame (their pose,
+        light, eyes, hair), which is what a recogniser will see."""
+        image = exemplar.image.copy()
+        self.renderer.paint(image, exemplar.points, self._person_shape(exemplar), surrogate)
+        return self._describe(image, exemplar.points)
+
+    def _person_shape(self, exemplar: Observation) -> np.ndarray:
+        return self._inverter.person_shape([exemplar])
+
+    def _describe(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return describe_face(self.recognizer, image, points)
+
+
+def describe_face(recognizer: object, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """E_id of the face whose 468 landmarks are ``points``: dlib's detection there if it finds
+    one overlapping, else dlib's alignment on the landmarks' box."""
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+    box = np.array([lo[0], lo[1] + 0.12 * (hi[1] - lo[1]), hi[0], hi[1]], np.float32)
+    x0, y0 = np.maximum(np.floor(lo - 0.3 * (hi - lo)), 0).astype(int)
+    x1, y1 = np.ceil(hi + 0.3 * (hi - lo)).astype(int)
+    window = np.ascontiguousarray(image[y0:y1, x0:x1])
+    found = [f for f in recognizer.detect(window) if _overlaps(f.box + [x0, y0, x0, y0], box)]  # type: ignore[attr-defined]
+    if found:
+        return recognizer.describe(window, found[:1])[0]  # type: ignore[attr-defined]
+    faces = recognizer.at_boxes(image, box[None])  # type: ignore[attr-defined]
+    return recognizer.describe(image, faces)[0]  # type: ignore[attr-defined]
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return union > 0 and inter / union >= 0.3

@@ -1,0 +1,258 @@
+"""The default mode on files: two passes, so a person has their surrogate from their first frame.
+
+Pass 1 reads the whole file once: detection, tracking, 468 landmarks per tracked face
+(smoothed per track), E_id embeddings of good views, and each person's best views. Then the
+IdentityBook resolves tracks into people (the same person after a cut or a re-entry), people on
+the keep list are set aside, and every other person's surrogate is chosen and verified once.
+Pass 2 reads the file again and renders: each face with its person's surrogate in this frame's
+pose, expression and light, or the fallback where that is not safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deidstream.config import GeneratorConfig, PipelineConfig
+from deidstream.engine.aux import canonical_shape
+from deidstream.engine.deid import Deidentifier, FrameFaces, Person
+from deidstream.engine.face_render import FaceRenderer
+from deidstream.engine.facemodel import default_model
+from deidstream.engine.inversion import Observation
+from deidstream.engine.lock import Lock, LockConfig, SurrogateLocker
+from deidstream.engine.render import Generator
+from deidstream.report import RunReport
+from deidstream.stream.pipeline import StageClock, run_pipeline
+from deidstream.stream.sink import FileSink
+from deidstream.stream.source import FileSource, VideoInfo
+from deidstream.tracking.boxes import scale_about_centre
+from deidstream.tracking.detector import FaceDetector, detect_upright
+from deidstream.tracking.embedding import FaceEmbedder
+from deidstream.tracking.identity import IdentityBook
+from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.tracking.smoothing import LandmarkSmoother
+from deidstream.tracking.tracker import FaceTracker
+from deidstream.types import FaceDetections, Frame
+
+log = logging.getLogger(__name__)
+EXEMPLARS_PER_TRACK = 3
+EXEMPLAR_MARGIN = 0.6  # crop kept around a face for verifying surrogates, times its size
+
+
+@dataclass(slots=True)
+class _Exemplars:
+    """The best views of a track: (quality, Observation on a crop), best first."""
+
+    views: list[tuple[float, Observation]] = field(default_factory=list)
+
+    def offer(self, quality: float, image: np.ndarray, points: np.ndarray) -> None:
+        if len(self.views) >= EXEMPLARS_PER_TRACK and quality <= self.views[-1][0]:
+            return
+        lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+        pad = (hi - lo) * EXEMPLAR_MARGIN
+        x0, y0 = np.maximum(np.floor(lo - pad), 0).astype(int)
+        x1, y1 = np.ceil(hi + pad).astype(int)
+        crop = image[y0:y1, x0:x1].copy()
+        self.views.append((quality, Observation(crop, points - np.array([x0, y0, 0], np.float32))))
+        self.views.sort(key=lambda v: -v[0])
+        del self.views[EXEMPLARS_PER_TRACK:]
+
+
+class Analysis:
+    """Pass 1 state: per-frame faces, the identity book, and per-track shapes and best views."""
+
+    def __init__(self, detector: FaceDetector, config: PipelineConfig, clock: StageClock) -> None:
+        self.detector = detector
+        self.tracker = FaceTracker(config.tracker)
+        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
+        self.embedder = FaceEmbedder()
+        self.book = IdentityBook()
+        self.clock = clock
+        self.lookback = config.detector.full_range_every - 1
+        self.frames: list[FrameFaces] = []
+        self.shapes: dict[int, list[np.ndarray]] = {}
+        self.exemplars: dict[int, _Exemplars] = {}
+        self._canonical = default_model().mesh
+
+    def detect(self, frame: Frame) -> tuple[Frame, FaceDetections]:
+        t0 = time.perf_counter()
+        found = detect_upright(self.detector, frame)
+        self.clock.add("detect", time.perf_counter() - t0)
+        return frame, found
+
+    def add(self, detected: tuple[Frame, FaceDetections]) -> None:
+        frame, detections = detected
+        t0 = time.perf_counter()
+        faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
+        t1 = time.perf_counter()
+        points = self.landmarker.landmarks(frame.image, faces, t=frame.time)
+        t2 = time.perf_counter()
+        for obs in self.embedder.observe(frame.image, faces, points, frame.index):
+            self.book.add(obs)
+            if obs.usable:
+                self._remember(obs.track_id, obs.quality, frame.image, points, faces)
+        self.clock.add("track", t1 - t0)
+        self.clock.add("landmarks", t2 - t1)
+        self.clock.add("embed", time.perf_counter() - t2)
+        for tid in (faces.track_id if faces.track_id is not None else []):
+            self.book.track_seen(int(tid), frame.index)
+        self.frames.append(FrameFaces(frame.index, faces, tuple(
+            None if p is None else p.astype(np.float32) for p in points), detections=detections))
+        self._backfill(frame.index)
+
+    def _remember(self, tid: int, quality: float, image: np.ndarray, points: list, faces: FaceDetections) -> None:
+        i = int(np.flatnonzero(faces.track_id == tid)[0])
+        p = points[i]
+        if p is None:
+            return
+        mesh = self._canonical
+        self.shapes.setdefault(tid, []).append(canonical_shape(p, mesh.vertices, mesh.weights))
+        self.exemplars.setdefault(tid, _Exemplars()).offer(quality, image, p)
+
+    def _backfill(self, frame_index: int) -> None:
+        born = [t for t in self.tracker.tracks if t.first_frame == frame_index]
+        if not born or not self.lookback:
+            return
+        cfg = self.tracker.config
+        boxes = np.stack([t.last_detection for t in born]).astype(np.float32)
+        for steps in range(1, self.lookback + 1):
+            k = len(self.frames) - 1 - steps
+            if k < 0:
+                break
+            grown = scale_about_centre(boxes, min(1.0 + 2 * cfg.coast_growth * steps, cfg.max_coast_scale))
+            held = self.frames[k]
+            self.frames[k] = dataclasses.replace(held, backfill=np.concatenate([held.backfill, grown]))
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+
+def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
+                   recognizer: object, keep: Callable[[np.ndarray], bool] | None = None) -> tuple[
+                       dict[int, Person], list[Lock]]:
+    """Tracks → people → locked surrogates (the step between the passes)."""
+    track_to_identity = analysis.book.resolve()
+    first_seen: dict[int, int] = {}
+    for ff in analysis.frames:
+        for tid in (ff.faces.track_id if ff.faces.track_id is not None else []):
+            ident = track_to_identity.get(int(tid))
+            if ident is not None:
+                first_seen.setdefault(ident, ff.index)
+    key = generator_config.key or secrets.token_bytes(32)
+    locker = SurrogateLocker(renderer.generator.model, renderer, recognizer, key,
+                             LockConfig(tau=generator_config.tau, candidates=generator_config.candidates))
+    people: dict[int, Person] = {}
+    locks: list[Lock] = []
+    for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
+        tracks = [t for t, i in track_to_identity.items() if i == ident]
+        shapes = [s for t in tracks for s in analysis.shapes.get(t, [])]
+        views = sorted((v for t in tracks for v in analysis.exemplars.get(t, _Exemplars()).views),
+                       key=lambda v: -v[0])
+        embedding = analysis.book.embedding(ident) if analysis.book.has_embedding(ident) else None
+        if embedding is None or not shapes or not views:
+            person = Person(ident, None, np.zeros((468, 3), np.float32))
+        elif keep is not None and keep(embedding):
+            person = Person(ident, None, np.mean(shapes, axis=0), keep=True)
+        else:
+            lock = locker.lock(label, embedding, [v for _, v in views])
+            locks.append(lock)
+            person = Person(ident, lock.surrogate, np.mean(shapes, axis=0).astype(np.float32))
+        for t in tracks:
+            people[t] = person
+    return people, locks
+
+
+def make_renderer(config: GeneratorConfig) -> FaceRenderer:
+    generator = Generator(default_model(), shading_sigma=config.shading_sigma)
+    return FaceRenderer(generator, raster_px=config.raster_px)
+
+
+class RenderStage:
+    """Pass 2, in frame order: the decisions of :class:`Deidentifier` on each decoded frame."""
+
+    def __init__(self, deidentifier: Deidentifier, frames: Iterable[FrameFaces], clock: StageClock,
+                 on_frame: Callable[[Frame, FrameFaces, np.ndarray], None]) -> None:
+        self.deid = deidentifier
+        self.frames = {f.index: f for f in frames}
+        self.clock = clock
+        self.on_frame = on_frame
+
+    def __call__(self, item: object) -> list[object]:
+        if not isinstance(item, Frame):
+            return [item]
+        t0 = time.perf_counter()
+        known = self.frames.pop(item.index, None)
+        if known is None:  # decoded now but not in pass 1: never write it unprocessed
+            raise RuntimeError(f"frame {item.index} was not seen by the analysis pass")
+        regions = self.deid.apply(item.image, known)
+        self.clock.add("render", time.perf_counter() - t0)
+        self.on_frame(item, known, regions)
+        return [item]
+
+
+def run_two_pass(
+    input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport, detector: FaceDetector,
+    clock: StageClock, progress: Callable[[VideoInfo | None, int], None] | None = None,
+    keep: Callable[[np.ndarray], bool] | None = None,
+) -> None:
+    """Both passes over one file; fills ``report`` (frames, tracks, people, face outcomes)."""
+    from deidstream.engine.anonymizers import make_anonymizer
+    from deidstream.evaluation.recognition import DlibRecognizer
+
+    generator_config = config.generator or GeneratorConfig()
+    analysis = Analysis(detector, config, clock)
+    started = time.perf_counter()
+    try:
+        with FileSource(input_path) as source:
+            info = source.info
+            if progress:
+                progress(info, 0)
+            stages = [lambda item: [analysis.detect(item)] if isinstance(item, Frame) else [],
+                      lambda item: [analysis.add(item)]]
+            run_pipeline(source.items(), stages, lambda _: None, queue_size=config.queue_size, clock=clock)
+    finally:
+        analysis.close()
+    t0 = time.perf_counter()
+    renderer = make_renderer(generator_config)
+    people, locks = resolve_people(analysis, generator_config, renderer, DlibRecognizer("hog", upsample=1), keep)
+    clock.add("lock", time.perf_counter() - t0)
+    deid = Deidentifier(renderer, make_anonymizer(config.anonymizer), generator_config, people)
+
+    def on_frame(frame: Frame, known: FrameFaces, regions: np.ndarray) -> None:
+        report.add_frame(frame.index, known.detections if known.detections is not None else known.faces,
+                         known.faces, regions)
+        if progress:
+            progress(None, report.frames)
+
+    with FileSource(input_path) as source:
+        stage = RenderStage(deid, analysis.frames, clock, on_frame)
+        with FileSink(output_path, source.info, source.audio_streams, config.encoder) as sink:
+            run_pipeline(source.items(), [stage], sink.write, queue_size=config.queue_size, clock=clock)
+        report.frames_written = sink.frames_written
+        report.decode_errors = source.decode_errors
+    report.seconds = time.perf_counter() - started
+    report.people = _people_summary(people, locks)
+    report.face_outcomes = {"rendered": deid.counts.rendered, "fallback": deid.counts.fallback,
+                            "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}
+
+
+def _people_summary(people: dict[int, Person], locks: list[Lock]) -> list[dict]:
+    by_identity: dict[int, dict] = {}
+    for track, person in sorted(people.items()):
+        entry = by_identity.setdefault(person.identity, {
+            "person": len(by_identity), "tracks": [], "keep": person.keep, "locked": person.surrogate is not None})
+        entry["tracks"].append(track)
+    lock_by_surrogate = {id(lk.surrogate): lk for lk in locks if lk.surrogate is not None}
+    for person in people.values():
+        lk = lock_by_surrogate.get(id(person.surrogate)) if person.surrogate is not None else None
+        if lk is not None:
+            by_identity[person.identity].update({"id_distance_verified": round(lk.distance, 3),
+                                                 "candidates_tried": lk.attempts})
+    return list(by_identity.values())
