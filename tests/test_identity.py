@@ -36,6 +36,7 @@ def feed(book: IdentityBook, track: int, frames: range, person: int | np.ndarray
     ({"threshold": 0}, "threshold"),
     ({"threshold": 2.5}, "threshold"),
     ({"min_observations": 0}, "min_observations"),
+    ({"min_observations": 4, "new_identity_after": 3}, "new_identity_after"),
 ])
 def test_config_ranges(kwargs, error):
     if error is None:
@@ -113,21 +114,20 @@ def test_tracks_without_enough_usable_observations_get_their_own_identity():
     assert (stats.observations, stats.usable, stats.rejected, stats.tracks_embedded) == (22, 12, {POSE: 10}, 1)
 
 
-def test_online_assigns_after_min_observations_and_never_reassigns():
-    book = IdentityBook(IdentityConfig(min_observations=3))
-    assert book.add(obs(1, 0, 0)) is None and book.add(obs(1, 1, 0)) is None
-    first = book.add(obs(1, 2, 0))
-    assert first == 1
-    feed(book, 2, range(10, 13), 1)
-    feed(book, 3, range(20, 23), 0)  # person 0 returns
-    assert book.identity_of(3) == first and book.identity_of(2) == 2
+def test_online_joins_after_min_observations_founds_after_more_and_never_reassigns():
+    book = IdentityBook(IdentityConfig(min_observations=3, new_identity_after=5))
+    assert [book.add(obs(1, f, 0)) for f in range(5)] == [None, None, None, None, 1]
+    first = book.identity_of(1)
+    feed(book, 2, range(10, 15), 1)
+    assert [book.add(obs(3, f, 0)) for f in range(20, 23)] == [None, None, first]  # person 0 returns
+    assert book.identity_of(2) == 2
     feed(book, 1, range(30, 40), 1)  # track 1 drifts towards person 1: its identity stays
     assert book.identity_of(1) == first
     assert book.identity_of(99) is None
 
 
 def test_embedding_is_the_quality_weighted_mean():
-    book = IdentityBook(IdentityConfig(min_observations=2))
+    book = IdentityBook(IdentityConfig(min_observations=2, new_identity_after=2))
     book.add(FaceObservation(0, 1, np.zeros(4), np.ones(128), 0.75, 0.0))
     book.add(FaceObservation(1, 1, np.zeros(4), np.zeros(128), 0.25, 0.0))
     assert np.allclose(book.embedding(book.identity_of(1)), 0.75)
@@ -135,9 +135,9 @@ def test_embedding_is_the_quality_weighted_mean():
 
 def test_two_books_are_independent():
     a, b = IdentityBook(), IdentityBook()
-    feed(a, 1, range(3), 0)
-    feed(a, 2, range(5, 8), 1)
-    feed(b, 5, range(3), 2)
+    feed(a, 1, range(8), 0)
+    feed(a, 2, range(10, 18), 1)
+    feed(b, 5, range(8), 2)
     assert a.identities() == [1, 2] and b.identities() == [1] and b.identity_of(1) is None
     assert a.resolve() == {1: 1, 2: 2} and b.resolve() == {5: 1}
 
@@ -244,9 +244,10 @@ def test_online_assigns_within_a_few_frames_and_never_reassigns():
             elif now is not None:
                 given[int(t)] = (now, run.index)
     assert given
-    # A track's first usable observations come on consecutive frames: 3 of them, then an identity.
+    # A track's first 3 usable observations come on consecutive frames, then one every 6 frames
+    # (in this test): it joins a known person after 3, founds a new identity after new_identity_after.
     delays = [frame - starts[t] for t, (_, frame) in given.items()]
-    assert max(delays) <= 6 and np.median(delays) <= 3, delays
+    assert max(delays) <= 2 + (book.config.new_identity_after - 3) * 6 + 6, delays
 
 
 @pytest.fixture(scope="module")

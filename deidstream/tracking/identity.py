@@ -6,8 +6,10 @@ the same frame are two people and never share an identity, whatever their distan
 - Offline (files, between pass 1 and pass 2): :meth:`IdentityBook.resolve` merges all tracks
   by average-linkage agglomeration under that cannot-link rule, closest pair first.
 - Online (live): :meth:`IdentityBook.add` gives a track an identity once it has
-  ``min_observations`` usable observations (the nearest identity within ``threshold`` that has
-  no track overlapping it in time, else a new one) and never changes it afterwards.
+  ``min_observations`` usable observations and an identity lies within ``threshold`` with no
+  track overlapping it in time (the nearest such), or, failing that, a new identity once it has
+  ``new_identity_after`` observations; it never changes it afterwards. Until then the engine
+  keeps the face on the fallback (fail closed).
 
 Identity embeddings are biometric data: they stay in memory and are written only by
 :meth:`IdentityBook.save`, which a user asks for explicitly (``--save-book``).
@@ -39,19 +41,29 @@ BOOK_FORMAT = 1
 class IdentityConfig:
     """``threshold``: E_id distance under which two tracks' mean embeddings are one person.
     Track means are less noisy than single descriptors, so it sits below dlib's 0.6 per-image
-    threshold: on the shared clips one person's tracks across cuts are 0.39-0.50 apart, and
-    different people's track means 0.62 or more (see benchmarks/bench_identity.py).
+    threshold: on the shared clips the performer's two tracks across a cut are 0.33 apart (his
+    single close-up descriptors 0.39-0.59 from the other track's mean), different people's track
+    means 0.69-0.71 (crowd_1080p, two_faces_selfie_portrait; benchmarks/bench_identity.py).
     ``min_observations``: usable observations a track needs before it is merged with others
-    (offline) or given an identity (online); tracks with fewer keep an identity of their own."""
+    (offline) or joins an identity (online); tracks with fewer keep an identity of their own.
+    ``new_identity_after``: usable observations an online track without a match waits before it
+    founds a new identity: the first frames after a cut are the least like the person's mean
+    (after a cut on stage_multi_person_cuts the mean of the first 3 is 0.56-0.58 from the person, of
+    the first 8 0.45-0.47, of the whole track 0.32), and an
+    online identity can never be merged later."""
 
     threshold: float = 0.52
     min_observations: int = 3
+    new_identity_after: int = 8
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 2.0:
             raise ConfigError(f"expected an identity threshold in (0, 2), got {self.threshold}")
         if self.min_observations < 1:
             raise ConfigError(f"expected min_observations >= 1, got {self.min_observations}")
+        if self.new_identity_after < self.min_observations:
+            raise ConfigError(f"expected new_identity_after >= min_observations ({self.min_observations}), "
+                              f"got {self.new_identity_after}")
 
 
 class _Runs:
@@ -191,6 +203,8 @@ class IdentityBook:
             if d < best_d:
                 best, best_d = iid, d
         if best is None:
+            if track.usable < self.config.new_identity_after:
+                return  # wait for a steadier mean before founding a new identity
             best = next(self._ids)
             self._identities[best] = _Identity()
         self._identities[best].tracks.add(track_id)
