@@ -167,6 +167,7 @@ def is_live(args: argparse.Namespace) -> bool:
 
 def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """A live relay until the source gives up, --duration passes or Ctrl-C; recordings are finalised."""
+    from deidstream.stream.live import LIVE_MODES
     from deidstream.stream.live_run import relay
     from deidstream.stream.live_source import is_live_url, webcam_index
 
@@ -189,6 +190,9 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("a live input needs an output: an rtsp:// URL, a file, --record, --virtual-camera or --preview")
     if args.lossless:
         parser.error("--lossless is for files; live output is H.264 4:2:0")
+    if args.mode not in LIVE_MODES:
+        raise ConfigError(f"--mode {args.mode} needs two passes over a file; live inputs take "
+                          f"--mode {', '.join(LIVE_MODES)}")
     config = config_from_args(args, live=True)
     d_live = LiveConfig()
     live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(d_live.max_latency_ms, args.budget),

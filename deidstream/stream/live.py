@@ -54,8 +54,14 @@ class AnonymizerPath:
         return True
 
 
+LIVE_MODES = ("blur", "pixelate", "solid")  # the surrogate mode resolves identities in two passes over a file
+
+
 def make_face_path(config: AnonymizerConfig) -> FacePath:
-    """The per-face path for ``config.mode``; an unknown mode raises (``make_anonymizer`` checks it)."""
+    """The per-face path for ``config.mode``; a mode that cannot run live raises instead of running another."""
+    if config.mode not in LIVE_MODES:
+        raise ConfigError(f"mode {config.mode!r} is not available for live input yet; "
+                          f"live modes: {', '.join(LIVE_MODES)}")
     return AnonymizerPath(make_anonymizer(config), config.mode)
 
 
