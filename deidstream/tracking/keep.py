@@ -1,9 +1,9 @@
 """``--keep PHOTO``: people who match a reference photo stay unaltered (e.g. a presenter).
 
 Matching is stricter than dlib's same-person threshold (0.6): keeping the wrong person
-unaltered is a privacy failure, while missing the right one only anonymises them too. At 0.45
-one person's identity embedding (a mean over a track) lies 0.25-0.40 from a photo of them,
-and different people's 0.6 or more (tests/test_identity.py).
+unaltered is a privacy failure, while missing the right one only anonymises them too. On the
+shared clips a person's identity embedding (a mean over a track) lies under 0.4 from a photo of
+them and another person's over 0.6 (tests/test_identity.py), so 0.45 keeps a margin on both sides.
 """
 
 from __future__ import annotations
