@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,17 +27,30 @@ from deidstream.evaluation.command import evaluate  # noqa: E402
 
 DEFAULT_CLIPS = ["stage_multi_person_cuts.mp4", "talking_head_1.mp4", "hands_occlusion_expressions.mp4",
                  "two_faces_selfie_portrait.mp4", "crowd_1080p.mp4"]
-OURS = ("blur", "pixelate", "solid")
+OURS = ("blur", "pixelate", "solid", "surrogate")
+BENCH_KEY = "deidstream-benchmark"  # a fixed identity key: the surrogate runs are reproducible
 
 
-def anonymise(method: str, clip: Path, out: Path, deface: str | None) -> None:
+def anonymise(method: str, clip: Path, out: Path, deface: str | None) -> dict:
+    """Runs one method; returns its wall time and, for ours, the run report's people and outcomes."""
+    report = out.with_suffix(".report.json")
     if method in OURS:
-        cmd = [sys.executable, "-m", "deidstream", str(clip), str(out), "--mode", method, "-q", "--overwrite"]
+        cmd = [sys.executable, "-m", "deidstream", str(clip), str(out), "--mode", method, "-q", "--overwrite",
+               "--report", str(report)]
+        if method == "surrogate":
+            cmd += ["--identity-key", BENCH_KEY]
     elif method == "deface" and deface:
         cmd = [deface, str(clip), "-o", str(out)]
     else:
         raise SystemExit(f"unknown or unavailable method {method!r}")
+    started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = {"seconds": round(time.perf_counter() - started, 2)}
+    if report.exists():
+        data = json.loads(report.read_text())
+        run.update({"frames": data["frames"], "fps_end_to_end": round(data["frames"] / run["seconds"], 2),
+                    "people": data.get("people", []), "face_outcomes": data.get("face_outcomes", {})})
+    return run
 
 
 def weighted(rows: list[dict], key: str) -> float | None:
@@ -73,13 +87,15 @@ def main() -> int:
         for clip in clips:
             for method in methods:
                 out = Path(tmp) / f"{clip.stem}.{method}.mp4"
-                anonymise(method, clip, out, args.deface)
+                run = anonymise(method, clip, out, args.deface)
                 ev = evaluate(clip, out, every=args.every)
                 s = ev.summary
-                results[method].append({"clip": clip.name, "summary": s, "mismatches": ev.comparison.mismatches})
+                results[method].append({"clip": clip.name, "summary": s, "mismatches": ev.comparison.mismatches,
+                                        "run": run})
                 print(f"{clip.name:32s} {method:9s} faces {s['faces']:4d}  ID {fmt(s['mean_id_distance'], '.3f')}"
                       f"  reid {fmt(s['reidentified_fraction'], '.1%')}  leak {fmt(s['leak_rate'], '.1%')}"
                       f"  FD {fmt(s['face_detectability'], '.1%')}  SSIM {fmt(s['ssim'], '.3f')}"
+                      + f"  {run['seconds']:.1f} s"
                       + (f"  [{'; '.join(ev.comparison.mismatches)}]" if ev.comparison.mismatches else ""),
                       flush=True)
     print(f"\nface-weighted means over {len(clips)} clips, every {args.every}. frame, faces from dlib HOG")

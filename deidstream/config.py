@@ -148,7 +148,7 @@ class GeneratorConfig:
     """
 
     tau: float = PRIVACY_PRESETS["standard"]
-    candidates: int = 16
+    candidates: int = 24
     min_face_px: int = 32
     max_yaw_deg: float = 70.0
     shading_sigma: float = 0.12

@@ -101,8 +101,7 @@ class Analysis:
         self.clock.add("track", t1 - t0)
         self.clock.add("landmarks", t2 - t1)
         self.clock.add("embed", time.perf_counter() - t2)
-        for tid in (faces.track_id if faces.track_id is not None else []):
-            self.book.track_seen(int(tid), frame.index)
+        self.book.see(faces, frame.index)  # present = detected this frame (coasting faces are guesses)
         self.frames.append(FrameFaces(frame.index, faces, tuple(
             None if p is None else p.astype(np.float32) for p in points), detections=detections))
         self._backfill(frame.index)

@@ -79,3 +79,35 @@ def test_same_key_same_surrogate_other_key_another(runs, recognizer):
     da = recognizer.describe(a[mid], faces[:1])[0]
     db = recognizer.describe(b[mid], recognizer.at_boxes(b[mid], faces[0].box[None]))[0]
     assert np.linalg.norm(da - db) >= 0.3, "another key should give another surrogate"
+
+
+def test_keep_leaves_exactly_the_reference_person_unaltered(tmp_path, recognizer):
+    import cv2
+
+    src = shared_file("videos/two_faces_selfie_portrait.mp4")
+    frames = read_rgb(src, limit=40)
+    faces = sorted(recognizer.detect(frames[30]), key=lambda f: f.box[0])
+    assert len(faces) >= 2, "the clip shows two people side by side"
+    x0, y0, x1, y1 = faces[0].box.astype(int)
+    pad = (x1 - x0) // 2
+    photo = frames[30][max(y0 - pad, 0):y1 + pad, max(x0 - pad, 0):x1 + pad]
+    photo_path = tmp_path / "keep.jpg"
+    cv2.imwrite(str(photo_path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    from deidstream.tracking.keep import KeepList
+
+    keep = KeepList.from_photos([photo_path], recognizer)
+    out = tmp_path / "out.mp4"
+    report = anonymize(src, out, config=PipelineConfig(generator=GeneratorConfig(tau=TAU, key=b"k")),
+                       keep=keep.matches)
+    assert sum(p["keep"] for p in report.people) == 1
+    result = read_rgb(out, limit=40)
+    h, w = frames[0].shape[:2]
+    kept_box, other_box = (np.clip(f.box, 0, [w, h, w, h]).astype(int) for f in faces[:2])
+    for i in (10, 30):
+        a, b = frames[i], result[i]
+        kx0, ky0, kx1, ky1 = kept_box
+        ox0, oy0, ox1, oy1 = other_box
+        kept_diff = np.abs(a[ky0:ky1, kx0:kx1].astype(int) - b[ky0:ky1, kx0:kx1]).mean()
+        other_diff = np.abs(a[oy0:oy1, ox0:ox1].astype(int) - b[oy0:oy1, ox0:ox1]).mean()
+        assert kept_diff < 4.0, f"frame {i}: the kept person changed ({kept_diff:.1f})"
+        assert other_diff > 12.0, f"frame {i}: the other person looks unaltered ({other_diff:.1f})"

@@ -128,7 +128,8 @@ class SurrogateLocker:
         best: tuple[float, Surrogate | None, float, float] = (-1.0, None, 0.0, 0.0)
         for attempt in range(cfg.candidates):
             rng = np.random.default_rng(identity_seed(self._key, label, attempt))
-            candidate = Surrogate.of(self.renderer.generator, self._candidate(rng, donors))
+            boldness = 1.0 + attempt / max(cfg.candidates - 1, 1)  # later candidates step further out
+            candidate = Surrogate.of(self.renderer.generator, self._candidate(rng, donors, boldness))
             outputs = [self._describe_in_place(candidate, ex) for ex in exemplars[:2]]
             distance = min(float(np.linalg.norm(d - embedding)) for d in outputs)
             nearest_donor = min(float(np.linalg.norm(self.model.donor_descriptors - d, axis=1).min(initial=9.0))
@@ -154,13 +155,13 @@ class SurrogateLocker:
                 return chosen
         return np.arange(len(attrs))
 
-    def _candidate(self, rng: np.random.Generator, donors: np.ndarray) -> Identity:
+    def _candidate(self, rng: np.random.Generator, donors: np.ndarray, boldness: float = 1.0) -> Identity:
         """The centre of the matched donors (their average: sex, skin tone and age without any
         one donor's features or hair) plus a random step in every appearance direction."""
         cfg = self.config
         picked = rng.choice(donors, size=min(max(cfg.mix, len(donors) // 2), len(donors)), replace=False)
         mixed = self.model.donor_coefficients[picked].mean(axis=0)
-        step = rng.standard_normal(self.model.n_appearance) * cfg.appearance_step
+        step = rng.standard_normal(self.model.n_appearance) * cfg.appearance_step * boldness
         shape = rng.standard_normal(self.model.n_shape) * cfg.shape_spread
         return Identity(shape.astype(np.float32), (mixed + step).astype(np.float32))
 

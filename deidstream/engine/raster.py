@@ -62,6 +62,25 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def rasterize(
     points: np.ndarray, triangles: np.ndarray, height: int, width: int, *, front_sign: float = 0.0,
 ) -> Raster:
+    """See :func:`_rasterize`."""
+    return _rasterize(points, triangles, height, width, front_sign, None)[0]
+
+
+def rasterize_attributes(
+    points: np.ndarray, triangles: np.ndarray, height: int, width: int, values: np.ndarray, *,
+    front_sign: float = 0.0,
+) -> tuple[Raster, np.ndarray]:
+    """Per-vertex ``values`` (n, c) interpolated at the covered pixels, (k, c), straight from
+    each triangle's attribute plane (no barycentrics: the renderer's hot path). The returned
+    raster has no ``bary``."""
+    raster, attrs = _rasterize(points, triangles, height, width, front_sign, values)
+    return raster, attrs  # type: ignore[return-value]
+
+
+def _rasterize(
+    points: np.ndarray, triangles: np.ndarray, height: int, width: int, front_sign: float,
+    attributes: np.ndarray | None,
+) -> tuple[Raster, np.ndarray | None]:
     """Rasterise ``points`` (n, 2|3: x, y pixels and depth, larger = farther) into an h×w grid.
 
     ``front_sign`` > 0 keeps only triangles with positive :func:`signed_areas` (< 0 only
@@ -108,13 +127,22 @@ def rasterize(
     won = owner[pix[win]] == win
     keep = win[won]
     local, pxf, pyf, pix = local[keep], pxf[keep], pyf[keep], pix[keep]
+    if attributes is not None:
+        (a0, a1, a2) = (attributes[triangles[tri_ids, k]].astype(np.float32) for k in range(3))
+        d0, d1 = a0 - a2, a1 - a2
+        c = planes[:, :6, None]
+        coef = np.concatenate([d0 * c[:, 0] + d1 * c[:, 3], d0 * c[:, 1] + d1 * c[:, 4],
+                               d0 * c[:, 2] + d1 * c[:, 5] + a2], axis=1)[local]  # (k, 3C)
+        n = attributes.shape[1]
+        values = coef[:, :n] * pxf[:, None] + coef[:, n:2 * n] * pyf[:, None] + coef[:, 2 * n:]
+        return Raster(height, width, pix, tri_ids[local].astype(np.int32), np.zeros((0, 3), np.float32)), values
     wc = planes[:, :6][local]
     w0 = wc[:, 0] * pxf + wc[:, 1] * pyf + wc[:, 2]
     w1 = wc[:, 3] * pxf + wc[:, 4] * pyf + wc[:, 5]
     w = np.stack([w0, w1, 1.0 - w0 - w1], axis=1)
     np.clip(w, 0.0, 1.0, out=w)
     w /= w.sum(1, keepdims=True)
-    return Raster(height, width, pix, tri_ids[local].astype(np.int32), w)
+    return Raster(height, width, pix, tri_ids[local].astype(np.int32), w), None
 
 
 

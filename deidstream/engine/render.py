@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from deidstream.engine.facemodel import FaceModel, Identity
 from deidstream.engine.masks import InteriorContours, polygons_mask
-from deidstream.engine.raster import rasterize, signed_areas
+from deidstream.engine.raster import rasterize, rasterize_attributes, signed_areas
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +220,8 @@ class FastPath:
         hs, ws = max(int(np.ceil(crop.height * scale)), 1), max(int(np.ceil(crop.width * scale)), 1)
         local = (points - np.array([x0, y0, 0.0], np.float32)) * np.array([scale, scale, 1.0], np.float32)
         local[:, :2] -= 0.5  # continuous coordinates to pixel centres
-        raster = rasterize(local, self.generator.triangles, hs, ws, front_sign=self.generator.front_sign)
-        uv = raster.interpolate(self._uvs, self.generator.triangles)
+        raster, uv = rasterize_attributes(local, self.generator.triangles, hs, ws, self._uvs,
+                                          front_sign=self.generator.front_sign)
         size = texture.shape[0]
         maps = np.zeros((hs * ws, 3), np.float32)
         maps[raster.pixels, :2] = uv * size - 0.5
@@ -232,13 +232,13 @@ class FastPath:
             grown = cv2.dilate(maps[..., 2], np.ones((3, 3), np.uint8))
             count = np.maximum(cv2.blur(maps[..., 2], (3, 3)), 1e-6)[..., None]
             spread = cv2.blur(maps * maps[..., 2:3], (3, 3)) / count
-            maps[..., :2] = np.where(maps[..., 2:3] > 0, maps[..., :2], spread[..., :2] * grown[..., None])
+            np.copyto(maps[..., :2], spread[..., :2], where=(maps[..., 2:3] == 0) & (grown[..., None] > 0))
             maps = cv2.resize(maps, (crop.width, crop.height), interpolation=cv2.INTER_LINEAR)
             coverage = (maps[..., 2] > 0.5).astype(np.float32)
         else:
             coverage = maps[..., 2].copy()
+        # outside ``coverage`` the colours are whatever the edge texels give: alpha is 0 there
         rgb = cv2.remap(texture, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        rgb *= coverage[..., None]
         return FastRender(rgb, coverage, crop, points)
 
     def shade(self, rgb: np.ndarray, frame_crop: np.ndarray, skin: np.ndarray) -> np.ndarray:
