@@ -33,6 +33,7 @@ from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink
 from deidstream.stream.source import FileSource, VideoInfo
 from deidstream.tracking.boxes import scale_about_centre
+from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector, detect_upright
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.identity import IdentityBook
@@ -71,6 +72,7 @@ class Analysis:
     def __init__(self, detector: FaceDetector, config: PipelineConfig, clock: StageClock) -> None:
         self.detector = detector
         self.tracker = FaceTracker(config.tracker)
+        self.cuts = CutDetector()
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
         self.embedder = FaceEmbedder()
         self.book = IdentityBook()
@@ -90,6 +92,8 @@ class Analysis:
     def add(self, detected: tuple[Frame, FaceDetections]) -> None:
         frame, detections = detected
         t0 = time.perf_counter()
+        if self.cuts.is_cut(frame.image):
+            self.tracker.end_all()  # a face of the new shot must not inherit a track (and a surrogate)
         faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
         t1 = time.perf_counter()
         points = self.landmarker.landmarks(frame.image, faces, t=frame.time)

@@ -100,6 +100,11 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self.tracks_ended = 0  # a count, not a list: a live stream runs for days
 
+    def end_all(self) -> None:
+        """End every track (a hard cut: no face of the next shot continues a track of this one)."""
+        self.tracks_ended += len(self.tracks)
+        self.tracks = []
+
     def update(
         self, detections: FaceDetections, frame_index: int, frame_size: tuple[int, int] | None = None
     ) -> FaceDetections:

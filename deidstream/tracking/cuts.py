@@ -1,0 +1,59 @@
+"""Hard cuts between shots, so a track (and the identity it carries) never spans two shots.
+
+The tracker alone cannot tell a cut from motion: a face in the next shot near where a face of
+the previous one was is matched to its track, and would inherit that person's surrogate.
+Comparing colour histograms of consecutive (downscaled) frames finds hard cuts cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deidstream.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CutConfig:
+    """A cut is a frame whose hue-saturation histogram correlates with the previous frame's
+    below ``threshold`` (1 = identical), or below ``soft_threshold`` while the mean grey-level
+    change is above ``min_change`` (a cut between shots of similar colours). On the shared
+    clips: the three cuts of the stage clip score 0.44, 0.50 and 0.68 (grey change 28-31);
+    motion within a shot stays above 0.93 or below a change of 14."""
+
+    threshold: float = 0.5
+    soft_threshold: float = 0.9
+    min_change: float = 20.0
+    size: int = 64
+
+    def __post_init__(self) -> None:
+        if not -1.0 < self.threshold < 1.0:
+            raise ConfigError(f"cut threshold must be in (-1, 1), got {self.threshold}")
+        if self.size < 16:
+            raise ConfigError(f"cut size must be >= 16, got {self.size}")
+
+
+class CutDetector:
+    def __init__(self, config: CutConfig | None = None) -> None:
+        self.config = config or CutConfig()
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self.cuts = 0
+
+    def is_cut(self, image: np.ndarray) -> bool:
+        """True when ``image`` (RGB) starts a new shot; the first frame is not a cut."""
+        cfg = self.config
+        small = cv2.resize(image, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+        hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
+        cv2.normalize(hist, hist)
+        grey = hsv[..., 2].astype(np.float32)
+        previous, self._previous = self._previous, (hist, grey)
+        if previous is None:
+            return False
+        corr = cv2.compareHist(previous[0], hist, cv2.HISTCMP_CORREL)
+        change = float(np.abs(grey - previous[1]).mean())
+        cut = corr < cfg.threshold or (corr < cfg.soft_threshold and change > cfg.min_change)
+        self.cuts += int(cut)
+        return bool(cut)
