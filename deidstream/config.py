@@ -129,9 +129,9 @@ class EncoderConfig:
 
 
 # E_id distance a surrogate must keep from its subject. With this generator the surrogates of
-# the shared clips' people reach 0.78-0.85 in their own frames (the subject's hair, ears, eyes and
+# the shared clips' people reach 0.75-0.85 in their own frames (the subject's hair, ears, eyes and
 # jaw line stay); 0.9 is the goal and is often not met, which sends that person to the fallback.
-PRIVACY_PRESETS = {"standard": 0.78, "high": 0.9, "max": 1.0}
+PRIVACY_PRESETS = {"standard": 0.75, "high": 0.9, "max": 1.0}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
