@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
-from deidstream.engine.compositor import Compositor  # noqa: E402
 from deidstream.engine.face_render import FaceRenderer, Surrogate  # noqa: E402
 from deidstream.engine.facemodel import default_model  # noqa: E402
 from deidstream.engine.inversion import Inverter, Observation  # noqa: E402
@@ -272,7 +271,7 @@ def main() -> int:
     torch.set_num_threads(1)
     model = default_model()
     gen = Generator(model)
-    renderer = FaceRenderer(gen, Compositor())
+    renderer = FaceRenderer(gen)
     marker = StillLandmarker()
     clips = list(CLIPS[:3] if args.quick else CLIPS)
     result: dict = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -152,7 +152,7 @@ class GeneratorConfig:
     min_face_px: int = 32
     max_yaw_deg: float = 70.0
     shading_sigma: float = 0.12
-    raster_px: int = 160
+    raster_px: int = 112
     key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

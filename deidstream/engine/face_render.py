@@ -41,11 +41,11 @@ class FaceRenderer:
     """``paint(frame, points, person_shape, surrogate)``: the surrogate in the subject's place."""
 
     def __init__(self, generator: Generator, compositor: Compositor | None = None, *, rim_px: int = 1,
-                 raster_px: int = 160, fade: float = 0.04) -> None:
+                 raster_px: int = 112, fade: float = 0.04) -> None:
         self.generator = generator
         self.fade = fade
         self.fast = FastPath(generator, raster_px=raster_px)
-        self.compositor = compositor or Compositor()
+        self.compositor = compositor or Compositor(levels=3)
         self.rim_px = rim_px
         self._weights = generator.model.mesh.weights
 

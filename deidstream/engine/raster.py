@@ -131,10 +131,11 @@ def _rasterize(
         (a0, a1, a2) = (attributes[triangles[tri_ids, k]].astype(np.float32) for k in range(3))
         d0, d1 = a0 - a2, a1 - a2
         c = planes[:, :6, None]
-        coef = np.concatenate([d0 * c[:, 0] + d1 * c[:, 3], d0 * c[:, 1] + d1 * c[:, 4],
-                               d0 * c[:, 2] + d1 * c[:, 5] + a2], axis=1)[local]  # (k, 3C)
-        n = attributes.shape[1]
-        values = coef[:, :n] * pxf[:, None] + coef[:, n:2 * n] * pyf[:, None] + coef[:, 2 * n:]
+        coef = np.stack([d0 * c[:, 0] + d1 * c[:, 3], d0 * c[:, 1] + d1 * c[:, 4],
+                         d0 * c[:, 2] + d1 * c[:, 5] + a2], axis=1)[local]  # (k, 3, C): per x, per y, constant
+        values = coef[:, 0] * pxf[:, None]
+        values += coef[:, 1] * pyf[:, None]
+        values += coef[:, 2]
         return Raster(height, width, pix, tri_ids[local].astype(np.int32), np.zeros((0, 3), np.float32)), values
     wc = planes[:, :6][local]
     w0 = wc[:, 0] * pxf + wc[:, 1] * pyf + wc[:, 2]

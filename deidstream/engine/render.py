@@ -198,7 +198,7 @@ class FastPath:
     exact silhouette), then samples the texture with one ``cv2.remap``.
     """
 
-    def __init__(self, generator: Generator, *, raster_px: int = 160) -> None:
+    def __init__(self, generator: Generator, *, raster_px: int = 112) -> None:
         if raster_px < 32:
             raise ValueError(f"raster_px must be >= 32, got {raster_px}")
         self.generator = generator
@@ -249,9 +249,10 @@ class FastPath:
         factor = max(sigma / 2.0, 1.0)
         small = (max(int(round(w / factor)), 1), max(int(round(h / factor)), 1))
         s = sigma / factor
-        weight = cv2.resize(skin, small, interpolation=cv2.INTER_AREA)
-        frame = cv2.resize(frame_crop, small, interpolation=cv2.INTER_AREA).astype(np.float32) * np.float32(1 / 255)
-        render = cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)
+        # plain decimation: the Gaussian below, wide on this grid, removes what it aliases
+        weight = cv2.resize(skin, small, interpolation=cv2.INTER_LINEAR)
+        frame = cv2.resize(frame_crop, small, interpolation=cv2.INTER_LINEAR).astype(np.float32) * np.float32(1 / 255)
+        render = cv2.resize(rgb, small, interpolation=cv2.INTER_LINEAR)
         num_f = cv2.GaussianBlur(frame * weight[..., None], (0, 0), s)
         num_r = cv2.GaussianBlur(render * weight[..., None], (0, 0), s)
         ratio = np.clip(num_f / np.maximum(num_r, 1e-4), 0.2, 5.0)
