@@ -97,11 +97,13 @@ def anonymize(
     progress: ProgressCallback | None = None,
     detector: FaceDetector | None = None,
     keep: Callable[[object], bool] | None = None,
+    save_book: str | Path | None = None,
 ) -> RunReport:
     """Anonymise every face of ``input_path`` into ``output_path`` (same frames, timing, audio).
 
     The default mode ("surrogate") gives each person a surrogate identity in two passes over
-    the file; ``keep(embedding)`` True leaves that person unaltered (``--keep PHOTO``).
+    the file; ``keep(embedding)`` True leaves that person unaltered (``--keep PHOTO``);
+    ``save_book`` writes the people's E_id embeddings there (biometric data: only on request).
 
     ``progress(info, frames_done)`` is called once with the input's info and 0, then per frame.
     Pass your own ``detector`` to reuse one across files or to bring another model.
@@ -119,7 +121,8 @@ def anonymize(
         if config.generator is not None:
             from deidstream.twopass import run_two_pass
 
-            run_two_pass(input_path, output_path, config, report, detector, clock, progress, keep)
+            run_two_pass(input_path, output_path, config, report, detector, clock, progress, keep,
+                         Path(save_book) if save_book is not None else None)
         else:
             _run_one_pass(input_path, output_path, config, report, detector, clock, progress)
     finally:

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --mode surrogate: secret that makes surrogates reproducible (same key and people, "
                         "same surrogates); default: a random key per run. Never printed.")
     g.add_argument("--key-file", type=Path, default=None, help="read the identity key from this file")
+    g.add_argument("--save-book", type=Path, default=None, metavar="BOOK.npz",
+                   help="with --mode surrogate: write the people's face embeddings (biometric data) there")
     g.add_argument("--keep", action="append", type=Path, default=[], metavar="PHOTO",
                    help="with --mode surrogate: leave the person in this photo unaltered (repeatable)")
     g.add_argument("--privacy", choices=sorted(PRIVACY_PRESETS), default=None,
@@ -295,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             from deidstream.tracking.keep import KeepList
 
             keep = KeepList.from_photos(args.keep).matches
+        if args.save_book is not None and (config.generator is None or args.input.is_dir()):
+            parser.error("--save-book needs --mode surrogate and a single input file")
         if args.input.is_dir():
             if args.report:
                 log.warning("--report is written per file only; ignored for folder input")
@@ -303,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                                           keep=keep)
         else:
             reports = [anonymize(args.input, args.output, config=config, overwrite=args.overwrite,
-                                 report_path=args.report, progress=progress, keep=keep)]
+                                 report_path=args.report, progress=progress, keep=keep, save_book=args.save_book)]
     except KeyboardInterrupt:
         progress.close()
         print("deidstream: interrupted; no output written", file=sys.stderr)

@@ -203,9 +203,10 @@ class RenderStage:
 def run_two_pass(
     input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport, detector: FaceDetector,
     clock: StageClock, progress: Callable[[VideoInfo | None, int], None] | None = None,
-    keep: Callable[[np.ndarray], bool] | None = None,
+    keep: Callable[[np.ndarray], bool] | None = None, save_book: Path | None = None,
 ) -> None:
-    """Both passes over one file; fills ``report`` (frames, tracks, people, face outcomes)."""
+    """Both passes over one file; fills ``report`` (frames, tracks, people, face outcomes).
+    ``save_book`` writes the identity book (biometric embeddings) there: only when asked."""
     from deidstream.engine.anonymizers import make_anonymizer
     from deidstream.evaluation.recognition import DlibRecognizer
 
@@ -225,6 +226,8 @@ def run_two_pass(
     t0 = time.perf_counter()
     renderer = make_renderer(generator_config)
     people, locks = resolve_people(analysis, generator_config, renderer, DlibRecognizer("hog", upsample=1), keep)
+    if save_book is not None:
+        analysis.book.save(save_book)
     clock.add("lock", time.perf_counter() - t0)
     deid = Deidentifier(renderer, make_anonymizer(config.anonymizer), generator_config, people)
 

@@ -15,16 +15,16 @@ CLIP = "single_face_short.mp4"
 TAU = 0.7  # below the default: the test checks the mechanism on a short clip, the benchmark the numbers
 
 
-def _run(src, out, key: bytes):
+def _run(src, out, key: bytes, save_book=None):
     config = PipelineConfig(generator=GeneratorConfig(tau=TAU, key=key))
-    return anonymize(src, out, config=config)
+    return anonymize(src, out, config=config, save_book=save_book)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     src = shared_file(f"videos/{CLIP}")
     tmp = tmp_path_factory.mktemp("surrogate")
-    a = _run(src, tmp / "a.mp4", b"key one")
+    a = _run(src, tmp / "a.mp4", b"key one", save_book=tmp / "book.npz")
     a2 = _run(src, tmp / "a2.mp4", b"key one")
     b = _run(src, tmp / "b.mp4", b"key two")
     return src, tmp, a, a2, b
@@ -41,6 +41,15 @@ def test_frames_timing_and_audio_are_kept(runs):
     src, tmp, report, _, _ = runs
     assert facts(tmp / "a.mp4") == facts(src)
     assert report.frames_written == report.frames
+
+
+def test_embeddings_are_written_only_when_asked(runs):
+    from deidstream.tracking.identity import IdentityBook
+
+    _, tmp, _, _, _ = runs
+    assert sorted(p.name for p in tmp.iterdir() if p.suffix == ".npz") == ["book.npz"]  # runs b, a2 wrote none
+    book = IdentityBook.load(tmp / "book.npz")
+    assert len([i for i in book.identities() if book.has_embedding(i)]) == 1
 
 
 def test_the_person_is_locked_and_rendered_not_blurred(runs):
