@@ -17,6 +17,7 @@ from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.engine.face_render import FaceRenderer, Surrogate
 from deidstream.engine.pose import fit_pose
+from deidstream.tracking.boxes import iou_matrix
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
@@ -104,17 +105,10 @@ class Deidentifier:
         lo, hi = points[:, :2].min(0), points[:, :2].max(0)
         if hi[0] - lo[0] < self.config.min_face_px:
             return "too small"
-        if _iou(np.array([*lo, *hi]), box) < MIN_LANDMARK_IOU:
+        if iou_matrix(np.array([[*lo, *hi]]), box[None])[0, 0] < MIN_LANDMARK_IOU:
             return "implausible landmarks"
         yaw = abs(fit_pose(points, self._canonical, self._weights).yaw_pitch_roll()[0])
         if yaw > self.config.max_yaw_deg:
             return "turned too far"
         return None
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0

@@ -31,6 +31,7 @@ from deidstream.engine.face_render import FaceRenderer, Surrogate
 from deidstream.engine.facemodel import FaceModel, Identity
 from deidstream.engine.inversion import Inverter, Observation
 from deidstream.errors import ConfigError
+from deidstream.tracking.boxes import iou_matrix
 
 log = logging.getLogger(__name__)
 
@@ -187,16 +188,10 @@ def describe_face(recognizer: object, image: np.ndarray, points: np.ndarray) -> 
     x0, y0 = np.maximum(np.floor(lo - 0.3 * (hi - lo)), 0).astype(int)
     x1, y1 = np.ceil(hi + 0.3 * (hi - lo)).astype(int)
     window = np.ascontiguousarray(image[y0:y1, x0:x1])
-    found = [f for f in recognizer.detect(window) if _overlaps(f.box + [x0, y0, x0, y0], box)]  # type: ignore[attr-defined]
+    found = [f for f in recognizer.detect(window)  # type: ignore[attr-defined]
+             if iou_matrix((f.box + [x0, y0, x0, y0])[None], box[None])[0, 0] >= 0.3]
     if found:
         return recognizer.describe(window, found[:1])[0]  # type: ignore[attr-defined]
     faces = recognizer.at_boxes(image, box[None])  # type: ignore[attr-defined]
     return recognizer.describe(image, faces)[0]  # type: ignore[attr-defined]
 
-
-def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return union > 0 and inter / union >= 0.3
