@@ -192,10 +192,17 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("a live input needs an output: an rtsp:// URL, a file, --record, --virtual-camera or --preview")
     if args.lossless:
         parser.error("--lossless is for files; live output is H.264 4:2:0")
-    if args.mode not in LIVE_MODES:
-        raise ConfigError(f"--mode {args.mode} needs two passes over a file; live inputs take "
-                          f"--mode {', '.join(LIVE_MODES)}")
+    if args.mode not in (*LIVE_MODES, "surrogate"):
+        raise ConfigError(f"--mode {args.mode} is not available live; live inputs take "
+                          f"--mode {', '.join((*LIVE_MODES, 'surrogate'))}")
     config = config_from_args(args, live=True)
+    face_path = None
+    if args.mode == "surrogate":
+        from deidstream.engine.online import SurrogatePath
+        from deidstream.twopass import make_renderer
+
+        generator = generator_config(args)
+        face_path = SurrogatePath(generator, make_renderer(generator))
     d_live = LiveConfig()
     live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(d_live.max_latency_ms, args.budget),
                       preset=_given(args.preset, d_live.preset), crf=_given(args.crf, d_live.crf))
@@ -205,11 +212,14 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         stats = relay(source, push=push, record=record, segment_s=args.segment, virtual_camera=args.virtual_camera,
                       preview=args.preview, config=config, live=live, source_config=source_config,
-                      overwrite=args.overwrite, duration_s=args.duration,
+                      overwrite=args.overwrite, duration_s=args.duration, face_path=face_path,
                       on_start=lambda src: log.info("%s: connected, %s fps", src.name, src.fps))
     except KeyboardInterrupt:
         print("deidstream: interrupted; recordings finalised", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if face_path is not None:
+            face_path.close()
     if not args.quiet:
         print(f"deidstream: {stats.summary()}", file=sys.stderr)
     return EXIT_OK

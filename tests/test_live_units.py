@@ -351,7 +351,7 @@ def test_live_configuration_is_checked(make, error):
     [
         (["--webcam", "63", "--virtual-camera"], "/dev/video63: no such video device"),
         (["/dev/video63", "out.mp4"], "/dev/video63: no such video device"),
-        (["rtsp://127.0.0.1:9/cam", "out.mp4", "--mode", "surrogate"], "needs two passes over a file"),
+        (["rtsp://127.0.0.1:9/cam", "out.mp4", "--mode", "solid", "--give-up-after", "1"], "127.0.0.1:9"),
     ],
 )
 def test_cli_live_errors_are_one_line_and_exit_1(argv, message, capsys, tmp_path, monkeypatch):

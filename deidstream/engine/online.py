@@ -1,0 +1,163 @@
+"""The surrogate mode for live sources: identities resolved online, surrogates locked in the
+background, faces rendered within the frame's budget.
+
+The live scheduler calls ``render_face`` for each tracked face of a frame. Per frame, the 468
+landmarks of every face are found once (FaceMesh per track, smoothed). E_id and the surrogate
+lock are too slow for a frame budget (dlib's ResNet: about 140 ms per face here), so a worker
+thread does them: it embeds a face when it is due, assigns tracks to identities online (an
+assignment never changes, so a surrogate never jumps), and locks a surrogate once a person
+has enough views. Until then ``render_face`` returns False and the face gets the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from deidstream.config import GeneratorConfig
+from deidstream.engine.aux import canonical_shape
+from deidstream.engine.deid import Deidentifier, FrameFaces, Person
+from deidstream.engine.face_render import FaceRenderer
+from deidstream.engine.inversion import Observation
+from deidstream.engine.lock import LockConfig, SurrogateLocker
+from deidstream.types import FaceDetections
+
+log = logging.getLogger(__name__)
+MIN_VIEWS_TO_LOCK = 3
+WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    index: int
+    image: np.ndarray
+    faces: FaceDetections
+    points: tuple[np.ndarray | None, ...]
+
+
+class SurrogatePath:
+    """A live ``FacePath``: the surrogate of the face's person, or False (fallback) until it is locked."""
+
+    name = "surrogate"
+
+    def __init__(self, config: GeneratorConfig, renderer: FaceRenderer, *, landmarker: object | None = None,
+                 embedder: object | None = None, book: object | None = None,
+                 recognizer: object | None = None) -> None:
+        from deidstream.evaluation.recognition import DlibRecognizer
+        from deidstream.tracking.embedding import FaceEmbedder
+        from deidstream.tracking.identity import IdentityBook
+        from deidstream.tracking.landmarks import FaceLandmarker
+        from deidstream.tracking.smoothing import LandmarkSmoother
+
+        self.config = config
+        self.renderer = renderer
+        self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother())
+        self.recognizer = recognizer or DlibRecognizer("hog", upsample=1)
+        self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
+        self.book = book or IdentityBook()
+        self.locker = SurrogateLocker(renderer.generator.model, renderer, self.recognizer,
+                                      config.key or secrets.token_bytes(32),
+                                      LockConfig(tau=config.tau, candidates=config.candidates))
+        self._mesh = renderer.generator.model.mesh
+        self._state = threading.Lock()
+        self._people: dict[int, Person] = {}  # identity → locked person (or not locked: surrogate None)
+        self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
+        self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
+        self._frame_key: int | None = None
+        self._frame_index = -1
+        self._points: tuple[np.ndarray | None, ...] = ()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=WORK_QUEUE)
+        self._worker = threading.Thread(target=self._work, name="deidstream-identities", daemon=True)
+        self._worker.start()
+        self.jobs_skipped = 0
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._worker.join(timeout=30)
+        self.landmarker.close()  # type: ignore[attr-defined]
+
+    # -- per frame, on the scheduler's thread ------------------------------------------------------
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
+        self._landmarks_for(image, faces)
+        tid = None if faces.track_id is None else int(faces.track_id[i])
+        if tid is None:
+            return False
+        with self._state:
+            identity = self.book.identity_of(tid)  # type: ignore[attr-defined]
+            person = self._people.get(identity) if identity is not None else None
+        if person is None or person.surrogate is None:
+            return False
+        one = FrameFaces(self._frame_index, faces[i], (self._points[i],))
+        deid = Deidentifier(self.renderer, _NoFallback(), self.config, {tid: person})
+        deid.apply(image, one)
+        return deid.counts.rendered == 1
+
+    def _landmarks_for(self, image: np.ndarray, faces: FaceDetections) -> None:
+        """Landmarks of every face of this frame, once per frame (the first face's call)."""
+        key = id(image)
+        if key == self._frame_key:
+            return
+        self._frame_key = key
+        self._frame_index += 1
+        self._points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
+        job = _Job(self._frame_index, image.copy(), faces, self._points)
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            self.jobs_skipped += 1
+
+    # -- the worker: E_id, online identities, locks --------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._digest(job)
+            except Exception:  # noqa: BLE001 - the stream goes on with the fallback; say why once per failure
+                log.warning("identity worker failed on frame %d; those faces keep the fallback", job.index,
+                            exc_info=True)
+
+    def _digest(self, job: _Job) -> None:
+        observations = self.embedder.observe(job.image, job.faces, list(job.points), job.index)  # type: ignore[attr-defined]
+        with self._state:
+            self.book.see(job.faces, job.index)  # type: ignore[attr-defined]
+        for obs in observations:
+            with self._state:
+                identity = self.book.add(obs)  # type: ignore[attr-defined]
+            if not obs.usable:
+                continue
+            i = int(np.flatnonzero(job.faces.track_id == obs.track_id)[0])
+            p = job.points[i]
+            if p is None:
+                continue
+            self._shapes.setdefault(obs.track_id, []).append(canonical_shape(p, self._mesh.vertices,
+                                                                             self._mesh.weights))
+            views = self._views.setdefault(obs.track_id, [])
+            views.append((obs.quality, Observation(job.image, p)))
+            views.sort(key=lambda v: -v[0])
+            del views[3:]
+            if identity is not None and identity not in self._people and len(views) >= MIN_VIEWS_TO_LOCK:
+                self._lock(identity, obs.track_id)
+
+    def _lock(self, identity: int, track_id: int) -> None:
+        embedding = self.book.embedding(identity)  # type: ignore[attr-defined]
+        views = [v for _, v in self._views[track_id]]
+        lock = self.locker.lock(identity, embedding, views)
+        person = Person(identity, lock.surrogate, np.mean(self._shapes[track_id], axis=0).astype(np.float32))
+        with self._state:
+            self._people[identity] = person
+        log.info("person %d: %s", identity, "surrogate locked" if lock.locked else "no surrogate; fallback")
+
+
+class _NoFallback:
+    """The scheduler applies the fallback itself to faces ``render_face`` declines."""
+
+    def apply(self, image: np.ndarray, faces: FaceDetections) -> np.ndarray:
+        return np.zeros((0, 4), np.float32)
