@@ -110,6 +110,9 @@ class LiveStats:
     sent: Counter = field(default_factory=Counter)
     faces_rendered: int = 0
     faces_fallback: int = 0
+    # after the face path rendered its first face (a surrogate locked): how the rest went
+    faces_rendered_after_first: int = 0
+    faces_fallback_after_first: int = 0
     faces_late: int = 0
     render_errors: int = 0
     reconnects: int = 0
@@ -160,6 +163,8 @@ class LiveStats:
                 "frames_in": self.frames_in, "frames_processed": self.frames_processed,
                 "frames_dropped": self.frames_dropped, "dropped": dict(self.dropped), "sent": dict(self.sent),
                 "faces_rendered": self.faces_rendered, "faces_fallback": self.faces_fallback,
+                "faces_rendered_after_first": self.faces_rendered_after_first,
+                "faces_fallback_after_first": self.faces_fallback_after_first,
                 "faces_late": self.faces_late, "render_errors": self.render_errors,
                 "fallback_rate": round(self.fallback_rate, 4), "reconnects": self.reconnects,
                 "seconds": round(self.seconds, 2),
@@ -225,6 +230,9 @@ class LiveProcessor:
             self.fallback.apply(frame.image, faces[np.array(fallback)])
         with self.stats.lock:
             self.stats.frames_processed += 1
+            if self.stats.faces_rendered:
+                self.stats.faces_rendered_after_first += len(faces) - len(fallback)
+                self.stats.faces_fallback_after_first += len(fallback)
             self.stats.faces_rendered += len(faces) - len(fallback)
             self.stats.faces_fallback += len(fallback)
         self.stats.processing.add(time.monotonic() - item.captured)
