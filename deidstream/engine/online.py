@@ -106,7 +106,15 @@ class SurrogatePath:
         self._frame_key = key
         self._frame_index += 1
         self._points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
-        job = _Job(self._frame_index, image.copy(), faces, self._points)
+        if faces.track_id is None:
+            return
+        with self._state:
+            known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
+            done = [k is not None and k in self._people for k in known]
+        if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
+            return
+        pending = np.flatnonzero(~np.array(done))
+        job = _Job(self._frame_index, image.copy(), faces[pending], tuple(self._points[i] for i in pending))
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
