@@ -33,12 +33,12 @@ from deidstream.stream.live_sink import (
     check_record_path,
 )
 from deidstream.stream.live_source import LiveSource, open_live_source
+from deidstream.stream.pipeline import END, get_until_stopped, put_until_stopped
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
 
 log = logging.getLogger(__name__)
 
-_END = object()
 _POLL_S = 0.05
 _JOIN_S = 2.0
 
@@ -55,24 +55,6 @@ def _offer(q: queue.Queue, item: Any, on_drop: Callable[[], None]) -> None:
                 on_drop()
             except queue.Empty:
                 pass
-
-
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
-    while not stop.is_set():
-        try:
-            return q.get(timeout=_POLL_S)
-        except queue.Empty:
-            continue
-    return _END
-
-
-def _put_end(q: queue.Queue, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            q.put(_END, timeout=_POLL_S)
-            return
-        except queue.Full:
-            continue
 
 
 def run_live(
@@ -107,18 +89,18 @@ def run_live(
         finally:
             stats.reconnects = getattr(source, "reconnects", 0)
             source.close()
-            _put_end(q_detect, stop)
+            put_until_stopped(q_detect, END, stop)
 
     def detect() -> None:
-        while (item := _get(q_detect, stop)) is not _END:
+        while (item := get_until_stopped(q_detect, stop)) is not END:
             if time.monotonic() - item.captured > max_age:
                 stats.drop("stale")
                 continue
             _offer(q_cover, processor.detect(item), lambda: stats.drop("behind"))
-        _put_end(q_cover, stop)
+        put_until_stopped(q_cover, END, stop)
 
     def cover() -> None:
-        while (detected := _get(q_cover, stop)) is not _END:
+        while (detected := get_until_stopped(q_cover, stop)) is not END:
             item, detections = detected
             if time.monotonic() - item.captured > max_age:
                 stats.drop("stale")
@@ -127,11 +109,11 @@ def run_live(
             for sink, q in zip(sinks, q_sinks):
                 _offer(q, done, lambda name=sink.name: stats.drop(f"sink:{name}"))
         for q in q_sinks:
-            _put_end(q, stop)
+            put_until_stopped(q, END, stop)
 
     def send(sink: LiveSink, q: queue.Queue) -> Callable[[], None]:
         def body() -> None:
-            while (item := _get(q, stop)) is not _END:
+            while (item := get_until_stopped(q, stop)) is not END:
                 sink.send(item)
                 stats.record_sent(sink.name, time.monotonic() - item.captured)
         return body

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-_END = object()
+END = object()  # the sentinel that ends a stream of queue items
 _POLL_S = 0.05
 
 
@@ -29,7 +29,7 @@ class StageClock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def put_until_stopped(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     while not stop.is_set():
         try:
             q.put(item, timeout=_POLL_S)
@@ -39,13 +39,13 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
+def get_until_stopped(q: queue.Queue, stop: threading.Event) -> Any:
     while not stop.is_set():
         try:
             return q.get(timeout=_POLL_S)
         except queue.Empty:
             continue
-    return _END
+    return END
 
 
 class Stage(Protocol):
@@ -83,31 +83,31 @@ def run_pipeline(
         it = iter(produce)
         while True:
             t0 = time.perf_counter()
-            item = next(it, _END)
+            item = next(it, END)
             clock.add("decode", time.perf_counter() - t0)
-            if not _put(queues[0], item, stop) or item is _END:
+            if not put_until_stopped(queues[0], item, stop) or item is END:
                 return
 
     def stage(fn: Stage, q_in: queue.Queue, q_out: queue.Queue) -> Callable[[], None]:
         def body() -> None:
             while True:
-                item = _get(q_in, stop)
-                if item is _END:
+                item = get_until_stopped(q_in, stop)
+                if item is END:
                     flush = getattr(fn, "flush", None)
                     for out in (flush() if flush else []):
-                        if not _put(q_out, out, stop):
+                        if not put_until_stopped(q_out, out, stop):
                             return
-                    _put(q_out, _END, stop)
+                    put_until_stopped(q_out, END, stop)
                     return
                 for out in fn(item):
-                    if not _put(q_out, out, stop):
+                    if not put_until_stopped(q_out, out, stop):
                         return
         return body
 
     def writer() -> None:
         while True:
-            item = _get(queues[-1], stop)
-            if item is _END:
+            item = get_until_stopped(queues[-1], stop)
+            if item is END:
                 return
             t0 = time.perf_counter()
             consume(item)
