@@ -107,7 +107,7 @@ class Analysis:
         self.clock.add("embed", time.perf_counter() - t2)
         self.book.see(faces, frame.index)  # present = detected this frame (coasting faces are guesses)
         self.frames.append(FrameFaces(frame.index, faces, tuple(
-            None if p is None else p.astype(np.float32) for p in points), detections=detections))
+            None if p is None else np.asarray(p, np.float32) for p in points), detections=detections))
         self._backfill(frame.index)
 
     def _remember(self, tid: int, quality: float, image: np.ndarray, points: list, faces: FaceDetections) -> None:

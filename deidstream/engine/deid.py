@@ -59,9 +59,10 @@ class FaceCounts:
 
 
 class Deidentifier:
-    """Applies the decision above to frames, given who each track is."""
+    """Applies the decision above to frames, given who each track is. Without a ``fallback`` only
+    :meth:`render_face` may be used (the caller hides the faces it declines: the live scheduler)."""
 
-    def __init__(self, renderer: FaceRenderer, fallback: FaceAnonymizer, config: GeneratorConfig,
+    def __init__(self, renderer: FaceRenderer, fallback: FaceAnonymizer | None, config: GeneratorConfig,
                  people_by_track: dict[int, Person]) -> None:
         self.renderer = renderer
         self.fallback = fallback
@@ -81,19 +82,26 @@ class Deidentifier:
             person = self.people_by_track.get(int(tid)) if tid is not None else None
             if person is not None and person.keep:
                 self.counts.kept += 1
-                continue
-            reason = self._why_not(person, frame.landmarks[i], box)
-            if reason is None:
-                self.renderer.paint(image, frame.landmarks[i], person.shape, person.surrogate)  # type: ignore[union-attr,arg-type]
-                self.counts.rendered += 1
-            else:
-                self.counts.fall_back(reason)
+            elif not self.render_face(image, box, frame.landmarks[i], person):
                 boxes.append(box)
-        extra = [b for b in frame.backfill]
-        if boxes or extra:
-            hide = np.array(boxes + extra, np.float32).reshape(-1, 4)
+        hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
+        if len(hide):
+            if self.fallback is None:
+                raise ValueError("this Deidentifier renders single faces only (no fallback); use render_face")
             return self.fallback.apply(image, FaceDetections(hide, np.ones(len(hide), np.float32)))
-        return np.zeros((0, 4), np.float32)
+        return hide
+
+    def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
+                    person: Person | None) -> bool:
+        """Render one face with its person's surrogate if that is safe; False (counted with the
+        reason) leaves it to the caller's fallback."""
+        reason = self._why_not(person, points, box)
+        if reason is not None:
+            self.counts.fall_back(reason)
+            return False
+        self.renderer.paint(image, points, person.shape, person.surrogate)  # type: ignore[union-attr,arg-type]
+        self.counts.rendered += 1
+        return True
 
     def _why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
         if person is None:

@@ -81,13 +81,6 @@ class FaceModel:
         """(468, 3) identity shape in canonical units."""
         return self.shape_mean + np.tensordot(identity.shape, self.shape_basis, axes=1)
 
-    def albedo_of(self, identity: Identity) -> np.ndarray:
-        """(T, T, 3) float32 albedo texture of an identity (numpy; the renderer does this in torch)."""
-        detail = np.tensordot(identity.appearance, self.app_basis, axes=1)
-        if detail.shape[0] != self.tex_size:
-            detail = cv2.resize(detail, (self.tex_size, self.tex_size), interpolation=cv2.INTER_LINEAR)
-        return np.clip(self.app_mean + detail, 0.0, 1.0) * self.tex_mask[..., None]
-
     def project_shape(self, shape: np.ndarray) -> np.ndarray:
         """Least-squares shape coefficients of a (468, 3) canonical-frame shape."""
         basis = self.shape_basis.reshape(self.n_shape, -1)

@@ -4,8 +4,7 @@ Shape: each frame's landmarks with pose removed, averaged over frames, projected
 components. Appearance: each frame unwrapped into UV space, its lighting divided out, the
 textures averaged by how well each frame saw each texel, and projected (ridge least squares
 under that visibility) on the appearance components. ``render(w_id, z_aux)`` then reconstructs
-the person, which shows the encoders and the generator agree; ``refine`` polishes the
-appearance by gradient descent through the differentiable renderer.
+the person, which shows the encoders and the generator agree.
 """
 
 from __future__ import annotations
@@ -16,11 +15,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
-from deidstream.engine.aux import canonical_shape, encode_aux
+from deidstream.engine.aux import canonical_shape
 from deidstream.engine.facemodel import FaceModel, Identity, normalise_lighting
-from deidstream.engine.render import Generator, frame_tensor
 from deidstream.engine.uvmap import UVAtlas
 
 log = logging.getLogger(__name__)
@@ -80,34 +77,3 @@ class Inverter:
         lhs = b.T @ (b * w3[:, None]) + self.noise ** 2 * np.eye(b.shape[1])
         rhs = b.T @ (w3 * diff[self._small_mask].reshape(-1))
         return np.linalg.solve(lhs, rhs).astype(np.float32)
-
-    def refine(self, generator: Generator, identity: Identity, observations: Sequence[Observation], *,
-               steps: int = 30, lr: float = 0.05) -> Identity:
-        """Adam on the appearance coefficients, photometric loss of the shaded render against
-        each frame over the rendered skin (gradients flow through ``grid_sample``)."""
-        shape_coef, app_coef = generator.identity_tensors(identity, grad=False)
-        app_coef = app_coef.clone().requires_grad_(True)
-        person = generator.model.shape_of(identity)
-        with torch.no_grad():
-            shape = generator.shape(shape_coef)
-        targets = []
-        for o in observations:
-            aux = encode_aux(o.points, person, generator.model.mesh.weights)
-            with torch.no_grad():
-                crop = generator.render(shape, generator.texture(app_coef.detach()), aux).crop
-            targets.append((aux, crop, frame_tensor(crop.read(o.image))))
-        opt = torch.optim.Adam([app_coef], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = torch.zeros(())
-            texture = generator.texture(app_coef)
-            for aux, crop, target in targets:
-                render = generator.render(shape, texture, aux, crop)
-                shaded = generator.shade(render, target, render.coverage)
-                err = (shaded - target).abs() * render.coverage
-                loss = loss + err.sum() / render.coverage.sum().clamp_min(1.0)
-            loss = loss / len(targets) + 1e-4 * (app_coef ** 2).sum()
-            loss.backward()
-            opt.step()
-        log.debug("refined appearance: loss %.4f", float(loss))
-        return Identity(identity.shape, app_coef.detach().numpy())

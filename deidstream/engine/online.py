@@ -22,7 +22,7 @@ import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.aux import canonical_shape
-from deidstream.engine.deid import Deidentifier, FrameFaces, Person
+from deidstream.engine.deid import Deidentifier, Person
 from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.inversion import Observation
 from deidstream.engine.lock import LockConfig, SurrogateLocker
@@ -65,6 +65,8 @@ class SurrogatePath:
                                       config.key or secrets.token_bytes(32),
                                       LockConfig(tau=config.tau, candidates=config.candidates))
         self._mesh = renderer.generator.model.mesh
+        # per face only: the scheduler applies the fallback to the faces this path declines
+        self._deid = Deidentifier(renderer, None, config, {})
         self._state = threading.Lock()
         self._people: dict[int, Person] = {}  # identity → locked person (or not locked: surrogate None)
         self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
@@ -93,10 +95,7 @@ class SurrogatePath:
             person = self._people.get(identity) if identity is not None else None
         if person is None or person.surrogate is None:
             return False
-        one = FrameFaces(self._frame_index, faces[i], (self._points[i],))
-        deid = Deidentifier(self.renderer, _NoFallback(), self.config, {tid: person})
-        deid.apply(image, one)
-        return deid.counts.rendered == 1
+        return self._deid.render_face(image, faces.xyxy[i], self._points[i], person)
 
     def _landmarks_for(self, image: np.ndarray, faces: FaceDetections) -> None:
         """Landmarks of every face of this frame, once per frame (the first face's call)."""
@@ -163,9 +162,3 @@ class SurrogatePath:
             self._people[identity] = person
         log.info("person %d: %s", identity, "surrogate locked" if lock.locked else "no surrogate; fallback")
 
-
-class _NoFallback:
-    """The scheduler applies the fallback itself to faces ``render_face`` declines."""
-
-    def apply(self, image: np.ndarray, faces: FaceDetections) -> np.ndarray:
-        return np.zeros((0, 4), np.float32)

@@ -4,8 +4,9 @@
 turned and placed by z_d, scale and translation), rasterises it with a depth test, and samples
 the identity's albedo texture with ``grid_sample`` at each covered pixel's UV, so the image is
 differentiable w.r.t. the appearance coefficients and, through barycentrics recomputed in
-torch, w.r.t. the shape coefficients. This frame's shading and colour are carried over as a
-smooth ratio (the frame's low-pass over the render's), which also matches the scene's light.
+torch, w.r.t. the shape coefficients. :class:`FastPath` is the same render without autograd,
+the one that runs per frame; it also carries this frame's shading and colour over as a smooth
+ratio (the frame's low-pass over the render's), which matches the scene's light.
 
 Coordinates: landmarks and crops are in continuous image coordinates (pixel ``j`` spans
 ``[j, j + 1)``, as MediaPipe's normalised landmarks times the image size).
@@ -167,18 +168,6 @@ class Generator:
         coverage[pixels] = 1.0
         return Render(flat.view(3, crop.height, crop.width), coverage.view(crop.height, crop.width), crop, points)
 
-    def shade(self, render: Render, frame_crop: torch.Tensor, skin: torch.Tensor) -> torch.Tensor:
-        """The render under the frame's light: × low-pass(frame) / low-pass(render) over ``skin``
-        (h, w) weights. Returns (3, h, w) in [0, 1]."""
-        size = float(max(render.crop.width, render.crop.height))
-        sigma = max(self.shading_sigma * size, 1.0)
-        factor = max(int(sigma // 2), 1)
-        num = _masked_lowpass(frame_crop, skin, sigma, factor)
-        den = _masked_lowpass(render.rgb, skin, sigma, factor)
-        ratio = (num / den.clamp_min(1e-3)).clamp(0.2, 5.0)
-        ratio = F.interpolate(ratio[None], size=render.rgb.shape[-2:], mode="bilinear", align_corners=False)[0]
-        return (render.rgb * ratio).clamp(0.0, 1.0)
-
 
 @dataclass(frozen=True, slots=True)
 class FastRender:
@@ -242,8 +231,8 @@ class FastPath:
         return FastRender(rgb, coverage, crop, points)
 
     def shade(self, rgb: np.ndarray, frame_crop: np.ndarray, skin: np.ndarray) -> np.ndarray:
-        """As :meth:`Generator.shade`, with OpenCV: × low-pass(frame) / low-pass(render), the
-        low-passes taken at a few pixels per sigma (they hold nothing finer)."""
+        """The render under the frame's light: × low-pass(frame) / low-pass(render) over ``skin``
+        (h, w) weights, the low-passes taken at a few pixels per sigma (they hold nothing finer)."""
         h, w = skin.shape
         sigma = max(self.generator.shading_sigma * max(h, w), 1.0)
         factor = max(sigma / 2.0, 1.0)
@@ -260,11 +249,6 @@ class FastPath:
         return np.clip(rgb * ratio, 0.0, 1.0, out=ratio)
 
 
-def frame_tensor(crop_pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(h, w, 3) uint8 → (3, h, w) float in [0, 1]."""
-    return torch.as_tensor(np.ascontiguousarray(crop_pixels), device=device).permute(2, 0, 1).float() / 255.0
-
-
 def _barycentric(points: torch.Tensor, corner_ids: torch.Tensor, pixels: torch.Tensor, width: int) -> torch.Tensor:
     """Barycentrics of pixel centres in their triangles, differentiable w.r.t. ``points``."""
     py = torch.div(pixels, width, rounding_mode="floor").float()
@@ -275,19 +259,3 @@ def _barycentric(points: torch.Tensor, corner_ids: torch.Tensor, pixels: torch.T
     w0 = ((b[:, 0] - px) * (c[:, 1] - py) - (c[:, 0] - px) * (b[:, 1] - py)) / area
     w1 = ((c[:, 0] - px) * (a[:, 1] - py) - (a[:, 0] - px) * (c[:, 1] - py)) / area
     return torch.stack([w0, w1, 1.0 - w0 - w1], dim=1)
-
-
-def _masked_lowpass(image: torch.Tensor, weight: torch.Tensor, sigma: float, factor: int) -> torch.Tensor:
-    """Normalised-convolution Gaussian low-pass of (3, h, w), at 1/``factor`` of its size."""
-    stacked = torch.cat([image * weight, weight[None]], dim=0)[None]
-    small = F.avg_pool2d(stacked, factor, ceil_mode=True) if factor > 1 else stacked
-    s = sigma / factor
-    radius = max(int(3 * s), 1)
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    g = torch.exp(-0.5 * (x / s) ** 2)
-    g = g / g.sum()
-    channels = small.shape[1]
-    small = F.pad(small, (radius, radius, radius, radius), mode="replicate")
-    small = F.conv2d(small, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    small = F.conv2d(small, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    return small[0, :3] / small[0, 3:].clamp_min(1e-4)

@@ -33,7 +33,7 @@ from deidstream.stream.live_sink import (
     check_record_path,
 )
 from deidstream.stream.live_source import LiveSource, open_live_source
-from deidstream.stream.pipeline import END, get_until_stopped, put_until_stopped
+from deidstream.stream.pipeline import END, get_until_stopped, guard, put_until_stopped
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
 
@@ -119,13 +119,7 @@ def run_live(
         return body
 
     def guarded(body: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                body()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                errors.append(exc)
-                stop.set()
-        return run
+        return guard(body, errors, stop)
 
     bodies = [reader, detect, cover] + [send(s, q) for s, q in zip(sinks, q_sinks)]
     names = ["live-source", "live-detect", "live-cover"] + [f"live-sink-{s.name}" for s in sinks]

@@ -39,6 +39,17 @@ def put_until_stopped(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
+def guard(body: Callable[[], None], errors: list[BaseException], stop: threading.Event) -> Callable[[], None]:
+    """``body`` for a worker thread: an exception is kept for the caller's thread and stops the rest."""
+    def run() -> None:
+        try:
+            body()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(exc)
+            stop.set()
+    return run
+
+
 def get_until_stopped(q: queue.Queue, stop: threading.Event) -> Any:
     while not stop.is_set():
         try:
@@ -71,13 +82,7 @@ def run_pipeline(
     errors: list[BaseException] = []
 
     def guarded(body: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                body()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                errors.append(exc)
-                stop.set()
-        return run
+        return guard(body, errors, stop)
 
     def reader() -> None:
         it = iter(produce)
