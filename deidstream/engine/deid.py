@@ -15,8 +15,8 @@ import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
+from deidstream.engine.aux import encode_aux
 from deidstream.engine.face_render import FaceRenderer, Surrogate
-from deidstream.engine.pose import fit_pose
 from deidstream.tracking.boxes import iou_matrix
 from deidstream.types import FaceDetections
 
@@ -70,7 +70,7 @@ class Deidentifier:
         self.people_by_track = people_by_track
         self.counts = FaceCounts()
         mesh = renderer.generator.model.mesh
-        self._canonical, self._weights = mesh.vertices, mesh.weights
+        self._weights = mesh.weights
 
     def apply(self, image: np.ndarray, frame: FrameFaces) -> np.ndarray:
         """Hide every face of ``frame`` in ``image`` (RGB, in place); returns the (n, 4) regions
@@ -96,10 +96,15 @@ class Deidentifier:
         """Render one face with its person's surrogate if that is safe; False (counted with the
         reason) leaves it to the caller's fallback."""
         reason = self._why_not(person, points, box)
+        aux = None
+        if reason is None:  # the pose is fitted once: for the yaw check here and for the render
+            aux = encode_aux(points, person.shape, self._weights)  # type: ignore[arg-type,union-attr]
+            if abs(aux.yaw_pitch_roll()[0]) > self.config.max_yaw_deg:
+                reason = "turned too far"
         if reason is not None:
             self.counts.fall_back(reason)
             return False
-        self.renderer.paint(image, points, person.shape, person.surrogate)  # type: ignore[union-attr,arg-type]
+        self.renderer.paint(image, points, person.shape, person.surrogate, aux)  # type: ignore[union-attr,arg-type]
         self.counts.rendered += 1
         return True
 
@@ -115,8 +120,5 @@ class Deidentifier:
             return "too small"
         if iou_matrix(np.array([[*lo, *hi]]), box[None])[0, 0] < MIN_LANDMARK_IOU:
             return "implausible landmarks"
-        yaw = abs(fit_pose(points, self._canonical, self._weights).yaw_pitch_roll()[0])
-        if yaw > self.config.max_yaw_deg:
-            return "turned too far"
         return None
 

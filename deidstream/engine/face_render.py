@@ -17,7 +17,7 @@ from deidstream.engine.aux import encode_aux
 from deidstream.engine.compositor import Compositor, RenderedFace
 from deidstream.engine.facemodel import Identity
 from deidstream.engine.masks import interior_mask
-from deidstream.engine.render import FastPath, FastRender, Generator
+from deidstream.engine.render import AuxCode, FastPath, FastRender, Generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,10 @@ class FaceRenderer:
         self._weights = generator.model.mesh.weights
 
     def render(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
-               surrogate: Surrogate) -> tuple[RenderedFace, FastRender]:
-        """The shaded render and its alpha, not yet blended."""
-        aux = encode_aux(points, person_shape, self._weights)
+               surrogate: Surrogate, aux: AuxCode | None = None) -> tuple[RenderedFace, FastRender]:
+        """The shaded render and its alpha, not yet blended (``aux``: E_id of ``points`` against
+        ``person_shape`` if the caller has it already)."""
+        aux = aux or encode_aux(points, person_shape, self._weights)
         render = self.fast.render(surrogate.shape, surrogate.texture, aux)
         crop = render.crop
         coverage = render.coverage
@@ -69,8 +70,8 @@ class FaceRenderer:
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
-              surrogate: Surrogate) -> FastRender:
+              surrogate: Surrogate, aux: AuxCode | None = None) -> FastRender:
         """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place."""
-        face, render = self.render(frame, points, person_shape, surrogate)
+        face, render = self.render(frame, points, person_shape, surrogate, aux)
         self.compositor.apply(frame, face)
         return render

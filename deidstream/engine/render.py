@@ -37,6 +37,13 @@ class AuxCode:
     translation: np.ndarray
     expression: np.ndarray
 
+    def yaw_pitch_roll(self) -> tuple[float, float, float]:
+        """Degrees, as :meth:`HeadPose.yaw_pitch_roll`."""
+        from scipy.spatial.transform import Rotation
+
+        pitch, yaw, roll = Rotation.from_quat(self.quaternion).as_euler("xyz", degrees=True)
+        return float(yaw), float(pitch), float(roll)
+
 
 @dataclass(frozen=True, slots=True)
 class Crop:
