@@ -3,7 +3,7 @@ background, faces rendered within the frame's budget.
 
 The live scheduler calls ``render_face`` for each tracked face of a frame. Per frame, the 468
 landmarks of every face are found once (FaceMesh per track, smoothed). E_id and the surrogate
-lock are too slow for a frame budget (dlib's ResNet: about 140 ms per face here), so a worker
+lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here), so a worker
 thread does them: it embeds a face when it is due, assigns tracks to identities online (an
 assignment never changes, so a surrogate never jumps), and locks a surrogate once a person
 has enough views. Until then ``render_face`` returns False and the face gets the fallback.
