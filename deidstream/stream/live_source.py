@@ -136,16 +136,22 @@ class _Reconnecting:
 
     name: str
 
-    def __init__(self, config: LiveSourceConfig) -> None:
+    def __init__(self, config: LiveSourceConfig, fps: Fraction = DEFAULT_FPS) -> None:
         self.config = config
         self.frames_read = 0
         self.reconnects = 0
         self._session = 0
         self._clock: _Clock | None = None
+        self._fps = fps  # until a connection says otherwise
+        self._size: tuple[int, int] | None = None
 
     @property
     def fps(self) -> Fraction:
-        raise NotImplementedError
+        return self._fps
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return self._size
 
     def _connect(self) -> None:
         raise NotImplementedError
@@ -220,16 +226,6 @@ class RtspSource(_Reconnecting):
         self.url = url
         self.name = redact(url)
         self._container: av.container.InputContainer | None = None
-        self._fps = DEFAULT_FPS
-        self._size: tuple[int, int] | None = None
-
-    @property
-    def fps(self) -> Fraction:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int] | None:
-        return self._size
 
     def _connect(self) -> None:
         cfg = self.config
@@ -304,7 +300,8 @@ class WebcamSource(_Reconnecting):
     """A V4L2 camera (``/dev/videoN``) read through OpenCV, in RGB, at the requested size and rate."""
 
     def __init__(self, device: int | str, config: LiveSourceConfig | None = None) -> None:
-        super().__init__(config or LiveSourceConfig())
+        super().__init__(config or LiveSourceConfig(),
+                         Fraction(config.fps).limit_denominator(1001) if config and config.fps else DEFAULT_FPS)
         if isinstance(device, str):
             index = webcam_index(device)
             if index is None:
@@ -314,17 +311,7 @@ class WebcamSource(_Reconnecting):
         self.path = Path(f"/dev/video{device}")
         self.name = str(self.path)
         self._capture = None
-        self._fps = Fraction(config.fps).limit_denominator(1001) if config and config.fps else DEFAULT_FPS
-        self._size: tuple[int, int] | None = None
         self._t0 = time.monotonic()
-
-    @property
-    def fps(self) -> Fraction:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int] | None:
-        return self._size
 
     def _connect(self) -> None:
         import cv2
