@@ -214,6 +214,10 @@ def identities(model, gen: Generator, n: int, gallery: bool, limit: int) -> tupl
            "pairs_below_0.6": int((pair < 0.6).sum())}
     donor = np.linalg.norm(d[:, None] - model.donor_descriptors[None], axis=2)
     out["nearest_donor"] = round(float(donor.min()), 3)
+    # how crowded the donor set itself is: SFHQ varies one synthetic person by age, hair, expression
+    dd = np.linalg.norm(model.donor_descriptors[:, None] - model.donor_descriptors[None], axis=2)
+    np.fill_diagonal(dd, np.inf)
+    out["donors_with_another_donor_within_0.6"] = round(float((dd.min(1) < 0.6).mean()), 3)
     if gallery:
         real = []
         for folder in GALLERY:
@@ -228,6 +232,11 @@ def identities(model, gen: Generator, n: int, gallery: bool, limit: int) -> tupl
         dist = np.linalg.norm(d[:, None] - real[None], axis=2)
         out.update({"gallery_faces": len(real), "nearest_real_person": round(float(dist.min()), 3),
                     "draws_within_0.6_of_a_real_person": int((dist.min(1) < 0.6).sum())})
+        # the same check for real people, none of whom the donors were made from
+        real_to_donor = np.linalg.norm(real[:, None] - model.donor_descriptors[None], axis=2).min(1)
+        out["real_people_nearest_donor_p5_p50_p95"] = [round(float(v), 3)
+                                                       for v in np.percentile(real_to_donor, [5, 50, 95])]
+        out["real_people_within_0.6_of_a_donor"] = round(float((real_to_donor < 0.6).mean()), 3)
     return out, images
 
 

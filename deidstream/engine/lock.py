@@ -45,9 +45,10 @@ class LockConfig:
 
     tau: float = 0.9
     min_distance: float = 0.6
-    # dlib puts unrelated real people 0.47-0.62 from their nearest of the 348 donors (and 90% of
-    # donors within 0.6 of another donor: SFHQ varies one synthetic person by age, hair, expression),
-    # so 0.6 against every donor is met by almost no face at all; 0.5 keeps out near-twins.
+    # dlib puts 44% of 4,072 unrelated real people within 0.6 of one of the 348 donors (median 0.61;
+    # and 90% of donors within 0.6 of another donor: SFHQ varies one synthetic person by age, hair,
+    # expression; benchmarks/bench_generator.py), so 0.6 against every donor turns away most faces
+    # there are; 0.5 keeps out near-twins.
     donor_distance: float = 0.5
     candidates: int = 16
     appearance_step: float = 0.8
