@@ -142,6 +142,8 @@ class GeneratorConfig:
     privacy parameter; ``PRIVACY_PRESETS`` name a few). A face is rendered only when its person
     has a locked surrogate and its landmarks are plausible, at least ``min_face_px`` wide and
     turned at most ``max_yaw_deg``; any other face gets the fallback (``AnonymizerConfig``).
+    Per person up to ``candidates`` surrogates are tried and the farthest of at least
+    ``explore`` that passes is kept (more: farther surrogates, a slower start).
     ``shading_sigma`` (fraction of the face size) is how much of the frame's light is carried
     over. ``key`` makes surrogates reproducible (same key, same people → same surrogates); without
     one a random key is drawn per run. The key is never printed.
@@ -149,6 +151,7 @@ class GeneratorConfig:
 
     tau: float = PRIVACY_PRESETS["standard"]
     candidates: int = 24
+    explore: int = 12
     min_face_px: int = 32
     max_yaw_deg: float = 70.0
     shading_sigma: float = 0.12
@@ -158,6 +161,7 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         _check(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
         _check(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
+        _check(self.explore >= 1, f"explore must be >= 1, got {self.explore}")
         _check(self.min_face_px >= 8, f"min_face_px must be >= 8, got {self.min_face_px}")
         _check(0.0 < self.max_yaw_deg <= 90.0, f"max_yaw_deg must be in (0, 90], got {self.max_yaw_deg}")
         _check(0.0 < self.shading_sigma < 1.0, f"shading_sigma must be in (0, 1), got {self.shading_sigma}")

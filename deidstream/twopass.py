@@ -44,6 +44,7 @@ from deidstream.types import FaceDetections, Frame
 
 log = logging.getLogger(__name__)
 EXEMPLARS_PER_TRACK = 3
+LOCK_WORKERS = 2  # nothing else runs between the passes: dlib's network on both cores
 EXEMPLAR_MARGIN = 0.6  # crop kept around a face for verifying surrogates, times its size
 
 
@@ -74,7 +75,10 @@ class Analysis:
         self.tracker = FaceTracker(config.tracker)
         self.cuts = CutDetector()
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
-        self.embedder = FaceEmbedder()
+        from deidstream.evaluation.recognition import DlibRecognizer
+
+        # dlib's network in a child process: on a thread it would hold the GIL and stall detection
+        self.embedder = FaceEmbedder(recognizer=DlibRecognizer(workers=1))
         self.book = IdentityBook()
         self.clock = clock
         self.lookback = config.detector.full_range_every - 1
@@ -135,6 +139,7 @@ class Analysis:
 
     def close(self) -> None:
         self.landmarker.close()
+        self.embedder.recognizer.close()
 
 
 def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
@@ -150,7 +155,8 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
                 first_seen.setdefault(ident, ff.index)
     key = generator_config.key or secrets.token_bytes(32)
     locker = SurrogateLocker(renderer.generator.model, renderer, recognizer, key,
-                             LockConfig(tau=generator_config.tau, candidates=generator_config.candidates))
+                             LockConfig(tau=generator_config.tau, candidates=generator_config.candidates,
+                                        explore=generator_config.explore))
     people: dict[int, Person] = {}
     locks: list[Lock] = []
     for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
@@ -225,7 +231,11 @@ def run_two_pass(
         analysis.close()
     t0 = time.perf_counter()
     renderer = make_renderer(generator_config)
-    people, locks = resolve_people(analysis, generator_config, renderer, DlibRecognizer("hog", upsample=1), keep)
+    recognizer = DlibRecognizer("hog", upsample=1, workers=LOCK_WORKERS)
+    try:
+        people, locks = resolve_people(analysis, generator_config, renderer, recognizer, keep)
+    finally:
+        recognizer.close()
     if save_book is not None:
         analysis.book.save(save_book)
     clock.add("lock", time.perf_counter() - t0)

@@ -3,9 +3,9 @@ background, faces rendered within the frame's budget.
 
 The live scheduler calls ``render_face`` for each tracked face of a frame. Per frame, the 468
 landmarks of every face are found once (FaceMesh per track, smoothed). E_id and the surrogate
-lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here), so a worker
-thread does them: it embeds a face when it is due, assigns tracks to identities online (an
-assignment never changes, so a surrogate never jumps), and locks a surrogate once a person
+lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here, run in a child
+process), so a worker thread does them: it embeds a face when it is due, assigns tracks to
+identities online (an assignment never changes, so a surrogate never jumps), and locks a surrogate once a person
 has enough views. Until then ``render_face`` returns False and the face gets the fallback.
 """
 
@@ -30,6 +30,7 @@ from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
+LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
 
 
@@ -58,12 +59,16 @@ class SurrogatePath:
         self.config = config
         self.renderer = renderer
         self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother())
-        self.recognizer = recognizer or DlibRecognizer("hog", upsample=1)
+        # dlib's network in a child process: on the worker thread it would hold the GIL for
+        # 110-360 ms at a time and stall the frame's landmarks, rendering and encoding
+        self._own_recognizer = recognizer is None
+        self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1)
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
         self.locker = SurrogateLocker(renderer.generator.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
-                                      LockConfig(tau=config.tau, candidates=config.candidates))
+                                      LockConfig(tau=config.tau, candidates=config.candidates,
+                                                 explore=LIVE_EXPLORE))
         self._mesh = renderer.generator.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
@@ -83,6 +88,8 @@ class SurrogatePath:
         self._jobs.put(None)
         self._worker.join(timeout=30)
         self.landmarker.close()  # type: ignore[attr-defined]
+        if self._own_recognizer:
+            self.recognizer.close()  # type: ignore[attr-defined]
 
     # -- per frame, on the scheduler's thread ------------------------------------------------------
     def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:

@@ -41,7 +41,9 @@ class DlibRecognizer:
 
     name = "dlib"
 
-    def __init__(self, detector: str = "hog", upsample: int = 1) -> None:
+    def __init__(self, detector: str = "hog", upsample: int = 1, *, workers: int = 0) -> None:
+        """``workers``: run the descriptor network in that many child processes (see
+        :mod:`deidstream.evaluation.descriptor_worker`: dlib holds the GIL for the whole pass)."""
         try:
             import dlib
         except ImportError as exc:
@@ -57,11 +59,27 @@ class DlibRecognizer:
                           if self._cnn else dlib.get_frontal_face_detector())
         self._upsample = upsample
         self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-        self._encoder = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        network = models / "dlib_face_recognition_resnet_model_v1.dat"
+        self._worker = None
+        if workers:
+            from deidstream.evaluation.descriptor_worker import DescriptorPool
 
-    def detect(self, image: np.ndarray) -> list[DlibFace]:
+            self._worker = DescriptorPool(network, workers)
+            self._encoder = None
+        else:
+            self._encoder = dlib.face_recognition_model_v1(str(network))
+
+    def close(self) -> None:
+        """Stop the descriptor worker, if any (the recogniser still works in-process afterwards)."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def detect(self, image: np.ndarray, upsample: int | None = None) -> list[DlibFace]:
+        """``upsample``: this call's upsampling (default: the recogniser's); each level finds faces
+        half as large at four times the cost."""
         image = np.ascontiguousarray(image)  # dlib refuses strided views (decoded rows may be padded)
-        found = self._detector(image, self._upsample)
+        found = self._detector(image, self._upsample if upsample is None else upsample)
         rects = [d.rect for d in found] if self._cnn else list(found)
         return [DlibFace(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), self._shape(image, r))
                 for r in rects]
@@ -76,10 +94,12 @@ class DlibRecognizer:
         """(n, 128) descriptors of ``faces`` in ``image``, aligned by each face's landmarks."""
         if not faces:
             return np.zeros((0, 128), np.float32)
+        if self._worker is not None:
+            return self.describe_chips(self.chips(image, faces))
         shapes = self._dlib.full_object_detections()
         for f in faces:
             shapes.append(f.shape)
-        return np.array(self._encoder.compute_face_descriptor(np.ascontiguousarray(image), shapes), np.float32)
+        return np.array(self._network().compute_face_descriptor(np.ascontiguousarray(image), shapes), np.float32)
 
     def chips(
         self, image: np.ndarray, faces: list[DlibFace], size: int = 150, padding: float = 0.25
@@ -97,7 +117,15 @@ class DlibRecognizer:
         """(n, 128) descriptors of 150x150 chips from ``chips`` (one batched network call)."""
         if not chips:
             return np.zeros((0, 128), np.float32)
-        return np.array(self._encoder.compute_face_descriptor([np.ascontiguousarray(c) for c in chips]), np.float32)
+        if self._worker is not None:
+            return self._worker.describe(chips)
+        return np.array(self._network().compute_face_descriptor([np.ascontiguousarray(c) for c in chips]), np.float32)
+
+    def _network(self) -> object:
+        if self._encoder is None:  # the worker was closed: load the network here
+            self._encoder = self._dlib.face_recognition_model_v1(
+                str(_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+        return self._encoder
 
     @staticmethod
     def points(face: DlibFace) -> np.ndarray:
