@@ -159,18 +159,20 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
                                         explore=generator_config.explore))
     people: dict[int, Person] = {}
     locks: list[Lock] = []
+    embeddings = {i: analysis.book.embedding(i) for i in first_seen if analysis.book.has_embedding(i)}
     for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
         tracks = [t for t, i in track_to_identity.items() if i == ident]
         shapes = [s for t in tracks for s in analysis.shapes.get(t, [])]
         views = sorted((v for t in tracks for v in analysis.exemplars.get(t, _Exemplars()).views),
                        key=lambda v: -v[0])
-        embedding = analysis.book.embedding(ident) if analysis.book.has_embedding(ident) else None
+        embedding = embeddings.get(ident)
         if embedding is None or not shapes or not views:
             person = Person(ident, None, np.zeros((468, 3), np.float32))
         elif keep is not None and keep(embedding):
             person = Person(ident, None, np.mean(shapes, axis=0), keep=True)
         else:
-            lock = locker.lock(label, embedding, [v for _, v in views])
+            others = np.array([e for i, e in embeddings.items() if i != ident], np.float32).reshape(-1, 128)
+            lock = locker.lock(label, embedding, [v for _, v in views], others)
             locks.append(lock)
             person = Person(ident, lock.surrogate, np.mean(shapes, axis=0).astype(np.float32))
         for t in tracks:

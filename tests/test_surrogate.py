@@ -120,3 +120,17 @@ def test_keep_leaves_exactly_the_reference_person_unaltered(tmp_path, recognizer
         other_diff = np.abs(a[oy0:oy1, ox0:ox1].astype(int) - b[oy0:oy1, ox0:ox1]).mean()
         assert kept_diff < 4.0, f"frame {i}: the kept person changed ({kept_diff:.1f})"
         assert other_diff > 12.0, f"frame {i}: the other person looks unaltered ({other_diff:.1f})"
+
+
+def test_two_people_get_two_surrogates_that_do_not_look_alike(tmp_path, recognizer):
+    src = shared_file("videos/two_faces_selfie_portrait.mp4")
+    out = tmp_path / "out.mp4"
+    report = anonymize(src, out, config=PipelineConfig(generator=GeneratorConfig(tau=TAU, key=b"k")))
+    assert len(report.people) == 2 and all(p["locked"] for p in report.people)
+    frames, result = read_rgb(src), read_rgb(out)
+    for i in (15, 45, 75):
+        faces = sorted(recognizer.detect(frames[i]), key=lambda f: f.box[0])
+        assert len(faces) >= 2, f"frame {i}: the clip shows two people side by side"
+        d = recognizer.describe(result[i], recognizer.at_boxes(result[i], np.stack([f.box for f in faces[:2]])))
+        apart = float(np.linalg.norm(d[0] - d[1]))
+        assert apart >= 0.6, f"frame {i}: the two surrogates are {apart:.2f} apart"

@@ -8,7 +8,8 @@ random step in the appearance space, with a random shape. A candidate is accepte
   distance to the subject is at least ``tau`` (the paper's privacy parameter);
 - that same output is at least ``donor_distance`` from every donor face the appearance space
   was built from (a surrogate is nobody real, not a donor's twin) and ``min_distance`` from
-  every other person's output in the same run (two people never look alike). The check is made on the
+  every other person's output in the same run (two people never look alike) and from every
+  other person's own face (a surrogate is never mistaken for someone else in the video). The check is made on the
   output rather than on a render on a blank canvas: a hairless render on grey looks to dlib
   like a generic face (0.45-0.6 from some donor photo whatever the latent), which says
   nothing about what a viewer of the output sees.
@@ -100,7 +101,9 @@ class SurrogateLocker:
     "two people never look alike" check."""
 
     def __init__(self, model: FaceModel, renderer: FaceRenderer, recognizer: object, key: bytes,
-                 config: LockConfig | None = None) -> None:
+                 config: LockConfig | None = None, *, redetect: bool = True) -> None:
+        """``redetect``: align each output the way an evaluator would, by dlib's own detection
+        (else by the landmarks' box only: no HOG pass, which holds the GIL for 20-70 ms; live)."""
         if not key:
             raise ConfigError("the identity key must not be empty")
         self.model = model
@@ -110,6 +113,8 @@ class SurrogateLocker:
         self._key = key
         self._inverter = Inverter(model)
         self._accepted: list[np.ndarray] = []
+        self._redetect = redetect
+        self._others = np.zeros((0, 128), np.float32)
 
     def __repr__(self) -> str:  # never show the key
         return f"SurrogateLocker(tau={self.config.tau}, locked={len(self._accepted)})"
@@ -126,9 +131,11 @@ class SurrogateLocker:
         albedo, trust = self._inverter.albedo(exemplars)
         return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
 
-    def lock(self, label: int, embedding: np.ndarray, exemplars: list[Observation]) -> Lock:
+    def lock(self, label: int, embedding: np.ndarray, exemplars: list[Observation],
+             others: np.ndarray | None = None) -> Lock:
         """The surrogate of person ``label`` (a stable number within the run), verified on
-        ``exemplars`` (their best frames, most frontal first).
+        ``exemplars`` (their best frames, most frontal first). ``others``: (k, 128) embeddings
+        of the other real people of the video; the surrogate must not look like them either.
 
         Candidates come in rounds of ``per_round``: all of a round are rendered into the best
         frame and described in one batch. Of at least ``explore`` candidates, the one farthest
@@ -141,6 +148,7 @@ class SurrogateLocker:
         ita = self.skin_ita(exemplars)
         donors = self._matched_donors(female, ita)
         views = exemplars[:2]
+        self._others = np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32)
         best: tuple[float, float, float] = (-1.0, 0.0, 0.0)
         kept: tuple[float, tuple[float, float, float], Surrogate, np.ndarray] | None = None
         tried = 0
@@ -188,10 +196,11 @@ class SurrogateLocker:
 
     def _distances(self, embedding: np.ndarray, output: np.ndarray) -> tuple[float, float, float]:
         """E_id distance of an output to its subject, to the nearest donor and to the nearest
-        other person's accepted output."""
+        other person (their accepted output or their own face)."""
         distance = float(np.linalg.norm(output - embedding))
         nearest_donor = float(np.linalg.norm(self.model.donor_descriptors - output, axis=1).min(initial=9.0))
         nearest_other = min((float(np.linalg.norm(a - output)) for a in self._accepted), default=9.0)
+        nearest_other = min(nearest_other, float(np.linalg.norm(self._others - output, axis=1).min(initial=9.0)))
         return distance, nearest_donor, nearest_other
 
     def _candidate_of(self, label: int, attempt: int, donors: np.ndarray) -> Surrogate:
@@ -226,17 +235,19 @@ class SurrogateLocker:
         for candidate in candidates:
             image = exemplar.image.copy()
             self.renderer.paint(image, exemplar.points, shape, candidate)
-            chips.append(face_chip(self.recognizer, image, exemplar.points))
+            chips.append(face_chip(self.recognizer, image, exemplar.points, redetect=self._redetect))
         return self.recognizer.describe_chips(chips)  # type: ignore[attr-defined]
 
 
-def face_chip(recognizer: object, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+def face_chip(recognizer: object, image: np.ndarray, points: np.ndarray, *, redetect: bool = True) -> np.ndarray:
     """The aligned 150-px chip of the face whose 468 landmarks are ``points``: dlib's detection
-    there if it finds one overlapping, else dlib's alignment on the landmarks' box."""
+    there if it finds one overlapping (``redetect``), else dlib's alignment on the landmarks' box."""
     lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     box = np.array([lo[0], lo[1] + 0.12 * (hi[1] - lo[1]), hi[0], hi[1]], np.float32)
     x0, y0 = np.maximum(np.floor(lo - 0.3 * (hi - lo)), 0).astype(int)
     x1, y1 = np.ceil(hi + 0.3 * (hi - lo)).astype(int)
+    if not redetect:
+        return recognizer.chips(image, recognizer.at_boxes(image, box[None]))[0]  # type: ignore[attr-defined]
     window = np.ascontiguousarray(image[y0:y1, x0:x1])
     # HOG finds faces from 80 px without upsampling (40 px with one level, at 4x the cost)
     upsample = 0 if min(hi - lo) >= HOG_PLAIN_PX else 1

@@ -68,7 +68,7 @@ class SurrogatePath:
         self.locker = SurrogateLocker(renderer.generator.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
                                       LockConfig(tau=config.tau, candidates=config.candidates,
-                                                 explore=LIVE_EXPLORE))
+                                                 explore=LIVE_EXPLORE), redetect=False)
         self._mesh = renderer.generator.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
@@ -163,7 +163,11 @@ class SurrogatePath:
     def _lock(self, identity: int, track_id: int) -> None:
         embedding = self.book.embedding(identity)  # type: ignore[attr-defined]
         views = [v for _, v in self._views[track_id]]
-        lock = self.locker.lock(identity, embedding, views)
+        book = self.book
+        with self._state:  # the other people met so far: the surrogate must not look like them
+            known = [i for i in book.identities() if i != identity and book.has_embedding(i)]  # type: ignore[attr-defined]
+            others = np.array([book.embedding(i) for i in known], np.float32).reshape(-1, 128)  # type: ignore[attr-defined]
+        lock = self.locker.lock(identity, embedding, views, others)
         person = Person(identity, lock.surrogate, np.mean(self._shapes[track_id], axis=0).astype(np.float32))
         with self._state:
             self._people[identity] = person
