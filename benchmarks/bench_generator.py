@@ -90,7 +90,7 @@ def face_scores(original: np.ndarray, output: np.ndarray, points: np.ndarray) ->
 def speed(model, gen: Generator, renderer: FaceRenderer, obs: Observation, runs: int) -> list[dict]:
     rows = []
     person = model.shape_of(model.mean_identity())
-    sur = Surrogate.of(gen, model.random_identity(np.random.default_rng(0)))
+    sur = Surrogate.of(gen.model, model.random_identity(np.random.default_rng(0)))
     with FaceLandmarker() as marker:
         for face_px in (128, 256):
             k = face_px / float(np.ptp(obs.points[:, 0]))
@@ -140,7 +140,7 @@ def reconstruction(model, gen: Generator, renderer: FaceRenderer, marker: StillL
         t0 = time.perf_counter()
         ident = inverter.invert(fit)
         inv_ms = (time.perf_counter() - t0) * 1e3
-        sur = Surrogate.of(gen, ident)
+        sur = Surrogate.of(gen.model, ident)
         person = model.shape_of(ident)
         scores = []
         for o in held:
@@ -280,7 +280,7 @@ def main() -> int:
     torch.set_num_threads(1)
     model = default_model()
     gen = Generator(model)
-    renderer = FaceRenderer(gen)
+    renderer = FaceRenderer(gen.model)
     marker = StillLandmarker()
     clips = list(CLIPS[:3] if args.quick else CLIPS)
     result: dict = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -27,7 +27,6 @@ from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.facemodel import default_model
 from deidstream.engine.inversion import Observation
 from deidstream.engine.lock import Lock, LockConfig, SurrogateLocker
-from deidstream.engine.render import Generator
 from deidstream.report import RunReport
 from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink
@@ -154,7 +153,7 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
             if ident is not None:
                 first_seen.setdefault(ident, ff.index)
     key = generator_config.key or secrets.token_bytes(32)
-    locker = SurrogateLocker(renderer.generator.model, renderer, recognizer, key,
+    locker = SurrogateLocker(renderer.model, renderer, recognizer, key,
                              LockConfig(tau=generator_config.tau, candidates=generator_config.candidates,
                                         explore=generator_config.explore))
     people: dict[int, Person] = {}
@@ -181,8 +180,7 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
 
 
 def make_renderer(config: GeneratorConfig) -> FaceRenderer:
-    generator = Generator(default_model(), shading_sigma=config.shading_sigma)
-    return FaceRenderer(generator, raster_px=config.raster_px)
+    return FaceRenderer(default_model(), shading_sigma=config.shading_sigma, raster_px=config.raster_px)
 
 
 class RenderStage:

@@ -69,7 +69,7 @@ class Deidentifier:
         self.config = config
         self.people_by_track = people_by_track
         self.counts = FaceCounts()
-        mesh = renderer.generator.model.mesh
+        mesh = renderer.model.mesh
         self._weights = mesh.weights
 
     def apply(self, image: np.ndarray, frame: FrameFaces) -> np.ndarray:

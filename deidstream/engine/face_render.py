@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from deidstream.engine.aux import encode_aux
 from deidstream.engine.compositor import Compositor, RenderedFace
-from deidstream.engine.facemodel import Identity
+from deidstream.engine.facemodel import FaceModel, Identity
+from deidstream.engine.fast import AuxCode, FastPath, FastRender
 from deidstream.engine.masks import interior_mask
-from deidstream.engine.render import AuxCode, FastPath, FastRender, Generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +28,21 @@ class Surrogate:
     texture: np.ndarray
 
     @classmethod
-    def of(cls, generator: Generator, identity: Identity) -> Surrogate:
-        with torch.no_grad():
-            shape_coef, app_coef = generator.identity_tensors(identity)
-            shape = generator.shape(shape_coef).numpy()
-            texture = generator.texture(app_coef).permute(1, 2, 0).contiguous().numpy()
-        return cls(identity, shape.astype(np.float32), texture.astype(np.float32))
+    def of(cls, model: FaceModel, identity: Identity) -> Surrogate:
+        return cls(identity, model.shape_of(identity).astype(np.float32), model.albedo_of(identity))
 
 
 class FaceRenderer:
     """``paint(frame, points, person_shape, surrogate)``: the surrogate in the subject's place."""
 
-    def __init__(self, generator: Generator, compositor: Compositor | None = None, *, rim_px: int = 1,
-                 raster_px: int = 112, fade: float = 0.04) -> None:
-        self.generator = generator
+    def __init__(self, model: FaceModel, compositor: Compositor | None = None, *, shading_sigma: float = 0.12,
+                 rim_px: int = 1, raster_px: int = 112, fade: float = 0.04) -> None:
+        self.model = model
         self.fade = fade
-        self.fast = FastPath(generator, raster_px=raster_px)
+        self.fast = FastPath(model, shading_sigma=shading_sigma, raster_px=raster_px)
         self.compositor = compositor or Compositor(levels=3)
         self.rim_px = rim_px
-        self._weights = generator.model.mesh.weights
+        self._weights = model.mesh.weights
 
     def render(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
                surrogate: Surrogate, aux: AuxCode | None = None) -> tuple[RenderedFace, FastRender]:

@@ -81,6 +81,15 @@ class FaceModel:
         """(468, 3) identity shape in canonical units."""
         return self.shape_mean + np.tensordot(identity.shape, self.shape_basis, axes=1)
 
+    def albedo_of(self, identity: Identity) -> np.ndarray:
+        """(T, T, 3) float32 albedo in [0, 1]: the mean plus the components (stored at C <= T,
+        upsampled bilinearly with pixel centres aligned, as the torch generator's)."""
+        detail = np.tensordot(identity.appearance.astype(np.float32), self.app_basis, axes=1)
+        size = self.tex_size
+        if detail.shape[0] != size:
+            detail = cv2.resize(detail, (size, size), interpolation=cv2.INTER_LINEAR)
+        return np.clip(self.app_mean + detail, 0.0, 1.0).astype(np.float32)
+
     def project_shape(self, shape: np.ndarray) -> np.ndarray:
         """Least-squares shape coefficients of a (468, 3) canonical-frame shape."""
         basis = self.shape_basis.reshape(self.n_shape, -1)

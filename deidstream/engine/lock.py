@@ -206,7 +206,7 @@ class SurrogateLocker:
     def _candidate_of(self, label: int, attempt: int, donors: np.ndarray) -> Surrogate:
         rng = np.random.default_rng(identity_seed(self._key, label, attempt))
         boldness = 1.0 + attempt / max(self.config.candidates - 1, 1)  # later candidates step further out
-        return Surrogate.of(self.renderer.generator, self._candidate(rng, donors, boldness))
+        return Surrogate.of(self.renderer.model, self._candidate(rng, donors, boldness))
 
     def _matched_donors(self, female: float, ita: float) -> np.ndarray:
         attrs = self.model.donor_attributes

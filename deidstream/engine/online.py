@@ -65,11 +65,11 @@ class SurrogatePath:
         self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1)
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
-        self.locker = SurrogateLocker(renderer.generator.model, renderer, self.recognizer,
+        self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
                                       LockConfig(tau=config.tau, candidates=config.candidates,
                                                  explore=LIVE_EXPLORE), redetect=False)
-        self._mesh = renderer.generator.model.mesh
+        self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
         self._state = threading.Lock()
