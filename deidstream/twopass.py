@@ -43,7 +43,10 @@ from deidstream.types import FaceDetections, Frame
 
 log = logging.getLogger(__name__)
 EXEMPLARS_PER_TRACK = 3
-LOCK_WORKERS = 2  # nothing else runs between the passes: dlib's network on both cores
+# dlib's network in child processes: on a thread it would hold the GIL and stall detection.
+# Pass 1 sends one face at a time; the lock between the passes, when nothing else runs, batches
+# candidates over both. Both start with pass 1, so their loading is hidden behind it.
+DESCRIPTOR_WORKERS = 2
 EXEMPLAR_MARGIN = 0.6  # crop kept around a face for verifying surrogates, times its size
 
 
@@ -76,8 +79,8 @@ class Analysis:
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
         from deidstream.evaluation.recognition import DlibRecognizer
 
-        # dlib's network in a child process: on a thread it would hold the GIL and stall detection
-        self.embedder = FaceEmbedder(recognizer=DlibRecognizer(workers=1))
+        self.recognizer = DlibRecognizer(workers=DESCRIPTOR_WORKERS)
+        self.embedder = FaceEmbedder(recognizer=self.recognizer)
         self.book = IdentityBook()
         self.clock = clock
         self.lookback = config.detector.full_range_every - 1
@@ -92,7 +95,8 @@ class Analysis:
         self.clock.add("detect", time.perf_counter() - t0)
         return frame, found
 
-    def add(self, detected: tuple[Frame, FaceDetections]) -> None:
+    def track(self, detected: tuple[Frame, FaceDetections]) -> tuple[Frame, FaceDetections, list]:
+        """Cuts, tracking and landmarks (the second thread)."""
         frame, detections = detected
         t0 = time.perf_counter()
         if self.cuts.is_cut(frame.image):
@@ -100,18 +104,24 @@ class Analysis:
         faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
         t1 = time.perf_counter()
         points = self.landmarker.landmarks(frame.image, faces, t=frame.time)
-        t2 = time.perf_counter()
+        self.clock.add("track", t1 - t0)
+        self.clock.add("landmarks", time.perf_counter() - t1)
+        self.frames.append(FrameFaces(frame.index, faces, tuple(
+            None if p is None else np.asarray(p, np.float32) for p in points), detections=detections))
+        self._backfill(frame.index)
+        return frame, faces, points
+
+    def embed(self, tracked: tuple[Frame, FaceDetections, list]) -> None:
+        """E_id and the identity book (the third thread: it mostly waits for dlib's child
+        process, while the first two go on with the next frames)."""
+        frame, faces, points = tracked
+        t0 = time.perf_counter()
         for obs in self.embedder.observe(frame.image, faces, points, frame.index):
             self.book.add(obs)
             if obs.usable:
                 self._remember(obs.track_id, obs.quality, frame.image, points, faces)
-        self.clock.add("track", t1 - t0)
-        self.clock.add("landmarks", t2 - t1)
-        self.clock.add("embed", time.perf_counter() - t2)
         self.book.see(faces, frame.index)  # present = detected this frame (coasting faces are guesses)
-        self.frames.append(FrameFaces(frame.index, faces, tuple(
-            None if p is None else np.asarray(p, np.float32) for p in points), detections=detections))
-        self._backfill(frame.index)
+        self.clock.add("embed", time.perf_counter() - t0)
 
     def _remember(self, tid: int, quality: float, image: np.ndarray, points: list, faces: FaceDetections) -> None:
         i = int(np.flatnonzero(faces.track_id == tid)[0])
@@ -137,8 +147,8 @@ class Analysis:
             self.frames[k] = dataclasses.replace(held, backfill=np.concatenate([held.backfill, grown]))
 
     def close(self) -> None:
+        """Frees the landmarker (the recogniser stays for the lock; the caller closes it)."""
         self.landmarker.close()
-        self.embedder.recognizer.close()
 
 
 def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
@@ -214,7 +224,6 @@ def run_two_pass(
     """Both passes over one file; fills ``report`` (frames, tracks, people, face outcomes).
     ``save_book`` writes the identity book (biometric embeddings) there: only when asked."""
     from deidstream.engine.anonymizers import make_anonymizer
-    from deidstream.evaluation.recognition import DlibRecognizer
 
     generator_config = config.generator or GeneratorConfig()
     analysis = Analysis(detector, config, clock)
@@ -225,17 +234,19 @@ def run_two_pass(
             if progress:
                 progress(info, 0)
             stages = [lambda item: [analysis.detect(item)] if isinstance(item, Frame) else [],
-                      lambda item: [analysis.add(item)]]
+                      lambda item: [analysis.track(item)], lambda item: [analysis.embed(item)]]
             run_pipeline(source.items(), stages, lambda _: None, queue_size=config.queue_size, clock=clock)
+    except BaseException:
+        analysis.recognizer.close()
+        raise
     finally:
         analysis.close()
     t0 = time.perf_counter()
     renderer = make_renderer(generator_config)
-    recognizer = DlibRecognizer("hog", upsample=1, workers=LOCK_WORKERS)
     try:
-        people, locks = resolve_people(analysis, generator_config, renderer, recognizer, keep)
+        people, locks = resolve_people(analysis, generator_config, renderer, analysis.recognizer, keep)
     finally:
-        recognizer.close()
+        analysis.recognizer.close()
     if save_book is not None:
         analysis.book.save(save_book)
     clock.add("lock", time.perf_counter() - t0)

@@ -68,7 +68,7 @@ class SurrogatePath:
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
                                       LockConfig(tau=config.tau, candidates=config.candidates,
-                                                 explore=LIVE_EXPLORE), redetect=False)
+                                                 explore=LIVE_EXPLORE))
         self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})

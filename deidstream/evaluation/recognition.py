@@ -55,8 +55,7 @@ class DlibRecognizer:
         self.detector_name = f"dlib {detector.upper()} (upsample {upsample})"
         self._dlib = dlib
         self._cnn = detector == "cnn"
-        self._detector = (dlib.cnn_face_detection_model_v1(str(models / "mmod_human_face_detector.dat"))
-                          if self._cnn else dlib.get_frontal_face_detector())
+        self._detector: object | None = None  # built on first use: HOG's filters take 0.85 s to load
         self._upsample = upsample
         self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
         network = models / "dlib_face_recognition_resnet_model_v1.dat"
@@ -75,11 +74,12 @@ class DlibRecognizer:
             self._worker.close()
             self._worker = None
 
-    def detect(self, image: np.ndarray, upsample: int | None = None) -> list[DlibFace]:
-        """``upsample``: this call's upsampling (default: the recogniser's); each level finds faces
-        half as large at four times the cost."""
+    def detect(self, image: np.ndarray) -> list[DlibFace]:
         image = np.ascontiguousarray(image)  # dlib refuses strided views (decoded rows may be padded)
-        found = self._detector(image, self._upsample if upsample is None else upsample)
+        if self._detector is None:
+            self._detector = (self._dlib.cnn_face_detection_model_v1(str(_model_dir() / "mmod_human_face_detector.dat"))
+                              if self._cnn else self._dlib.get_frontal_face_detector())
+        found = self._detector(image, self._upsample)  # type: ignore[misc]
         rects = [d.rect for d in found] if self._cnn else list(found)
         return [DlibFace(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), self._shape(image, r))
                 for r in rects]
