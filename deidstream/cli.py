@@ -10,6 +10,7 @@ from pathlib import Path
 from deidstream import __version__
 from deidstream.api import anonymize, anonymize_directory
 from deidstream.config import (
+    DEFAULT_MODE,
     FALLBACK_MODES,
     MODES,
     PRESETS,
@@ -48,10 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output video file (.mp4, .mkv, .mov), folder for folder input, or for a live input "
                         "an rtsp:// URL to publish to (or a file to record)")
     g = p.add_argument_group("anonymisation")
-    g.add_argument("--mode", choices=MODES, default=d_anon.mode,
+    g.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                    help="how faces are hidden: 'surrogate' renders a generated identity per person (two passes "
-                        "over a file; blur where that is not safe), the others hide them (default: %(default)s)")
-    g.add_argument("--fallback", choices=FALLBACK_MODES, default=d_anon.mode,
+                        "over a file; the fallback where that is not safe), the others hide every face "
+                        "(default: %(default)s)")
+    g.add_argument("--fallback", choices=FALLBACK_MODES, default=d_anon.mode,  # blur
                    help="with --mode surrogate: how faces the generator does not render are hidden "
                         "(default: %(default)s)")
     g.add_argument("--identity-key", default=None, metavar="TEXT",

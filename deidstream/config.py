@@ -12,6 +12,7 @@ from deidstream.errors import ConfigError
 # "surrogate" renders a generated identity per person; the others hide faces and are also the
 # fail-closed fallback of "surrogate".
 MODES = ("surrogate", "blur", "pixelate", "solid")
+DEFAULT_MODE = "surrogate"  # the command line's: a verified surrogate per person, the fallback elsewhere
 FALLBACK_MODES = ("blur", "pixelate", "solid")
 SHAPES = ("ellipse", "box")
 PRESETS = (

@@ -49,6 +49,7 @@ class RunReport:
     # default mode only: who each person is to the engine (no embeddings, no key) and what faces got
     people: list[dict] = field(default_factory=list)
     face_outcomes: dict[str, object] = field(default_factory=dict)
+    cuts: list[int] = field(default_factory=list)  # default mode: frames where a new shot starts (tracks end)
 
     def add_frame(self, index: int, detections: FaceDetections, covered: FaceDetections, regions: np.ndarray) -> None:
         """Record one frame: raw detections, covered track boxes, and the pixel regions hidden."""
@@ -109,6 +110,7 @@ class RunReport:
             "hidden_regions_per_frame": self.region_boxes,
             "people": self.people,
             "face_outcomes": self.face_outcomes,
+            "cuts": self.cuts,
         }
 
 

@@ -76,6 +76,7 @@ class Analysis:
         self.detector = detector
         self.tracker = FaceTracker(config.tracker)
         self.cuts = CutDetector()
+        self.cut_frames: list[int] = []
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
         from deidstream.evaluation.recognition import DlibRecognizer
 
@@ -100,6 +101,7 @@ class Analysis:
         frame, detections = detected
         t0 = time.perf_counter()
         if self.cuts.is_cut(frame.image):
+            self.cut_frames.append(frame.index)
             self.tracker.end_all()  # a face of the new shot must not inherit a track (and a surrogate)
         faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
         t1 = time.perf_counter()
@@ -266,6 +268,7 @@ def run_two_pass(
         report.decode_errors = source.decode_errors
     report.seconds = time.perf_counter() - started
     report.people = _people_summary(people, locks)
+    report.cuts = analysis.cut_frames
     report.face_outcomes = {"rendered": deid.counts.rendered, "fallback": deid.counts.fallback,
                             "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}
 

@@ -49,4 +49,6 @@ def test_summary_and_report(tmp_path, capsys):
     assert "30 frames" in err and "fps" in err and "tracks" in err
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["frames"] == 30 and len(r["faces_per_frame"]) == 30 and len(r["hidden_regions_per_frame"]) == 30
-    assert set(r["stage_ms_per_frame"]) == {"decode", "detect", "track", "anonymise", "encode"}
+    # the default mode's stages: analysis pass, lock, render pass
+    assert set(r["stage_ms_per_frame"]) == {"decode", "detect", "track", "landmarks", "embed", "lock", "render",
+                                            "encode"}

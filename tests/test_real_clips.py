@@ -33,12 +33,20 @@ def contained(box: np.ndarray, regions: list[list[int]], fraction: float = 0.9) 
     return bool(regions) and containment_matrix(box[None], np.array(regions, np.float32)).max() >= fraction
 
 
-def test_every_found_face_is_changed_and_nothing_else(tmp_path):
+# (mode, how much of a found face must lie in a changed region, least mean change over its box).
+# A surrogate's region is its render (the mesh plus a margin): a detector's box may reach a few
+# pixels past the chin, and the hair and background inside the box stay; its identity change is
+# asserted by E_id distance in test_surrogate.py.
+MODES = [("blur", 0.9, 10.0), ("surrogate", 0.85, 4.0)]
+
+
+@pytest.mark.parametrize("mode,inside,change", MODES)
+def test_every_found_face_is_changed_and_nothing_else(tmp_path, mode, inside, change):
     """Lossless output: pixels outside hidden regions are bit-exact; each face a full detector
     finds in the input (every model, every frame) lies in a hidden region that changed."""
     src = shared_file("videos/single_face_short.mp4")
     out, report = tmp_path / "out.mp4", tmp_path / "r.json"
-    assert main([str(src), str(out), "-q", "--lossless", "--report", str(report)]) == 0
+    assert main([str(src), str(out), "-q", "--mode", mode, "--lossless", "--report", str(report)]) == 0
     regions = json.loads(report.read_text())["hidden_regions_per_frame"]
     before, after = read_rgb(src), read_rgb(out)
     assert len(before) == len(after) == len(regions)
@@ -51,18 +59,20 @@ def test_every_found_face_is_changed_and_nothing_else(tmp_path):
             assert (a[outside] == b[outside]).all(), f"frame {i}: pixels outside the hidden regions changed"
             for face in det.detect(a).xyxy:
                 found_faces += 1
-                assert contained(face, hidden), f"frame {i}: face {face.tolist()} not inside a hidden region"
+                assert contained(face, hidden, inside), f"frame {i}: {face.tolist()} not inside a hidden region"
                 x0, y0, x1, y1 = np.round(face).astype(int)
                 diff = np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1].astype(int)).mean()
-                assert diff > 10, f"frame {i}: face region barely changed ({diff:.1f})"
+                assert diff > change, f"frame {i}: face region barely changed ({diff:.1f})"
     assert found_faces >= len(before) * 0.9
 
 
 @pytest.mark.parametrize("clip", ["videos/stage_multi_person_cuts.mp4", "videos/two_faces_selfie_portrait.mp4"])
 def test_a_face_found_in_one_frame_is_hidden_in_the_next(tmp_path, clip):
+    """The tracker's coverage, in blur mode, whose regions are exactly the boxes it hides (a
+    rendered surrogate follows the face's landmarks instead; the test above covers it)."""
     src = shared_file(clip)
     report = tmp_path / "r.json"
-    assert main([str(src), str(tmp_path / "out.mp4"), "-q", "--report", str(report)]) == 0
+    assert main([str(src), str(tmp_path / "out.mp4"), "-q", "--mode", "blur", "--report", str(report)]) == 0
     r = json.loads(report.read_text())
     dets, hidden = r["detection_boxes_per_frame"], r["hidden_regions_per_frame"]
     assert sum(map(len, dets)) > 0

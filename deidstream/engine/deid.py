@@ -74,27 +74,35 @@ class Deidentifier:
 
     def apply(self, image: np.ndarray, frame: FrameFaces) -> np.ndarray:
         """Hide every face of ``frame`` in ``image`` (RGB, in place); returns the (n, 4) regions
-        given the fallback."""
+        that changed: each rendered face's render box, then the regions given the fallback."""
         boxes: list[np.ndarray] = []
+        rendered: list[np.ndarray] = []
         faces = frame.faces
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
         for i, (box, tid) in enumerate(zip(faces.xyxy, ids)):
             person = self.people_by_track.get(int(tid)) if tid is not None else None
             if person is not None and person.keep:
                 self.counts.kept += 1
-            elif not self.render_face(image, box, frame.landmarks[i], person):
+                continue
+            region = self.render_face(image, box, frame.landmarks[i], person)
+            if region is None:
                 boxes.append(box)
+            else:
+                rendered.append(region)
         hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
+        regions = np.array(rendered, np.float32).reshape(-1, 4)
         if len(hide):
             if self.fallback is None:
                 raise ValueError("this Deidentifier renders single faces only (no fallback); use render_face")
-            return self.fallback.apply(image, FaceDetections(hide, np.ones(len(hide), np.float32)))
-        return hide
+            regions = np.concatenate([regions, self.fallback.apply(image, FaceDetections(hide, np.ones(len(hide),
+                                                                                                     np.float32)))])
+        return regions
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
-                    person: Person | None) -> bool:
-        """Render one face with its person's surrogate if that is safe; False (counted with the
-        reason) leaves it to the caller's fallback."""
+                    person: Person | None) -> np.ndarray | None:
+        """Render one face with its person's surrogate if that is safe and return the (4,) box
+        of pixels that may have changed (the render's crop, inside the frame); None (counted with
+        the reason) leaves it to the caller's fallback."""
         reason = self._why_not(person, points, box)
         aux = None
         if reason is None:  # the pose is fitted once: for the yaw check here and for the render
@@ -103,10 +111,12 @@ class Deidentifier:
                 reason = "turned too far"
         if reason is not None:
             self.counts.fall_back(reason)
-            return False
-        self.renderer.paint(image, points, person.shape, person.surrogate, aux)  # type: ignore[union-attr,arg-type]
+            return None
+        render = self.renderer.paint(image, points, person.shape, person.surrogate, aux)  # type: ignore[union-attr,arg-type]
         self.counts.rendered += 1
-        return True
+        crop, (h, w) = render.crop, image.shape[:2]
+        return np.array([max(crop.x0, 0), max(crop.y0, 0), min(crop.x0 + crop.width, w),
+                         min(crop.y0 + crop.height, h)], np.float32)
 
     def _why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
         if person is None:

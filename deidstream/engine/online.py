@@ -102,7 +102,7 @@ class SurrogatePath:
             person = self._people.get(identity) if identity is not None else None
         if person is None or person.surrogate is None:
             return False
-        return self._deid.render_face(image, faces.xyxy[i], self._points[i], person)
+        return self._deid.render_face(image, faces.xyxy[i], self._points[i], person) is not None
 
     def _landmarks_for(self, image: np.ndarray, faces: FaceDetections) -> None:
         """Landmarks of every face of this frame, once per frame (the first face's call)."""

@@ -107,7 +107,13 @@ class DescriptorPool:
 
 
 def _serve(model_file: str) -> None:
+    import signal
+
     import dlib
+
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides (it finalises its
+    # outputs and closes this pipe, which ends the loop below), the worker must not die first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     encoder = dlib.face_recognition_model_v1(model_file)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
