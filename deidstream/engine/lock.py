@@ -9,13 +9,14 @@ random step in the appearance space, with a random shape. A candidate is accepte
 - that same output is at least ``donor_distance`` from every donor face the appearance space
   was built from (a surrogate is nobody real, not a donor's twin) and ``min_distance`` from
   every other person's output in the same run (two people never look alike) and from every
-  other person's own face (a surrogate is never mistaken for someone else in the video). The check is made on the
-  output rather than on a render on a blank canvas: a hairless render on grey looks to dlib
-  like a generic face (0.45-0.6 from some donor photo whatever the latent), which says
-  nothing about what a viewer of the output sees.
+  other person's own face (a surrogate is never mistaken for someone else in the video). The
+  check is made on the output rather than on a render on a blank canvas: a hairless render
+  on grey looks to dlib like a generic face (0.45-0.6 from some donor photo whatever the
+  latent), which says nothing about what a viewer of the output sees.
 
-If no candidate passes, the person is not locked and the engine falls back to blur (fail
-closed). Neither the key nor any embedding is ever logged.
+Of the candidates that pass, the farthest from the subject among at least ``explore`` is kept.
+If none passes, the person is not locked and the engine falls back to blur (fail closed).
+Neither the key nor any embedding is ever logged.
 """
 
 from __future__ import annotations
