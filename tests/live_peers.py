@@ -190,12 +190,13 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def rtsp_receiver(path: Path, *, wait_s: float = 60.0) -> Iterator[Receiver]:
-    """ffmpeg as the media server receiving our publish; killed on exit if still running."""
+def rtsp_receiver(path: Path, *, wait_s: float = 60.0, port: int | None = None) -> Iterator[Receiver]:
+    """ffmpeg as the media server receiving our publish (on ``port``, default a free one); killed
+    on exit if still running."""
     reason = ffmpeg_missing()
     if reason:
         raise PeerMissing(reason)
-    port = free_port()
+    port = port or free_port()
     url = f"rtsp://127.0.0.1:{port}/out"
     proc = subprocess.Popen(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_flags", "listen",
                              "-rtsp_transport", "tcp", "-timeout", str(int(wait_s)), "-i", url, "-c", "copy", "-y",

@@ -80,6 +80,33 @@ def sharpness(gray: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).std())
 
 
+def relay_in_thread(result: dict, stop: threading.Event, camera_url: str, push: str, record, detector
+                    ) -> threading.Thread:
+    """The relay on a thread until ``stop``: its source, stats or error land in ``result``."""
+    def run() -> None:
+        try:
+            result["stats"] = relay(camera_url, push=push, record=record, config=LIVE_DETECTOR,
+                                    source_config=FAST_SOURCE, stop=stop, detector=detector,
+                                    on_start=lambda src: result.setdefault("source", src))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def frames_read(result: dict, at_least: int, timeout_s: float) -> int:
+    """Wait until the relay running in a thread (its source in ``result``) has read ``at_least`` frames."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and "error" not in result:
+        source = result.get("source")
+        if source is not None and source.frames_read >= at_least:
+            return source.frames_read
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} frames within {timeout_s} s: {result}")
+
+
 def test_relay_publishes_anonymised_frames_at_the_source_rate(clip, camera, receiver, detector):
     stats = relay(camera.url, push=receiver.url, config=LIVE_DETECTOR, source_config=FAST_SOURCE, max_frames=120,
                   detector=detector)
@@ -130,35 +157,16 @@ def test_relay_publishes_anonymised_frames_at_the_source_rate(clip, camera, rece
 def test_relay_reconnects_when_the_camera_drops_and_returns(camera, receiver, detector, caplog, tmp_path):
     stop = threading.Event()
     result: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            result["stats"] = relay(camera.url, push=receiver.url, record=tmp_path / "rec.mp4", config=LIVE_DETECTOR,
-                                    source_config=FAST_SOURCE, stop=stop, detector=detector,
-                                    on_start=lambda src: result.setdefault("source", src))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            result["error"] = exc
-
     caplog.set_level(logging.INFO, logger="deidstream")
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def frames_read(at_least: int, timeout_s: float) -> int:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and "error" not in result:
-            source = result.get("source")
-            if source is not None and source.frames_read >= at_least:
-                return source.frames_read
-            time.sleep(0.05)
-        raise AssertionError(f"fewer than {at_least} frames within {timeout_s} s: {result}")
+    thread = relay_in_thread(result, stop, camera.url, receiver.url, tmp_path / "rec.mp4", detector)
 
     try:
-        frames_read(30, timeout_s=20)
+        frames_read(result, 30, timeout_s=20)
         camera.kill()
         time.sleep(1.0)
         before = result["source"].frames_read
         camera.start()  # same port, like a camera back on the network
-        frames_read(before + 45, timeout_s=20)
+        frames_read(result, before + 45, timeout_s=20)
     finally:
         stop.set()
         thread.join(20)
@@ -178,6 +186,45 @@ def test_relay_reconnects_when_the_camera_drops_and_returns(camera, receiver, de
     assert len(recorded) == stats.sent["stream"]
     assert (np.diff(recorded) > 0).all()
     assert np.diff(recorded).max() > 0.5
+
+
+def test_push_reconnects_when_the_media_server_restarts(camera, tmp_path, detector, caplog):
+    """The media server dies mid-stream and comes back on the same port: the push reconnects in the
+    background, resumes at a keyframe, and the recording never stops."""
+    port = free_port()
+    stop = threading.Event()
+    result: dict[str, object] = {}
+    caplog.set_level(logging.INFO, logger="deidstream")
+    try:
+        first = rtsp_receiver(tmp_path / "first.mkv", port=port)
+        rx1 = first.__enter__()
+    except PeerMissing as exc:
+        pytest.skip(str(exc))
+
+    thread = relay_in_thread(result, stop, camera.url, rx1.url, tmp_path / "rec.mp4", detector)
+    try:
+        frames_read(result, 30, timeout_s=20)
+        rx1.proc.kill()  # the media server crashes
+        first.__exit__(None, None, None)
+        time.sleep(1.0)
+        with rtsp_receiver(tmp_path / "second.mkv", port=port) as rx2:  # and restarts on the same port
+            frames_read(result, result["source"].frames_read + 90, timeout_s=30)
+            stop.set()
+            thread.join(20)
+            rx2.wait()
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+    assert "error" not in result, result.get("error")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("media server went away" in m for m in messages)
+    assert any("reconnected to the media server" in m for m in messages)
+    received, times = decode(tmp_path / "second.mkv")
+    assert len(received) >= 30, f"only {len(received)} frames reached the restarted server"
+    assert (np.diff(times)[1:] > 0).all()
+    _, recorded = decode(tmp_path / "rec.mp4")  # the recording went on through the outage
+    assert len(recorded) == result["stats"].sent["stream"]
 
 
 def test_unreachable_camera_is_a_clear_error():

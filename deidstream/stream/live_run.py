@@ -27,13 +27,13 @@ from deidstream.stream.live_sink import (
     LiveSink,
     PacketTarget,
     PreviewSink,
-    RtspPush,
     SegmentRecorder,
     VirtualCameraSink,
     check_record_path,
 )
 from deidstream.stream.live_source import LiveSource, open_live_source
 from deidstream.stream.pipeline import END, get_until_stopped, guard, put_until_stopped
+from deidstream.stream.rtsp_push import RtspPush
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
 

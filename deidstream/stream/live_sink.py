@@ -2,7 +2,8 @@
 
 Every sink receives frames whose faces were all processed (the live runner sends nothing else).
 ``EncodedSink`` encodes each frame once (libx264, zerolatency, no B-frames, a keyframe every
-``gop_s``) and hands copies of the packets to its targets: an ``RtspPush`` to a media server and/or a
+``gop_s``) and hands copies of the packets to its targets: an ``RtspPush`` to a media server
+(:mod:`deidstream.stream.rtsp_push`) and/or a
 ``SegmentRecorder``. A recording segment is encoded into a hidden temporary file and renamed into
 place when it is complete, so a crash loses at most the segment being written.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from deidstream.config import LiveConfig
 from deidstream.errors import InvalidOutputError, OutputExistsError, SinkUnavailable
-from deidstream.stream.live_source import LIVE_TIME_BASE, Captured, redact
+from deidstream.stream.live_source import LIVE_TIME_BASE, Captured
 from deidstream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -145,51 +146,6 @@ def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
             and image.shape[0] - height <= 1:
         return np.ascontiguousarray(image[:height, :width])
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
-class RtspPush:
-    """Publishes the stream to a media server (RTSP ANNOUNCE/RECORD), e.g. ``rtsp://server:8554/out``."""
-
-    def __init__(self, url: str, *, transport: str = "tcp", timeout_s: float = 10.0) -> None:
-        self.url = url
-        self.name = redact(url)
-        self.transport = transport
-        self.timeout_s = timeout_s
-        self._container: av.container.OutputContainer | None = None
-        self._stream: Any = None
-
-    def prepare(self, size: tuple[int, int], rate: Fraction) -> None:
-        if self._container is None:
-            self._open(size, rate)
-
-    def _open(self, size: tuple[int, int], rate: Fraction) -> None:
-        try:
-            container = av.open(self.url, "w", format="rtsp", options={"rtsp_transport": self.transport},
-                                timeout=(self.timeout_s, self.timeout_s))
-            stream = container.add_mux_stream("h264", rate=rate, width=size[0], height=size[1])
-            stream.time_base = LIVE_TIME_BASE
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise SinkUnavailable(f"{self.name}: cannot publish: {getattr(exc, 'strerror', None) or exc}") from exc
-        self._container, self._stream = container, stream
-
-    def write(self, packet: av.Packet, size: tuple[int, int], rate: Fraction) -> None:
-        if self._container is None:
-            self._open(size, rate)
-        assert self._container is not None
-        packet.stream = self._stream
-        try:
-            self._container.mux(packet)
-        except (av.error.FFmpegError, OSError) as exc:
-            raise SinkUnavailable(f"{self.name}: the media server went away: "
-                                  f"{getattr(exc, 'strerror', None) or exc}") from exc
-
-    def close(self) -> None:
-        if self._container is not None:
-            container, self._container = self._container, None
-            try:
-                container.close()
-            except (av.error.FFmpegError, OSError) as exc:
-                log.warning("%s: closing the session: %s", self.name, exc)
 
 
 def segment_paths(path: Path, segment_s: float | None) -> Callable[[int], Path]:
