@@ -4,8 +4,8 @@ dlib's Python binding holds the GIL for the whole network pass (110-360 ms per f
 CPU), so run on a thread it stops every other thread of the process: a busy thread beside it
 ran 25x slower (measured). A child process leaves the detector, the landmarks, the renderer and
 the encoder running on the other core. Only aligned 150x150 chips cross the pipe (67 kB each);
-descriptors come back. The child is started with this interpreter and ``-m``, not
-multiprocessing, so a user's script is never re-imported.
+descriptors come back. The child runs this file with this interpreter, not multiprocessing, so a
+user's script is never re-imported; this module therefore imports nothing from the package.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ class DescriptorWorker:
     """One child process running dlib's network: ``send`` a batch of chips, then ``receive`` it."""
 
     def __init__(self, model_file: Path) -> None:
+        # this file as a script (-P: its folder stays off sys.path): the child imports numpy and
+        # dlib only, not the package (MediaPipe, filterpy: 1.5 s of start-up, beside the analysis)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "deidstream.evaluation.descriptor_worker", str(model_file)],
+            [sys.executable, "-P", str(Path(__file__).resolve()), str(model_file)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self._ready = False
 
