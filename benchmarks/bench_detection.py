@@ -11,7 +11,6 @@ benchmarks/out/detection.json. ``dogs.jpg`` counts as a negative image (false po
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,6 +22,8 @@ from scipy.optimize import linear_sum_assignment
 ROOT = Path(__file__).resolve().parents[1]
 VOC = ROOT.parent / "shared" / "data" / "images" / "voc_faces_annotated"
 sys.path.insert(0, str(ROOT))
+
+from benchlib import public_argv, write_json  # noqa: E402
 
 from deidstream.config import DetectorConfig  # noqa: E402
 from deidstream.tracking.boxes import iou_matrix  # noqa: E402
@@ -84,8 +85,7 @@ def main() -> int:
         r = evaluate(cfg, labels, VOC)
         results[name] = r
         print(f"{name:20s} {r['recall']:7.3f} {r['precision']:9.3f} {r['tp']:4d} {r['fp']:4d} {r['fn']:4d}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"argv": sys.argv[1:], "iou": 0.5, "results": results}, indent=1) + "\n")
+    write_json(args.out, {"argv": public_argv(), "iou": 0.5, "results": results})
     return 0
 
 

@@ -15,7 +15,6 @@ writes benchmarks/out/gallery.json.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchlib import public_argv, write_json  # noqa: E402
 from media import read_rgb  # noqa: E402
 
 from deidstream.evaluation.recognition import SAME_PERSON, DlibRecognizer  # noqa: E402
@@ -107,10 +107,8 @@ def main() -> None:
     total = {k: sum(r[k] for r in rows) for k in ("faces", "outputs_within_0.6_of_a_real_person",
                                                   "originals_within_0.6_of_a_real_person")}
     print(f"all clips: {total}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"argv": sys.argv[1:], "gallery_faces": len(real), "gallery": list(GALLERY),
-                                    "every": args.every, "rows": rows, "total": total}, indent=1))
-    print(f"wrote {args.out.name}")
+    write_json(args.out, {"argv": public_argv(), "gallery_faces": len(real), "gallery": list(GALLERY),
+                          "every": args.every, "rows": rows, "total": total})
 
 
 if __name__ == "__main__":

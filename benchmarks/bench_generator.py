@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
+from benchlib import public_argv, write_json  # noqa: E402
+
 from deidstream.engine.face_render import FaceRenderer, Surrogate  # noqa: E402
 from deidstream.engine.facemodel import default_model  # noqa: E402
 from deidstream.engine.inversion import Inverter, Observation  # noqa: E402
@@ -49,10 +51,6 @@ CLIPS = ("talking_head_1.mp4", "talking_head_2.mp4", "talking_head_4.mp4", "talk
 YAWS = (-45, -30, -15, 0, 15, 30, 45)
 GALLERY = ("donors/lfw_2000", "donors/utkface_1500", "identities/johns_5x11", "identities/orl_40x10",
            "identities/cmu_multiview_20")
-
-
-def public_argv() -> list[str]:
-    return [Path(a).name if "/" in a else a for a in sys.argv]
 
 
 def clip_faces(marker: StillLandmarker, path: Path, every: int, limit: int) -> list[Observation]:
@@ -314,9 +312,7 @@ def main() -> int:
         if example:
             sheet(example, gen, model, randoms, args.out.with_name("generator_sheet.png"))
     marker.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out.relative_to(ROOT)}")
+    write_json(args.out, result, indent=2)
     return 0
 
 

@@ -11,7 +11,6 @@ benchmarks/out/geometry.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
+
+from benchlib import write_json  # noqa: E402
 
 from deidstream.engine.mesh import CanonicalMesh  # noqa: E402
 from deidstream.engine.pose import fit_pose  # noqa: E402
@@ -75,8 +76,7 @@ def main() -> int:
             print(f"face {face_px:3d} px, {row['mode']:7s}: landmarks {row['landmarks_ms']:5.2f} ms/face "
                   f"(median of {row['faces']}), "
                   f"pose {row['pose_ms']:.3f} ms, {found}/{len(lm_ms)} faces landmarked")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"clip": args.clip.name, "rows": rows}, indent=1) + "\n")
+    write_json(args.out, {"clip": args.clip.name, "rows": rows})
     return 0
 
 

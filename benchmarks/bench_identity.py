@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import time
@@ -28,6 +27,8 @@ VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+from benchlib import public_argv, write_json  # noqa: E402
+
 from deidstream.stream.source import FileSource  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
 from deidstream.tracking.embedding import FaceEmbedder  # noqa: E402
@@ -37,11 +38,6 @@ from deidstream.tracking.tracker import FaceTracker  # noqa: E402
 from deidstream.types import Frame  # noqa: E402
 
 NEAR = 0.75  # report track pairs closer than this
-
-
-def public_argv() -> list[str]:
-    """The command line without machine paths (a path keeps only its last part)."""
-    return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
 
 
 def run_clip(path: Path, embedder: FaceEmbedder, config: IdentityConfig) -> dict:
@@ -121,8 +117,7 @@ def main() -> int:
               f"{row['eid_ms_per_face_median'] or 0:7.1f}", flush=True)
     all_ms = [r["eid_ms_per_face_median"] for r in result["clips"].values() if r["eid_ms_per_face_median"]]
     result["eid_ms_per_face_median_of_clips"] = round(float(np.median(all_ms)), 1) if all_ms else None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.out, result)
     return 0
 
 

@@ -14,7 +14,6 @@ writes benchmarks/out/bench_live.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchlib import public_argv, write_json  # noqa: E402
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
 
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
@@ -35,11 +35,6 @@ from deidstream.stream.live_run import relay  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 GENERATOR_MODE = "surrogate"
-
-
-def public_argv() -> list[str]:
-    """The command line without machine paths (a path keeps only its last part)."""
-    return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
 
 
 def frames_in_file(path: Path) -> int:
@@ -143,9 +138,7 @@ def main() -> int:
             print_row(rows[-1])
     meta = {"cpus": os.cpu_count(), "argv": public_argv(), "clip": args.clip.name, "size": [1280, 720], "fps": 30,
             "seconds_per_mode": args.seconds, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    write_json(args.out, meta)
     return 0
 
 

@@ -24,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from benchlib import public_argv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -113,11 +114,6 @@ def print_row(r: dict) -> None:
     print(line, flush=True)
 
 
-def public_argv() -> list[str]:
-    """The command line without machine paths (a path keeps only its last part)."""
-    return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description="deidstream throughput per clip, side by side with deface")
     ap.add_argument("--clips", nargs="*", help="clip files (default: a set of shared clips)")
@@ -137,9 +133,7 @@ def main() -> int:
             rows.append(bench_clip(clip, args.mode, args.deface, args.extra, Path(tmp)))
             print_row(rows[-1])
     meta = {"cpus": os.cpu_count(), "argv": public_argv(), "head_frames": HEAD_FRAMES, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    write_json(args.out, meta)
     return 0
 
 

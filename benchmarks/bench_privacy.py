@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 
+from benchlib import public_argv, write_json  # noqa: E402
+
 from deidstream.evaluation.command import evaluate  # noqa: E402
 
 DEFAULT_CLIPS = ["stage_multi_person_cuts.mp4", "talking_head_1.mp4", "hands_occlusion_expressions.mp4",
@@ -61,11 +63,6 @@ def weighted(rows: list[dict], key: str) -> float | None:
 
 def fmt(v: float | None, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
-
-
-def public_argv() -> list[str]:
-    """The command line without machine paths (a path keeps only its last part)."""
-    return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
 
 
 def main() -> int:
@@ -111,8 +108,7 @@ def main() -> int:
         print(f"{m:10s} {fmt(weighted(rows, 'face_detectability'), '6.1%')} {fmt(weighted(rows, 'pd'), '6.2f')} "
               f"{fmt(weighted(rows, 'psnr'), '7.2f')} {fmt(weighted(rows, 'ssim'), '7.3f')} "
               f"{fmt(weighted(rows, 'flicker_ratio'), '8.2f')}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"argv": public_argv(), "every": args.every, "results": results}, indent=1) + "\n")
+    write_json(args.out, {"argv": public_argv(), "every": args.every, "results": results})
     return 0
 
 

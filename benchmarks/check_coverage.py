@@ -13,7 +13,6 @@ Prints a table and writes benchmarks/out/coverage.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
+
+from benchlib import public_argv, write_json  # noqa: E402
 
 from deidstream.api import anonymize  # noqa: E402
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
@@ -89,9 +90,7 @@ def main() -> int:
                                                   "prev_bare_frames", "found_bare_frames")}
     print(f"{'total':34s} {total['frames']:6d} {total['faces_found_independently']:6d} "
           f"{total['prev_bare_frames']:9d} {total['found_bare_frames']:10d}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"argv": sys.argv[1:], "contain": args.contain, "total": total, "rows": rows},
-                                   indent=1) + "\n")
+    write_json(args.out, {"argv": public_argv(), "contain": args.contain, "total": total, "rows": rows})
     return 0
 
 
