@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deidstream.errors import ConfigError
+from deidstream.errors import ConfigError, require
 
 # "surrogate" renders a generated identity per person; the others hide faces and are also the
 # fail-closed fallback of "surrogate".
@@ -19,10 +19,6 @@ PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
 )
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,12 +42,12 @@ class DetectorConfig:
     nms_iou: float = 0.3
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.threshold < 1.0, f"detector threshold must be in (0, 1), got {self.threshold}")
-        _check(self.short_range or self.full_range, "at least one MediaPipe model must be enabled")
-        _check(self.full_range_every >= 1, f"full_range_every must be >= 1, got {self.full_range_every}")
-        _check(self.tile_size == 0 or self.tile_size >= 128, f"tile_size must be 0 or >= 128, got {self.tile_size}")
-        _check(0.0 <= self.tile_overlap < 0.9, f"tile_overlap must be in [0, 0.9), got {self.tile_overlap}")
-        _check(0.0 < self.nms_iou < 1.0, f"nms_iou must be in (0, 1), got {self.nms_iou}")
+        require(0.0 < self.threshold < 1.0, f"detector threshold must be in (0, 1), got {self.threshold}")
+        require(self.short_range or self.full_range, "at least one MediaPipe model must be enabled")
+        require(self.full_range_every >= 1, f"full_range_every must be >= 1, got {self.full_range_every}")
+        require(self.tile_size == 0 or self.tile_size >= 128, f"tile_size must be 0 or >= 128, got {self.tile_size}")
+        require(0.0 <= self.tile_overlap < 0.9, f"tile_overlap must be in [0, 0.9), got {self.tile_overlap}")
+        require(0.0 < self.nms_iou < 1.0, f"nms_iou must be in (0, 1), got {self.nms_iou}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,17 +70,17 @@ class TrackerConfig:
     max_coast_scale: float = 1.6
 
     def __post_init__(self) -> None:
-        _check(self.min_hits >= 1, f"min_hits must be >= 1, got {self.min_hits}")
-        _check(self.max_coast >= 1, f"max_coast must be >= 1 (a missed face stays covered), got {self.max_coast}")
-        _check(
+        require(self.min_hits >= 1, f"min_hits must be >= 1, got {self.min_hits}")
+        require(self.max_coast >= 1, f"max_coast must be >= 1 (a missed face stays covered), got {self.max_coast}")
+        require(
             1 <= self.max_coast_tentative <= self.max_coast,
             f"max_coast_tentative must be in [1, max_coast], got {self.max_coast_tentative}",
         )
-        _check(0.0 <= self.min_iou < 1.0, f"min_iou must be in [0, 1), got {self.min_iou}")
-        _check(self.max_centre_distance > 0, f"max_centre_distance must be > 0, got {self.max_centre_distance}")
-        _check(self.centre_weight >= 0, f"centre_weight must be >= 0, got {self.centre_weight}")
-        _check(self.coast_growth >= 0, f"coast_growth must be >= 0, got {self.coast_growth}")
-        _check(self.max_coast_scale >= 1.0, f"max_coast_scale must be >= 1, got {self.max_coast_scale}")
+        require(0.0 <= self.min_iou < 1.0, f"min_iou must be in [0, 1), got {self.min_iou}")
+        require(self.max_centre_distance > 0, f"max_centre_distance must be > 0, got {self.max_centre_distance}")
+        require(self.centre_weight >= 0, f"centre_weight must be >= 0, got {self.centre_weight}")
+        require(self.coast_growth >= 0, f"coast_growth must be >= 0, got {self.coast_growth}")
+        require(self.max_coast_scale >= 1.0, f"max_coast_scale must be >= 1, got {self.max_coast_scale}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,13 +101,13 @@ class AnonymizerConfig:
     color: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
-        _check(self.mode in FALLBACK_MODES,
+        require(self.mode in FALLBACK_MODES,
                f"unknown mode {self.mode!r}; expected one of {', '.join(FALLBACK_MODES)}")
-        _check(self.shape in SHAPES, f"unknown shape {self.shape!r}; expected one of {', '.join(SHAPES)}")
-        _check(0.0 <= self.margin <= 2.0, f"margin must be in [0, 2], got {self.margin}")
-        _check(0.0 <= self.forehead <= 2.0, f"forehead must be in [0, 2], got {self.forehead}")
-        _check(2 <= self.strength <= 64, f"strength must be in [2, 64], got {self.strength}")
-        _check(all(0 <= c <= 255 for c in self.color), f"color must be 0-255 per channel, got {self.color}")
+        require(self.shape in SHAPES, f"unknown shape {self.shape!r}; expected one of {', '.join(SHAPES)}")
+        require(0.0 <= self.margin <= 2.0, f"margin must be in [0, 2], got {self.margin}")
+        require(0.0 <= self.forehead <= 2.0, f"forehead must be in [0, 2], got {self.forehead}")
+        require(2 <= self.strength <= 64, f"strength must be in [2, 64], got {self.strength}")
+        require(all(0 <= c <= 255 for c in self.color), f"color must be 0-255 per channel, got {self.color}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,9 +120,9 @@ class EncoderConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        _check(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
-        _check(self.preset in PRESETS, f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
-        _check(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        require(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
+        require(self.preset in PRESETS, f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        require(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
 
 
 # E_id distance a surrogate must keep from its subject. With this generator the surrogates of
@@ -160,14 +156,14 @@ class GeneratorConfig:
     key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
-        _check(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
-        _check(self.explore >= 1, f"explore must be >= 1, got {self.explore}")
-        _check(self.min_face_px >= 8, f"min_face_px must be >= 8, got {self.min_face_px}")
-        _check(0.0 < self.max_yaw_deg <= 90.0, f"max_yaw_deg must be in (0, 90], got {self.max_yaw_deg}")
-        _check(0.0 < self.shading_sigma < 1.0, f"shading_sigma must be in (0, 1), got {self.shading_sigma}")
-        _check(self.raster_px >= 32, f"raster_px must be >= 32, got {self.raster_px}")
-        _check(self.key is None or len(self.key) > 0, "the identity key must not be empty")
+        require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
+        require(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
+        require(self.explore >= 1, f"explore must be >= 1, got {self.explore}")
+        require(self.min_face_px >= 8, f"min_face_px must be >= 8, got {self.min_face_px}")
+        require(0.0 < self.max_yaw_deg <= 90.0, f"max_yaw_deg must be in (0, 90], got {self.max_yaw_deg}")
+        require(0.0 < self.shading_sigma < 1.0, f"shading_sigma must be in (0, 1), got {self.shading_sigma}")
+        require(self.raster_px >= 32, f"raster_px must be >= 32, got {self.raster_px}")
+        require(self.key is None or len(self.key) > 0, "the identity key must not be empty")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,7 +182,7 @@ class PipelineConfig:
     queue_size: int = 8
 
     def __post_init__(self) -> None:
-        _check(self.queue_size >= 1, f"queue_size must be >= 1, got {self.queue_size}")
+        require(self.queue_size >= 1, f"queue_size must be >= 1, got {self.queue_size}")
 
     @property
     def mode(self) -> str:
@@ -209,7 +205,7 @@ def parse_duration(text: str) -> float:
         seconds = float(value[: len(value) - len(unit)]) * _DURATION_UNITS[unit]
     except ValueError:
         raise ConfigError(f"expected a duration like 90s, 10m or 1h, got {text!r}") from None
-    _check(seconds > 0, f"expected a positive duration, got {text!r}")
+    require(seconds > 0, f"expected a positive duration, got {text!r}")
     return seconds
 
 
@@ -236,20 +232,20 @@ class LiveSourceConfig:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.rtsp_transport in RTSP_TRANSPORTS,
+        require(self.rtsp_transport in RTSP_TRANSPORTS,
                f"unknown RTSP transport {self.rtsp_transport!r}; expected one of {', '.join(RTSP_TRANSPORTS)}")
-        _check(self.open_timeout_s > 0, f"open_timeout_s must be > 0, got {self.open_timeout_s}")
-        _check(self.read_timeout_s > 0, f"read_timeout_s must be > 0, got {self.read_timeout_s}")
-        _check(self.backoff_initial_s > 0, f"backoff_initial_s must be > 0, got {self.backoff_initial_s}")
-        _check(self.backoff_factor >= 1, f"backoff_factor must be >= 1, got {self.backoff_factor}")
-        _check(self.backoff_max_s >= self.backoff_initial_s,
+        require(self.open_timeout_s > 0, f"open_timeout_s must be > 0, got {self.open_timeout_s}")
+        require(self.read_timeout_s > 0, f"read_timeout_s must be > 0, got {self.read_timeout_s}")
+        require(self.backoff_initial_s > 0, f"backoff_initial_s must be > 0, got {self.backoff_initial_s}")
+        require(self.backoff_factor >= 1, f"backoff_factor must be >= 1, got {self.backoff_factor}")
+        require(self.backoff_max_s >= self.backoff_initial_s,
                f"backoff_max_s must be >= backoff_initial_s, got {self.backoff_max_s}")
-        _check(self.give_up_after_s is None or self.give_up_after_s > 0,
+        require(self.give_up_after_s is None or self.give_up_after_s > 0,
                f"give_up_after_s must be > 0 or None, got {self.give_up_after_s}")
         for name in ("width", "height"):
             value = getattr(self, name)
-            _check(value is None or 16 <= value <= 8192, f"{name} must be in [16, 8192], got {value}")
-        _check(self.fps is None or 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
+            require(value is None or 16 <= value <= 8192, f"{name} must be in [16, 8192], got {value}")
+        require(self.fps is None or 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,13 +270,13 @@ class LiveConfig:
     crf: int = 23
 
     def __post_init__(self) -> None:
-        _check(self.budget_ms > 0, f"budget_ms must be > 0, got {self.budget_ms}")
-        _check(self.max_latency_ms >= self.budget_ms,
+        require(self.budget_ms > 0, f"budget_ms must be > 0, got {self.budget_ms}")
+        require(self.max_latency_ms >= self.budget_ms,
                f"max_latency_ms must be >= budget_ms ({self.budget_ms}), got {self.max_latency_ms}")
-        _check(1 <= self.queue_size <= 64, f"queue_size must be in [1, 64], got {self.queue_size}")
-        _check(self.fallback_mode in FALLBACK_MODES,
+        require(1 <= self.queue_size <= 64, f"queue_size must be in [1, 64], got {self.queue_size}")
+        require(self.fallback_mode in FALLBACK_MODES,
                f"unknown fallback mode {self.fallback_mode!r}; expected one of {', '.join(FALLBACK_MODES)}")
-        _check(0 < self.gop_s <= 60, f"gop_s must be in (0, 60], got {self.gop_s}")
-        _check(self.preset in PRESETS, f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
-        _check(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
+        require(0 < self.gop_s <= 60, f"gop_s must be in (0, 60], got {self.gop_s}")
+        require(self.preset in PRESETS, f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        require(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
 

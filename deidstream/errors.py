@@ -27,6 +27,12 @@ class InvalidOutputError(DeidstreamError, ValueError):
     """The output path cannot be written (same as the input, missing directory, bad container)."""
 
 
+def require(ok: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``ok``: how config values check themselves."""
+    if not ok:
+        raise ConfigError(message)
+
+
 class ConfigError(DeidstreamError, ValueError):
     """A configuration value is out of range or unknown."""
 

@@ -27,6 +27,7 @@ from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.facemodel import default_model
 from deidstream.engine.inversion import Observation
 from deidstream.engine.lock import Lock, LockConfig, SurrogateLocker
+from deidstream.evaluation.recognition import DlibRecognizer
 from deidstream.report import RunReport
 from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink
@@ -78,8 +79,6 @@ class Analysis:
         self.cuts = CutDetector()
         self.cut_frames: list[int] = []
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
-        from deidstream.evaluation.recognition import DlibRecognizer
-
         self.recognizer = DlibRecognizer(workers=DESCRIPTOR_WORKERS)
         self.embedder = FaceEmbedder(recognizer=self.recognizer)
         self.book = IdentityBook()

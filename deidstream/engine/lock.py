@@ -32,7 +32,7 @@ from scipy.special import expit
 from deidstream.engine.face_render import FaceRenderer, Surrogate
 from deidstream.engine.facemodel import FaceModel, Identity
 from deidstream.engine.inversion import Inverter, Observation
-from deidstream.errors import ConfigError
+from deidstream.errors import ConfigError, require
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ class LockConfig:
     to donors and to other surrogates; ``candidates``: how many to try per person;
     ``per_round``: how many are rendered and described together; ``explore``: how many are
     compared before the farthest that passes is kept; ``appearance_step``/``shape_spread``: how
-    far a candidate moves from its donor mix (in
-    standard deviations); ``skin_tolerance``: ITA° window for matching donors."""
+    far a candidate moves from its donor mix (in standard deviations); ``skin_tolerance``: ITA°
+    window for matching donors."""
 
     tau: float = 0.9
-    # dlib's same-person threshold is 0.6; one surrogate's output moves by 0.1-0.2 from frame to
-    # frame (two surrogates 0.6 apart in their best frames came to 0.58 elsewhere), so keep 0.1 in hand
+    # dlib's same-person threshold is 0.6; one surrogate's output moves a median 0.15 (0.05-0.31)
+    # between a person's frames (benchmarks/bench_lock.py), so keep 0.1 in hand
     min_distance: float = 0.7
     # dlib puts 44% of 4,072 unrelated real people within 0.6 of one of the 348 donors (median 0.61;
     # and 90% of donors within 0.6 of another donor: SFHQ varies one synthetic person by age, hair,
@@ -64,16 +64,14 @@ class LockConfig:
     skin_tolerance: float = 12.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.tau < 2.0:
-            raise ConfigError(f"tau must be in (0, 2), got {self.tau}")
-        if not 0.0 < self.min_distance < 2.0 or not 0.0 < self.donor_distance < 2.0:
-            raise ConfigError(f"min_distance and donor_distance must be in (0, 2), got {self.min_distance}, "
-                              f"{self.donor_distance}")
-        if self.candidates < 1 or self.mix < 1 or self.per_round < 1 or self.explore < 1:
-            raise ConfigError(f"candidates, per_round and mix must be >= 1, got {self.candidates}, "
-                              f"{self.per_round}, {self.mix}")
-        if self.appearance_step < 0 or self.shape_spread < 0 or self.skin_tolerance <= 0:
-            raise ConfigError("appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
+        require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
+        require(0.0 < self.min_distance < 2.0 and 0.0 < self.donor_distance < 2.0,
+                f"min_distance and donor_distance must be in (0, 2), got {self.min_distance}, {self.donor_distance}")
+        require(min(self.candidates, self.per_round, self.explore, self.mix) >= 1,
+                f"candidates, per_round, explore and mix must be >= 1, got {self.candidates}, {self.per_round}, "
+                f"{self.explore}, {self.mix}")
+        require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
+                "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +110,6 @@ class SurrogateLocker:
         self._key = key
         self._inverter = Inverter(model)
         self._accepted: list[np.ndarray] = []
-        self._others = np.zeros((0, 128), np.float32)
 
     def __repr__(self) -> str:  # never show the key
         return f"SurrogateLocker(tau={self.config.tau}, locked={len(self._accepted)})"
@@ -138,15 +135,17 @@ class SurrogateLocker:
         Candidates come in rounds of ``per_round``: all of a round are rendered into the best
         frame and described in one batch. Of at least ``explore`` candidates, the one farthest
         from the subject that passes every bound (also in their second-best frame) is kept: the
-        distances of candidates to one subject spread 0.5-1.1, so the farthest of 12 is ~0.1
-        farther than the first over τ, and it stays as far in other frames (measured on 7 people
-        of 5 shared clips: 0.894 in the best frame, 0.889 in another, for the farthest of 18)."""
+        distances of candidates to one subject spread 0.56-1.01, and the farthest of 12 averages
+        0.888 against 0.815 for the first over τ, 0.877 in a held-out frame (7 people of 5
+        shared clips, benchmarks/bench_lock.py)."""
         cfg = self.config
         female, _ = self.attributes(embedding)
         ita = self.skin_ita(exemplars)
         donors = self._matched_donors(female, ita)
         views = exemplars[:2]
-        self._others = np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32)
+        # everyone this surrogate must not look like: the other people and the surrogates given so far
+        nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
+                                 np.array(self._accepted, np.float32).reshape(-1, 128)])
         best: tuple[float, float, float] = (-1.0, 0.0, 0.0)
         kept: tuple[float, tuple[float, float, float], Surrogate, np.ndarray] | None = None
         tried = 0
@@ -159,7 +158,7 @@ class SurrogateLocker:
             tried = attempts.stop
             scored = []
             for candidate, output in zip(candidates, described):
-                distances = self._distances(embedding, output)
+                distances = self._distances(embedding, output, nearby)
                 if distances[1] < cfg.donor_distance or distances[2] < cfg.min_distance:
                     continue
                 best = max(best, distances)
@@ -167,7 +166,7 @@ class SurrogateLocker:
             for first, candidate, output in sorted(scored, key=lambda s: -s[0][0]):
                 if first[0] < cfg.tau or (kept is not None and first[0] <= kept[0]):
                     break
-                verdict = self._verify(embedding, candidate, views[1:], first)
+                verdict = self._verify(embedding, candidate, views[1:], first, nearby)
                 if verdict is not None:
                     kept = (first[0], verdict, candidate, output)
                     break
@@ -179,26 +178,26 @@ class SurrogateLocker:
                     label, cfg.tau, cfg.candidates, best[0])
         return Lock(label, None, best[0], cfg.candidates, best[1], best[2])
 
-    def _verify(self, embedding: np.ndarray, candidate: Surrogate, others: list[Observation],
-                first: tuple[float, float, float]) -> tuple[float, float, float] | None:
-        """The candidate's worst (distance, nearest donor, nearest other) over the other views,
+    def _verify(self, embedding: np.ndarray, candidate: Surrogate, views: list[Observation],
+                first: tuple[float, float, float], nearby: np.ndarray) -> tuple[float, float, float] | None:
+        """The candidate's worst (distance, nearest donor, nearest other) over ``views`` as well,
         or None if one of them fails a bound."""
         cfg = self.config
         distance, nearest_donor, nearest_other = first
-        for view in others:
-            d, nd, no = self._distances(embedding, self._describe_in_place([candidate], view)[0])
+        for view in views:
+            d, nd, no = self._distances(embedding, self._describe_in_place([candidate], view)[0], nearby)
             distance, nearest_donor, nearest_other = min(distance, d), min(nearest_donor, nd), min(nearest_other, no)
             if distance < cfg.tau or nearest_donor < cfg.donor_distance or nearest_other < cfg.min_distance:
                 return None
         return distance, nearest_donor, nearest_other
 
-    def _distances(self, embedding: np.ndarray, output: np.ndarray) -> tuple[float, float, float]:
-        """E_id distance of an output to its subject, to the nearest donor and to the nearest
-        other person (their accepted output or their own face)."""
+    def _distances(self, embedding: np.ndarray, output: np.ndarray,
+                   nearby: np.ndarray) -> tuple[float, float, float]:
+        """E_id distance of an output to its subject, to the nearest donor and to the nearest of
+        ``nearby`` (other people's faces and surrogates)."""
         distance = float(np.linalg.norm(output - embedding))
         nearest_donor = float(np.linalg.norm(self.model.donor_descriptors - output, axis=1).min(initial=9.0))
-        nearest_other = min((float(np.linalg.norm(a - output)) for a in self._accepted), default=9.0)
-        nearest_other = min(nearest_other, float(np.linalg.norm(self._others - output, axis=1).min(initial=9.0)))
+        nearest_other = float(np.linalg.norm(nearby - output, axis=1).min(initial=9.0))
         return distance, nearest_donor, nearest_other
 
     def _candidate_of(self, label: int, attempt: int, donors: np.ndarray) -> Surrogate:
@@ -240,8 +239,8 @@ class SurrogateLocker:
 def face_chip(recognizer: object, image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The aligned 150-px chip of the face whose 468 landmarks are ``points``: dlib's 5-point
     alignment inside the landmarks' box. (Aligning on dlib's own HOG detection instead, as an
-    evaluator does, moved candidates' distances by at most 0.03 on 7 people of the shared
-    clips, for 0.85 s of HOG set-up and 20-70 ms per candidate holding the GIL.)"""
+    evaluator does, moves candidates' distances by at most 0.032 on 7 people of the shared
+    clips (benchmarks/bench_lock.py), for 0.85 s of HOG set-up and 20-70 ms per candidate holding the GIL.)"""
     lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     box = np.array([lo[0], lo[1] + 0.12 * (hi[1] - lo[1]), hi[0], hi[1]], np.float32)
     return recognizer.chips(image, recognizer.at_boxes(image, box[None]))[0]  # type: ignore[attr-defined]

@@ -2,10 +2,11 @@
 
 dlib's Python binding holds the GIL for the whole network pass (110-360 ms per face on this
 CPU), so run on a thread it stops every other thread of the process: a busy thread beside it
-ran 25x slower (measured). A child process leaves the detector, the landmarks, the renderer and
-the encoder running on the other core. Only aligned 150x150 chips cross the pipe (67 kB each);
-descriptors come back. The child runs this file with this interpreter, not multiprocessing, so a
-user's script is never re-imported; this module therefore imports nothing from the package.
+ran 21.8x slower, and unslowed beside this worker (benchmarks/bench_lock.py). A child process
+leaves the detector, the landmarks, the renderer and the encoder running on the other core.
+Only aligned 150x150 chips cross the pipe (67 kB each); descriptors come back. The child runs
+this file with this interpreter, not multiprocessing, so a user's script is never re-imported;
+this module therefore imports nothing from the package.
 """
 
 from __future__ import annotations

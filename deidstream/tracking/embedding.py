@@ -22,7 +22,7 @@ import numpy as np
 
 from deidstream.engine.mesh import CanonicalMesh
 from deidstream.engine.pose import fit_pose
-from deidstream.errors import ConfigError
+from deidstream.errors import require
 from deidstream.evaluation.recognition import DlibRecognizer
 from deidstream.types import FaceDetections
 
@@ -41,10 +41,6 @@ BLUR = "blur"
 ALIGNMENT = "alignment"
 REASONS = (NO_LANDMARKS, SMALL, POSE, BLUR, ALIGNMENT)
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,19 +74,19 @@ class EmbedderConfig:
     settled_every: int = 15
 
     def __post_init__(self) -> None:
-        _check(8.0 <= self.min_face_px <= 1000.0, f"expected min_face_px in [8, 1000], got {self.min_face_px}")
-        _check(self.full_quality_px >= self.min_face_px,
+        require(8.0 <= self.min_face_px <= 1000.0, f"expected min_face_px in [8, 1000], got {self.min_face_px}")
+        require(self.full_quality_px >= self.min_face_px,
                f"expected full_quality_px >= min_face_px ({self.min_face_px}), got {self.full_quality_px}")
-        _check(0.0 < self.max_yaw_deg <= 90.0, f"expected max_yaw_deg in (0, 90], got {self.max_yaw_deg}")
-        _check(0.0 < self.max_pitch_deg <= 90.0, f"expected max_pitch_deg in (0, 90], got {self.max_pitch_deg}")
-        _check(self.min_sharpness >= 0.0, f"expected min_sharpness >= 0, got {self.min_sharpness}")
-        _check(0.0 < self.max_alignment_error <= 1.0,
+        require(0.0 < self.max_yaw_deg <= 90.0, f"expected max_yaw_deg in (0, 90], got {self.max_yaw_deg}")
+        require(0.0 < self.max_pitch_deg <= 90.0, f"expected max_pitch_deg in (0, 90], got {self.max_pitch_deg}")
+        require(self.min_sharpness >= 0.0, f"expected min_sharpness >= 0, got {self.min_sharpness}")
+        require(0.0 < self.max_alignment_error <= 1.0,
                f"expected max_alignment_error in (0, 1], got {self.max_alignment_error}")
-        _check(self.every_n_frames >= 1, f"expected every_n_frames >= 1, got {self.every_n_frames}")
-        _check(self.first_frames >= 0, f"expected first_frames >= 0, got {self.first_frames}")
-        _check(self.settled_after >= self.first_frames,
+        require(self.every_n_frames >= 1, f"expected every_n_frames >= 1, got {self.every_n_frames}")
+        require(self.first_frames >= 0, f"expected first_frames >= 0, got {self.first_frames}")
+        require(self.settled_after >= self.first_frames,
                f"expected settled_after >= first_frames ({self.first_frames}), got {self.settled_after}")
-        _check(self.settled_every >= self.every_n_frames,
+        require(self.settled_every >= self.every_n_frames,
                f"expected settled_every >= every_n_frames ({self.every_n_frames}), got {self.settled_every}")
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deidstream.errors import ConfigError, InvalidInputError
+from deidstream.errors import InvalidInputError, require
 from deidstream.tracking.embedding import DESCRIPTOR_SIZE, FaceObservation
 from deidstream.types import FaceDetections
 
@@ -57,13 +57,11 @@ class IdentityConfig:
     new_identity_after: int = 8
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 2.0:
-            raise ConfigError(f"expected an identity threshold in (0, 2), got {self.threshold}")
-        if self.min_observations < 1:
-            raise ConfigError(f"expected min_observations >= 1, got {self.min_observations}")
-        if self.new_identity_after < self.min_observations:
-            raise ConfigError(f"expected new_identity_after >= min_observations ({self.min_observations}), "
-                              f"got {self.new_identity_after}")
+        require(0.0 < self.threshold < 2.0, f"expected an identity threshold in (0, 2), got {self.threshold}")
+        require(self.min_observations >= 1, f"expected min_observations >= 1, got {self.min_observations}")
+        require(self.new_identity_after >= self.min_observations,
+                f"expected new_identity_after >= min_observations ({self.min_observations}), "
+                f"got {self.new_identity_after}")
 
 
 class _Runs:

@@ -1,0 +1,200 @@
+"""The surrogate lock, measured: why it chooses among candidates, what that buys, what it costs.
+
+    python benchmarks/bench_lock.py [--clips a.mp4 ...] [--candidates 18]
+
+Per person of the clips (pass 1 of the default mode finds them and their best frames), the first
+``--candidates`` surrogate candidates are rendered into the person's best frame and into a
+held-out frame (their worst kept view) and described by dlib. Prints per person and overall:
+how far candidates and the mean face land from the subject, their spread, the first over τ
+against the farthest of 6 / 12 / 18 (best frame, and the same choice in the held-out frame), how
+far one output moves between the two frames, how much aligning outputs on dlib's own HOG
+detection instead of the landmarks' box changes distances, and the default lock's wall time.
+Also: how much a Python thread slows down beside dlib's network in-process and in the worker
+process, and the import time of a default-mode run. Writes benchmarks/out/lock.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+sys.path.insert(0, str(ROOT))
+
+from benchlib import public_argv, write_json  # noqa: E402
+
+from deidstream.config import GeneratorConfig, PipelineConfig  # noqa: E402
+from deidstream.engine.face_render import Surrogate  # noqa: E402
+from deidstream.engine.lock import LockConfig, SurrogateLocker, face_chip  # noqa: E402
+from deidstream.evaluation.recognition import DlibRecognizer  # noqa: E402
+from deidstream.stream.pipeline import StageClock  # noqa: E402
+from deidstream.stream.source import FileSource  # noqa: E402
+from deidstream.tracking.boxes import iou_matrix  # noqa: E402
+from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
+from deidstream.twopass import Analysis, _Exemplars, make_renderer  # noqa: E402
+from deidstream.types import Frame  # noqa: E402
+
+DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
+                 "talking_head_2.mp4", "portrait_s18.mp4"]
+KEY = b"deidstream-benchmark"
+
+
+def people_of(clip: Path, rec: DlibRecognizer) -> list[tuple[np.ndarray, list]]:
+    """(embedding, best views) of every person with an embedding, from the analysis pass."""
+    config = PipelineConfig()
+    with MediaPipeDetector(config.detector) as detector:
+        analysis = Analysis(detector, config, StageClock())
+        try:
+            with FileSource(clip) as source:
+                for item in source.items():
+                    if isinstance(item, Frame):
+                        analysis.embed(analysis.track(analysis.detect(item)))
+        finally:
+            analysis.close()
+            analysis.recognizer.close()
+    out = []
+    to_identity = analysis.book.resolve()
+    for ident in sorted(set(to_identity.values())):
+        if not analysis.book.has_embedding(ident):
+            continue
+        views = sorted((v for t, i in to_identity.items() if i == ident
+                        for v in analysis.exemplars.get(t, _Exemplars()).views), key=lambda v: -v[0])
+        if len(views) >= 2:
+            out.append((analysis.book.embedding(ident), [v for _, v in views]))
+    return out
+
+
+def hog_chip(rec: DlibRecognizer, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The chip aligned as ``deidstream evaluate`` would: dlib's HOG detection over the face."""
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+    box = np.array([lo[0], lo[1] + 0.12 * (hi[1] - lo[1]), hi[0], hi[1]], np.float32)
+    found = [f for f in rec.detect(image) if iou_matrix(f.box[None], box[None])[0, 0] >= 0.3]
+    return rec.chips(image, found[:1])[0] if found else face_chip(rec, image, points)
+
+
+def person_row(locker: SurrogateLocker, rec: DlibRecognizer, embedding: np.ndarray, views: list, n: int,
+               label: int) -> dict:
+    renderer = locker.renderer
+    donors = locker._matched_donors(locker.attributes(embedding)[0], locker.skin_ita(views))
+    candidates = [locker._candidate_of(label, a, donors) for a in range(n)]
+    best, held = views[0], views[-1]
+    d_best = np.linalg.norm(locker._describe_in_place(candidates, best) - embedding, axis=1)
+    d_held = np.linalg.norm(locker._describe_in_place(candidates, held) - embedding, axis=1)
+    mean_face = Surrogate.of(renderer.model, renderer.model.mean_identity())
+    d_mean = float(np.linalg.norm(locker._describe_in_place([mean_face], best)[0] - embedding))
+    over = np.flatnonzero(d_best >= locker.config.tau)
+    row = {"candidates": n, "mean_face": round(d_mean, 3), "candidate_mean": round(float(d_best.mean()), 3),
+           "candidate_min_max": [round(float(d_best.min()), 3), round(float(d_best.max()), 3)],
+           "first_over_tau": round(float(d_best[over[0]]), 3) if len(over) else None}
+    for k in (6, 12, n):
+        i = int(np.argmax(d_best[:k]))
+        row[f"farthest_of_{k}"] = [round(float(d_best[i]), 3), round(float(d_held[i]), 3)]
+    shape = locker._inverter.person_shape([best])
+    hog, box = [], []
+    for c in candidates[:6]:
+        image = best.image.copy()
+        renderer.paint(image, best.points, shape, c)
+        hog.append(hog_chip(rec, image, best.points))
+        box.append(face_chip(rec, image, best.points))
+    d_hog = np.linalg.norm(rec.describe_chips(hog) - embedding, axis=1)
+    d_box = np.linalg.norm(rec.describe_chips(box) - embedding, axis=1)
+    row["hog_vs_box_alignment_max_diff"] = round(float(np.abs(d_hog - d_box).max()), 3)
+    outputs_best = locker._describe_in_place(candidates, best)
+    outputs_held = locker._describe_in_place(candidates, held)
+    row["output_moves_between_frames_median"] = round(float(np.median(np.linalg.norm(outputs_best - outputs_held,
+                                                                                     axis=1))), 3)
+    fresh = SurrogateLocker(renderer.model, renderer, rec, KEY, LockConfig(tau=locker.config.tau, candidates=24))
+    t0 = time.perf_counter()
+    fresh.lock(label, embedding, views)
+    row["default_lock_s"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def gil_stall(seconds: float = 2.0) -> dict:
+    """Loop iterations of a Python thread per second alone, beside dlib in-process, beside the worker."""
+    chip = np.random.default_rng(0).integers(0, 256, (150, 150, 3), dtype=np.uint8)
+
+    def spin(out: list) -> None:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            n += 1
+        out.append(n / seconds)
+
+    def beside(rec: DlibRecognizer | None) -> float:
+        out: list = []
+        thread = threading.Thread(target=spin, args=(out,))
+        thread.start()
+        while thread.is_alive():
+            if rec is not None:
+                rec.describe_chips([chip])
+            else:
+                time.sleep(0.01)
+        thread.join()
+        return out[0]
+
+    local, remote = DlibRecognizer(), DlibRecognizer(workers=1)
+    remote.describe_chips([chip])
+    alone, with_local, with_worker = beside(None), beside(local), beside(remote)
+    remote.close()
+    return {"alone_per_s": round(alone), "slowdown_in_process": round(alone / with_local, 1),
+            "slowdown_with_worker": round(alone / with_worker, 2)}
+
+
+def import_seconds() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import deidstream.cli, deidstream.twopass, deidstream.engine.online"],
+                   check=True)
+    return round(time.perf_counter() - t0, 2)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", nargs="*")
+    ap.add_argument("--candidates", type=int, default=18)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "lock.json")
+    args = ap.parse_args()
+    clips = [Path(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
+    result: dict = {"argv": public_argv(), "gil": gil_stall(), "import_s": import_seconds(), "people": []}
+    print(f"GIL: a Python thread runs {result['gil']['slowdown_in_process']}x slower beside dlib in-process, "
+          f"{result['gil']['slowdown_with_worker']}x beside the worker process; imports {result['import_s']} s")
+    rec = DlibRecognizer(workers=2)
+    renderer = make_renderer(GeneratorConfig())
+    locker = SurrogateLocker(renderer.model, renderer, rec, KEY, LockConfig(tau=GeneratorConfig().tau))
+    for clip in clips:
+        for label, (embedding, views) in enumerate(people_of(clip, rec)):
+            row = {"clip": clip.name, **person_row(locker, rec, embedding, views, args.candidates, label)}
+            result["people"].append(row)
+            print(json.dumps(row), flush=True)
+    rec.close()
+    rows = result["people"]
+    if rows:
+        n = args.candidates
+        result["summary"] = {
+            "people": len(rows),
+            "mean_face": round(float(np.mean([r["mean_face"] for r in rows])), 3),
+            "candidate_mean": round(float(np.mean([r["candidate_mean"] for r in rows])), 3),
+            "candidate_range": [min(r["candidate_min_max"][0] for r in rows),
+                                max(r["candidate_min_max"][1] for r in rows)],
+            "first_over_tau": round(float(np.mean([r["first_over_tau"] for r in rows if r["first_over_tau"]])), 3),
+            **{f"farthest_of_{k}_best_heldout": [round(float(np.mean([r[f"farthest_of_{k}"][j] for r in rows])), 3)
+                                                 for j in (0, 1)] for k in (6, 12, n)},
+            "output_moves_between_frames_median": round(float(np.median(
+                [r["output_moves_between_frames_median"] for r in rows])), 3),
+            "hog_vs_box_alignment_max_diff": max(r["hog_vs_box_alignment_max_diff"] for r in rows),
+            "default_lock_s_median": round(float(np.median([r["default_lock_s"] for r in rows])), 2),
+        }
+        print("summary " + json.dumps(result["summary"]))
+    write_json(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
