@@ -22,6 +22,7 @@ from deidstream.config import FALLBACK_MODES, MODES, GeneratorConfig, PipelineCo
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.processor import FaceProcessor, FrameResult
 from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError, InvalidOutputError
+from deidstream.native import blas_single_threaded
 from deidstream.report import RunReport, write_json_atomic
 from deidstream.stream.live_run import relay  # noqa: F401 - the live counterpart of anonymize()
 from deidstream.stream.pipeline import StageClock, run_pipeline
@@ -118,13 +119,14 @@ def anonymize(
     own_detector = detector is None
     detector = detector or MediaPipeDetector(config.detector)
     try:
-        if config.generator is not None:
-            from deidstream.twopass import run_two_pass
+        with blas_single_threaded():
+            if config.generator is not None:
+                from deidstream.twopass import run_two_pass
 
-            run_two_pass(input_path, output_path, config, report, detector, clock, progress, keep,
-                         Path(save_book) if save_book is not None else None)
-        else:
-            _run_one_pass(input_path, output_path, config, report, detector, clock, progress)
+                run_two_pass(input_path, output_path, config, report, detector, clock, progress, keep,
+                             Path(save_book) if save_book is not None else None)
+            else:
+                _run_one_pass(input_path, output_path, config, report, detector, clock, progress)
     finally:
         if own_detector:
             detector.close()

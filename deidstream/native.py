@@ -22,3 +22,15 @@ def native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """One BLAS thread while a pipeline runs. Our linear algebra is many tiny products (Kalman
+    updates, pose fits, colour statistics) called from several pipeline threads at once;
+    OpenBLAS's own threads spin after each call, which on two cores took 5.5 s of system time
+    from a 17-s run of the stage clip and CPU from detection and encoding, for no speed-up."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from media import facts, make_clip
+from threadpoolctl import threadpool_info
 
 from deidstream import anonymize
 from deidstream.cli import main
@@ -15,6 +16,21 @@ def test_three_line_api(tmp_path):
     report = anonymize(src, tmp_path / "out.mp4", mode="pixelate")
     assert report.frames == report.frames_written == facts(src).frames
     assert "pixelate" in report.summary()
+
+
+def _blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_blas_runs_one_thread_during_a_run_and_is_restored_after(tmp_path):
+    """OpenBLAS's spinning threads cost a quarter of the CPU of a run on two cores: a run
+    limits BLAS to one thread and gives the caller's setting back afterwards."""
+    before = _blas_threads()
+    during: list[set[int]] = []
+    anonymize(make_clip(tmp_path / "in.mp4", frames=4), tmp_path / "out.mp4", mode="blur",
+              progress=lambda info, done: during.append(_blas_threads()))
+    assert during and all(seen == {1} for seen in during)
+    assert _blas_threads() == before
 
 
 def test_folder_input_anonymises_every_video(tmp_path, capsys):
