@@ -62,11 +62,22 @@ class Paint:
 
     name = "paint"
 
-    def __init__(self, delay_s: float = 0.0, result: bool = True, error: Exception | None = None) -> None:
-        self.delay_s, self.result, self.error = delay_s, result, error
+    def __init__(self, delay_s: float = 0.0, result: bool = True, error: Exception | None = None,
+                 prepare_error: Exception | None = None, ready: bool = True) -> None:
+        self.delay_s, self.result, self.error, self.prepare_error = delay_s, result, error, prepare_error
+        self.is_ready = ready
         self.calls = 0
 
-    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
+    def ready(self, faces: FaceDetections, i: int) -> bool:
+        return self.is_ready
+
+    def prepare(self, image: np.ndarray, faces: FaceDetections) -> None:
+        if self.prepare_error is not None:
+            raise self.prepare_error
+        return None
+
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
+                    prepared: object) -> bool:
         self.calls += 1
         time.sleep(self.delay_s)
         if self.error is not None:
@@ -83,27 +94,32 @@ def processor(detector, face_path, budget_ms: float, stats: LiveStats | None = N
 
 
 @pytest.mark.parametrize(
-    ("face_path", "budget_ms", "rendered", "fallback", "errors"),
+    ("face_path", "budget_ms", "rendered", "fallback", "errors", "waiting"),
     [
-        (Paint(), 1000, 10, 0, 0),  # fast path within budget: every face rendered
-        (Paint(delay_s=0.06), 40, (0, 2), (8, 10), 0),  # slower than the budget: tried at most once or twice
-        (Paint(error=RuntimeError("generator crashed")), 1000, 0, 10, 10),  # failures fall back, stream goes on
-        (Paint(result=False), 1000, 0, 10, 0),  # a face path may decline (no surrogate locked yet)
+        (Paint(), 1000, 10, 0, 0, 0),  # fast path within budget: every face rendered
+        (Paint(delay_s=0.06), 40, (0, 2), (8, 10), 0, 0),  # slower than the budget: tried at most once or twice
+        (Paint(error=RuntimeError("generator crashed")), 1000, 0, 10, 10, 0),  # failures fall back, stream goes on
+        (Paint(result=False), 1000, 0, 10, 0, 0),  # a face path may decline a face it tried
+        (Paint(ready=False), 1000, 0, 10, 0, 10),  # or not be ready for it (no surrogate locked yet)
+        (Paint(prepare_error=RuntimeError("no landmarks")), 1000, 0, 10, 10, 0),  # a failed analysis: all fall back
     ],
-    ids=["fast", "over-budget", "raises", "declines"],
+    ids=["fast", "over-budget", "raises", "declines", "not-ready", "prepare-raises"],
 )
 def test_every_face_is_processed_by_the_face_path_or_the_fallback(
-        detector, clip_frames, face_path, budget_ms, rendered, fallback, errors):
+        detector, clip_frames, face_path, budget_ms, rendered, fallback, errors, waiting):
     stats = LiveStats()
     proc = processor(detector, face_path, budget_ms, stats)
     for index, image in enumerate(clip_frames[:10]):
         item = Captured(Frame(index, image.copy(), index * 3000, LIVE_TIME_BASE, 3000), time.monotonic(), 1)
-        out = proc.cover(*proc.detect(item))
+        out = proc.process(item)
         assert_face_hidden(image, out.frame.image, detector)
     as_range = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     assert as_range(rendered)[0] <= stats.faces_rendered <= as_range(rendered)[1]
     assert as_range(fallback)[0] <= stats.faces_fallback <= as_range(fallback)[1]
     assert stats.render_errors == errors
+    assert stats.faces_waiting == waiting
+    if waiting:
+        assert face_path.calls == 0, "a face path that is not ready is not asked to render"
     assert stats.frames_processed == 10
 
 

@@ -33,7 +33,10 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
                 faces = tracker.update(detector.detect(image), index, (image.shape[1], image.shape[0]))
                 assert len(faces) == 1, f"frame {index}: one face expected"
                 before = image.copy()
-                ok = path.render_face(image, faces, 0, time.monotonic() + 1.0)
+                prepared = path.prepare(image, faces)
+                ready = path.ready(faces, 0)
+                ok = path.render_face(image, faces, 0, time.monotonic() + 1.0, prepared)
+                assert ok == ready, "a locked person's frontal face is rendered, nobody else's"
                 outcomes.append(ok)
                 if ok:
                     x0, y0, x1, y1 = faces.xyxy[0].astype(int)

@@ -1,8 +1,8 @@
 """The surrogate mode for live sources: identities resolved online, surrogates locked in the
 background, faces rendered within the frame's budget.
 
-The live scheduler calls ``render_face`` for each tracked face of a frame. Per frame, the 468
-landmarks of every face are found once (FaceMesh per track, smoothed). E_id and the surrogate
+The live scheduler calls ``prepare`` once per frame after tracking: the 468 landmarks of every
+face (FaceMesh per track, smoothed); then ``render_face`` for each face, on another thread. E_id and the surrogate
 lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here, run in a child
 process), so a worker thread does them: it embeds a face when it is due, assigns tracks to
 identities online (an assignment never changes, so a surrogate never jumps), and locks a surrogate once a person
@@ -76,9 +76,7 @@ class SurrogatePath:
         self._people: dict[int, Person] = {}  # identity → locked person (or not locked: surrogate None)
         self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
         self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
-        self._frame_key: int | None = None
         self._frame_index = -1
-        self._points: tuple[np.ndarray | None, ...] = ()
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=WORK_QUEUE)
         self._worker = threading.Thread(target=self._work, name="deidstream-identities", daemon=True)
         self._worker.start()
@@ -91,40 +89,46 @@ class SurrogatePath:
         if self._own_recognizer:
             self.recognizer.close()  # type: ignore[attr-defined]
 
-    # -- per frame, on the scheduler's thread ------------------------------------------------------
-    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
-        self._landmarks_for(image, faces)
-        tid = None if faces.track_id is None else int(faces.track_id[i])
-        if tid is None:
-            return False
-        with self._state:
-            identity = self.book.identity_of(tid)  # type: ignore[attr-defined]
-            person = self._people.get(identity) if identity is not None else None
-        if person is None or person.surrogate is None:
-            return False
-        return self._deid.render_face(image, faces.xyxy[i], self._points[i], person) is not None
-
-    def _landmarks_for(self, image: np.ndarray, faces: FaceDetections) -> None:
-        """Landmarks of every face of this frame, once per frame (the first face's call)."""
-        key = id(image)
-        if key == self._frame_key:
-            return
-        self._frame_key = key
+    # -- per frame: ``prepare`` on the scheduler's tracking thread, ``render_face`` on its cover thread --
+    def prepare(self, image: np.ndarray, faces: FaceDetections) -> tuple[np.ndarray | None, ...]:
+        """Landmarks of every face of this frame (FaceMesh per track, smoothed); hands the faces whose
+        person has no verdict yet to the identity worker."""
         self._frame_index += 1
-        self._points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
+        points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
         if faces.track_id is None:
-            return
+            return points
         with self._state:
             known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
             done = [k is not None and k in self._people for k in known]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
-            return
+            return points
         pending = np.flatnonzero(~np.array(done))
-        job = _Job(self._frame_index, image.copy(), faces[pending], tuple(self._points[i] for i in pending))
+        job = _Job(self._frame_index, image.copy(), faces[pending], tuple(points[i] for i in pending))
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
             self.jobs_skipped += 1
+        return points
+
+    def ready(self, faces: FaceDetections, i: int) -> bool:
+        return self._person_of(faces, i) is not None
+
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
+                    prepared: object) -> bool:
+        points: tuple[np.ndarray | None, ...] = prepared  # type: ignore[assignment]
+        person = self._person_of(faces, i)
+        if person is None:
+            return False
+        return self._deid.render_face(image, faces.xyxy[i], points[i], person) is not None
+
+    def _person_of(self, faces: FaceDetections, i: int) -> Person | None:
+        """The locked person of face ``i``, or None (not known yet, or no surrogate: fallback)."""
+        if faces.track_id is None:
+            return None
+        with self._state:
+            identity = self.book.identity_of(int(faces.track_id[i]))  # type: ignore[attr-defined]
+            person = self._people.get(identity) if identity is not None else None
+        return person if person is not None and person.surrogate is not None else None
 
     # -- the worker: E_id, online identities, locks --------------------------------------------------
     def _work(self) -> None:

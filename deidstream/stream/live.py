@@ -32,14 +32,25 @@ LATENCY_BINS = 10_000  # 10 s; slower frames land in the last bin
 
 
 class FacePath(Protocol):
-    """The expensive per-face path. ``render_face`` replaces face ``i`` of ``faces`` in ``image`` (RGB, in
-    place) and returns True, or returns False (or raises) to leave that face to the fallback. It should
-    give up by ``deadline`` (``time.monotonic()`` seconds); a face it finishes later still counts as
-    rendered, and the scheduler learns from its timings to stop offering faces it cannot finish."""
+    """The expensive per-face path, in two steps on two threads. ``prepare`` runs once per frame
+    right after tracking, on the tracking thread (per-frame analysis such as landmarks, so that it
+    overlaps the previous frame's rendering), and returns what ``render_face`` needs of it.
+    ``render_face`` replaces face ``i`` of ``faces`` in ``image`` (RGB, in place) and returns True,
+    or returns False (or raises) to leave that face to the fallback. It should give up by
+    ``deadline`` (``time.monotonic()`` seconds); a face it finishes later still counts as rendered,
+    and the scheduler learns from its timings to stop offering faces it cannot finish."""
 
     name: str
 
-    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool: ...
+    def prepare(self, image: np.ndarray, faces: FaceDetections) -> object: ...
+
+    def ready(self, faces: FaceDetections, i: int) -> bool:
+        """Whether face ``i`` can be rendered at all yet (False: its surrogate is not locked); a face
+        that is not ready gets the fallback without counting against the time budget."""
+        ...
+
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
+                    prepared: object) -> bool: ...
 
 
 class AnonymizerPath:
@@ -49,7 +60,14 @@ class AnonymizerPath:
         self.anonymizer = anonymizer
         self.name = name
 
-    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
+    def prepare(self, image: np.ndarray, faces: FaceDetections) -> None:
+        return None
+
+    def ready(self, faces: FaceDetections, i: int) -> bool:
+        return True
+
+    def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
+                    prepared: object) -> bool:
         self.anonymizer.apply(image, faces[i])
         return True
 
@@ -110,10 +128,9 @@ class LiveStats:
     sent: Counter = field(default_factory=Counter)
     faces_rendered: int = 0
     faces_fallback: int = 0
-    # after the face path rendered its first face (a surrogate locked): how the rest went
-    faces_rendered_after_first: int = 0
-    faces_fallback_after_first: int = 0
+    faces_waiting: int = 0  # fallback because the face path was not ready for them (no surrogate yet)
     faces_late: int = 0
+    faces_over_budget: int = 0  # not offered to the face path: its typical time no longer fitted
     render_errors: int = 0
     reconnects: int = 0
     processing: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -153,6 +170,12 @@ class LiveStats:
         return sum(self.dropped.values())
 
     @property
+    def rendered_rate_when_ready(self) -> float:
+        """Of the faces the face path was ready for (e.g. whose surrogate was locked), the share it rendered."""
+        ready = self.faces_rendered + self.faces_fallback - self.faces_waiting
+        return self.faces_rendered / ready if ready else 0.0
+
+    @property
     def fallback_rate(self) -> float:
         faces = self.faces_rendered + self.faces_fallback
         return self.faces_fallback / faces if faces else 0.0
@@ -163,9 +186,10 @@ class LiveStats:
                 "frames_in": self.frames_in, "frames_processed": self.frames_processed,
                 "frames_dropped": self.frames_dropped, "dropped": dict(self.dropped), "sent": dict(self.sent),
                 "faces_rendered": self.faces_rendered, "faces_fallback": self.faces_fallback,
-                "faces_rendered_after_first": self.faces_rendered_after_first,
-                "faces_fallback_after_first": self.faces_fallback_after_first,
-                "faces_late": self.faces_late, "render_errors": self.render_errors,
+                "faces_waiting": self.faces_waiting,
+                "rendered_rate_when_ready": round(self.rendered_rate_when_ready, 4),
+                "faces_late": self.faces_late, "faces_over_budget": self.faces_over_budget,
+                "render_errors": self.render_errors,
                 "fallback_rate": round(self.fallback_rate, 4), "reconnects": self.reconnects,
                 "seconds": round(self.seconds, 2),
                 "input_fps": round(self.input_fps, 2),
@@ -185,12 +209,26 @@ class LiveStats:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """A frame between tracking and covering: its tracked faces and the face path's analysis of
+    them (``usable`` False: the analysis failed, every face gets the fallback)."""
+
+    item: Captured
+    faces: FaceDetections
+    prepared: object
+    usable: bool = True
+
+
 class LiveProcessor:
     """Detector → tracker → per-face expensive path or fallback, for one live stream, within a time budget.
 
-    A frame's deadline is ``budget_ms`` after its capture, and at most one frame interval after its
-    rendering starts (so processing keeps up with the source). A face is offered to the face path only
-    while the face path's typical time per face (a running mean) still fits before the deadline.
+    Three stages, each on its own thread in :func:`~deidstream.stream.live_run.run_live`: ``detect``,
+    ``track`` (with the face path's per-frame ``prepare``, e.g. landmarks) and ``cover``, so one frame's
+    analysis overlaps the previous frame's rendering. A frame's deadline is ``budget_ms`` after its
+    capture, and at most one frame interval after its covering starts (so covering keeps up with the
+    source). A face is offered to the face path only while the face path's typical time per face (a
+    running mean) still fits before the deadline.
     """
 
     def __init__(
@@ -219,48 +257,72 @@ class LiveProcessor:
     def detect(self, item: Captured) -> tuple[Captured, FaceDetections]:
         return item, detect_upright(self.detector, item.frame)
 
-    def cover(self, item: Captured, detections: FaceDetections) -> Captured:
-        """Track and hide every face of the frame (in place); returns the frame, ready to send."""
+    def track(self, detected: tuple[Captured, FaceDetections]) -> Tracked:
+        """Second stage, in frame order: the tracked faces and the face path's per-frame analysis."""
+        item, detections = detected
         frame = item.frame
-        start = time.monotonic()
         faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
+        prepared = None
+        if len(faces):
+            try:
+                prepared = self.face_path.prepare(frame.image, faces)
+            except Exception as exc:  # noqa: BLE001 - without its analysis every face of the frame falls back
+                self._failed(exc)
+                return Tracked(item, faces, None, usable=False)
+        return Tracked(item, faces, prepared)
+
+    def cover(self, tracked: Tracked) -> Captured:
+        """Last stage: hide every tracked face of the frame (in place); returns the frame, ready to send."""
+        item, faces = tracked.item, tracked.faces
+        start = time.monotonic()
         deadline = min(item.captured + self.config.budget_ms / 1000, start + self.frame_interval_s)
-        fallback = [i for i in self._by_priority(faces) if not self._render(frame.image, faces, i, deadline)]
+        order = [i for i in self._by_priority(faces) if self.face_path.ready(faces, i)] if tracked.usable else []
+        waiting = len(faces) - len(order) if tracked.usable else 0
+        rendered = [i for i in order if self._render(item.frame.image, faces, i, deadline, tracked.prepared)]
+        fallback = sorted(set(range(len(faces))) - set(rendered))
         if fallback:
-            self.fallback.apply(frame.image, faces[np.array(fallback)])
+            self.fallback.apply(item.frame.image, faces[np.array(fallback)])
         with self.stats.lock:
             self.stats.frames_processed += 1
-            if self.stats.faces_rendered:
-                self.stats.faces_rendered_after_first += len(faces) - len(fallback)
-                self.stats.faces_fallback_after_first += len(fallback)
-            self.stats.faces_rendered += len(faces) - len(fallback)
+            self.stats.faces_waiting += waiting
+            self.stats.faces_rendered += len(rendered)
             self.stats.faces_fallback += len(fallback)
         self.stats.processing.add(time.monotonic() - item.captured)
         return item
+
+    def process(self, item: Captured) -> Captured:
+        """All three stages in one call, for callers without threads."""
+        return self.cover(self.track(self.detect(item)))
 
     @staticmethod
     def _by_priority(faces: FaceDetections) -> list[int]:
         """Largest faces first: they are the most identifiable and the most visible when they fall back."""
         return [int(i) for i in np.argsort(-(faces.width * faces.height), kind="stable")]
 
-    def _render(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float) -> bool:
+    def _render(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float, prepared: object) -> bool:
         t0 = time.monotonic()
         if t0 + self.face_cost_s > deadline:
             self.face_cost_s *= 0.9  # forget a slow spell slowly, so the face_path is offered faces again
+            with self.stats.lock:
+                self.stats.faces_over_budget += 1
             return False
         try:
-            ok = bool(self.face_path.render_face(image, faces, i, deadline))
+            ok = bool(self.face_path.render_face(image, faces, i, deadline, prepared))
         except Exception as exc:  # noqa: BLE001 - a failing face_path must not stop the stream; the face falls back
             ok = False
-            with self.stats.lock:
-                self.stats.render_errors += 1
-            key = type(exc).__name__
-            if key not in self._errors_logged:
-                self._errors_logged.add(key)
-                log.warning("%s face_path failed (%s: %s); those faces get the fallback", self.face_path.name, key, exc)
+            self._failed(exc)
         t1 = time.monotonic()
         self.face_cost_s = t1 - t0 if self.face_cost_s == 0 else 0.8 * self.face_cost_s + 0.2 * (t1 - t0)
         if ok and t1 > deadline:
             with self.stats.lock:
                 self.stats.faces_late += 1
         return ok
+
+    def _failed(self, exc: Exception) -> None:
+        """Count a face path failure; log each kind once."""
+        with self.stats.lock:
+            self.stats.render_errors += 1
+        key = type(exc).__name__
+        if key not in self._errors_logged:
+            self._errors_logged.add(key)
+            log.warning("%s face_path failed (%s: %s); those faces get the fallback", self.face_path.name, key, exc)

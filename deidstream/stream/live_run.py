@@ -1,4 +1,4 @@
-"""The live runner: source → detect → cover → sinks, one thread each, bounded queues that drop the oldest.
+"""The live runner: source → detect → track → cover → sinks, one thread each, bounded queues that drop the oldest.
 
 A live source cannot wait for us, so no queue ever blocks its producer: when a queue is full its oldest
 frame is dropped (and counted). Frames reach the sinks only from ``LiveProcessor.cover``, i.e. with
@@ -73,6 +73,7 @@ def run_live(
     stop = stop or threading.Event()
     stats, config = processor.stats, processor.config
     q_detect: queue.Queue = queue.Queue(config.queue_size)
+    q_track: queue.Queue = queue.Queue(config.queue_size)
     q_cover: queue.Queue = queue.Queue(config.queue_size)
     q_sinks: list[queue.Queue] = [queue.Queue(config.queue_size) for _ in sinks]
     errors: list[BaseException] = []
@@ -92,21 +93,24 @@ def run_live(
             source.close()
             put_until_stopped(q_detect, END, stop)
 
-    def detect() -> None:
-        while (item := get_until_stopped(q_detect, stop)) is not END:
-            if time.monotonic() - item.captured > max_age:
-                stats.drop("stale")
-                continue
-            _offer(q_cover, processor.detect(item), lambda: stats.drop("behind"))
-        put_until_stopped(q_cover, END, stop)
+    def stage(inbox: queue.Queue, outbox: queue.Queue, work: Callable[[Any], Any],
+              captured: Callable[[Any], float]) -> Callable[[], None]:
+        """A middle stage: frames too old to be worth finishing are dropped before the work."""
+        def body() -> None:
+            while (got := get_until_stopped(inbox, stop)) is not END:
+                if time.monotonic() - captured(got) > max_age:
+                    stats.drop("stale")
+                    continue
+                _offer(outbox, work(got), lambda: stats.drop("behind"))
+            put_until_stopped(outbox, END, stop)
+        return body
 
     def cover() -> None:
-        while (detected := get_until_stopped(q_cover, stop)) is not END:
-            item, detections = detected
-            if time.monotonic() - item.captured > max_age:
+        while (tracked := get_until_stopped(q_cover, stop)) is not END:
+            if time.monotonic() - tracked.item.captured > max_age:
                 stats.drop("stale")
                 continue
-            done = processor.cover(item, detections)
+            done = processor.cover(tracked)
             for sink, q in zip(sinks, q_sinks):
                 _offer(q, done, lambda name=sink.name: stats.drop(f"sink:{name}"))
         for q in q_sinks:
@@ -122,8 +126,10 @@ def run_live(
     def guarded(body: Callable[[], None]) -> Callable[[], None]:
         return guard(body, errors, stop)
 
-    bodies = [reader, detect, cover] + [send(s, q) for s, q in zip(sinks, q_sinks)]
-    names = ["live-source", "live-detect", "live-cover"] + [f"live-sink-{s.name}" for s in sinks]
+    detect = stage(q_detect, q_track, processor.detect, lambda item: item.captured)
+    track = stage(q_track, q_cover, processor.track, lambda detected: detected[0].captured)
+    bodies = [reader, detect, track, cover] + [send(s, q) for s, q in zip(sinks, q_sinks)]
+    names = ["live-source", "live-detect", "live-track", "live-cover"] + [f"live-sink-{s.name}" for s in sinks]
     threads = [threading.Thread(target=guarded(b), name=n, daemon=True) for b, n in zip(bodies, names)]
     for t in threads:
         t.start()
@@ -139,7 +145,7 @@ def run_live(
         # The source thread may sit in a blocking read until its read timeout; it closes the source itself.
         threads[0].join(_JOIN_S)
         stats.seconds = time.monotonic() - started
-        for sink, t in zip(sinks, threads[3:]):
+        for sink, t in zip(sinks, threads[len(threads) - len(sinks):]):
             if t.is_alive():
                 log.warning("%s: still sending after stop; not closed", sink.name)
                 continue
