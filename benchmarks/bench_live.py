@@ -3,12 +3,12 @@
     python benchmarks/bench_live.py [--clip portrait_s18.mp4] [--seconds 28] [--modes blur pixelate solid]
                                     [--record] [-- extra deidstream options]
 
-The shared 1280x720 30 fps clip is re-encoded the way a camera streams (H.264, no B-frames, a keyframe
-a second, looped to about ``--seconds``) and served in real time by GStreamer's RTSP server on
-loopback; deidstream relays it with the command line's live defaults and publishes to ffmpeg listening
-as a media server, all on this machine. Added latency is from the moment a picture's data arrived (its
-packet was read) to the moment its encoded frame was handed to the RTSP connection. Prints a table and
-writes benchmarks/out/bench_live.json.
+The shared clip is re-encoded the way a camera streams (1280x720, or 720x1280 for an upright clip, 30
+fps, H.264, no B-frames, a keyframe a second, looped past ``--seconds``) and served in real time by
+GStreamer's RTSP server on loopback; deidstream relays it with the command line's live defaults and
+publishes to ffmpeg listening as a media server, all on this machine. Added latency is from the
+moment a picture's data arrived (its packet was read) to the moment its encoded frame was handed to
+the RTSP connection. Prints a table and writes benchmarks/out/bench_live.json.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import av
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -94,11 +96,21 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
         "faces_waiting": stats.faces_waiting,
         "rendered_rate_when_ready": round(stats.rendered_rate_when_ready, 4),
         "faces_late": stats.faces_late,
+        "seconds_to_first_render": d["seconds_to_first_render"],
         "faces_over_budget": stats.faces_over_budget,
         "cpu_cores_used": round(cpu_s / stats.seconds, 2) if stats.seconds else 0.0,
         "loadavg_1min_before": round(load_before, 2),
         "loadavg_1min_after": round(os.getloadavg()[0], 2),
     }
+
+
+def camera_size(clip: Path) -> tuple[tuple[int, int], float]:
+    """720p in the clip's orientation (an upright phone clip stays upright), and its duration in seconds."""
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        upright = stream.codec_context.height > stream.codec_context.width
+        duration = float(stream.duration * stream.time_base) if stream.duration else float(container.duration) / 1e6
+    return ((720, 1280) if upright else (1280, 720)), duration
 
 
 def print_row(r: dict) -> None:
@@ -114,7 +126,8 @@ def print_row(r: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="deidstream live relay: latency, fps, drops, fallbacks per mode")
-    ap.add_argument("--clip", type=Path, default=VIDEOS / "portrait_s18.mp4", help="a 1280x720 clip")
+    ap.add_argument("--clip", type=Path, default=VIDEOS / "portrait_s18.mp4",
+                    help="a clip, streamed at 1280x720 (720x1280 if it is upright)")
     ap.add_argument("--seconds", type=float, default=28.0, help="how long each mode relays")
     ap.add_argument("--modes", nargs="*", default=[*LIVE_MODES, GENERATOR_MODE])
     ap.add_argument("--record", action="store_true", help="also record to a file (same encoder, second muxer)")
@@ -126,8 +139,9 @@ def main() -> int:
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cam = camera_clip(args.clip, Path(tmp) / "camera.mp4", gop=30, fps=30, size=(1280, 720),
-                          loops=max(0, int(args.seconds // 9)))
+        size, duration = camera_size(args.clip)
+        cam = camera_clip(args.clip, Path(tmp) / "camera.mp4", gop=30, fps=30, size=size,
+                          loops=int(args.seconds // duration) + 1)
         print(f"{'mode':<9} {'in':>6} {'sent':>6} {'recv':>6} {'drop':>7} {'in fps':>6} {'out fps':>6} "
               f"{'p50 ms':>7} {'p99 ms':>7} {'fallback':>9} {'cores':>5} {'load':>5} {'rendered after lock':>8}")
         for mode in args.modes:
@@ -137,7 +151,7 @@ def main() -> int:
                 rows.append(bench_mode(mode, cam, args.seconds, args.extra, args.record, Path(tmp)))
                 time.sleep(1.0)
             print_row(rows[-1])
-    meta = {"cpus": os.cpu_count(), "argv": public_argv(), "clip": args.clip.name, "size": [1280, 720], "fps": 30,
+    meta = {"cpus": os.cpu_count(), "argv": public_argv(), "clip": args.clip.name, "size": list(size), "fps": 30,
             "seconds_per_mode": args.seconds, "rows": rows}
     write_json(args.out, meta)
     return 0

@@ -37,6 +37,7 @@ def feed(book: IdentityBook, track: int, frames: range, person: int | np.ndarray
     ({"threshold": 2.5}, "threshold"),
     ({"min_observations": 0}, "min_observations"),
     ({"min_observations": 4, "new_identity_after": 3}, "new_identity_after"),
+    ({"new_identity_margin": 0.4}, "new_identity_margin"),
 ])
 def test_config_ranges(kwargs, error):
     if error is None:
@@ -116,11 +117,15 @@ def test_tracks_without_enough_usable_observations_get_their_own_identity():
 
 def test_online_joins_after_min_observations_founds_after_more_and_never_reassigns():
     book = IdentityBook(IdentityConfig(min_observations=3, new_identity_after=5))
-    assert [book.add(obs(1, f, 0)) for f in range(5)] == [None, None, None, None, 1]
+    # nobody known yet: the first person founds an identity as soon as a join would be decided
+    assert [book.add(obs(1, f, 0)) for f in range(5)] == [None, None, 1, 1, 1]
     first = book.identity_of(1)
-    feed(book, 2, range(10, 15), 1)
-    assert [book.add(obs(3, f, 0)) for f in range(20, 23)] == [None, None, first]  # person 0 returns
+    feed(book, 2, range(10, 15), 1)  # someone ~1.0 away from everyone known: founds at once too
     assert book.identity_of(2) == 2
+    assert [book.add(obs(3, f, 0)) for f in range(20, 23)] == [None, None, first]  # person 0 returns
+    # someone between the join threshold and the margin waits for a steadier mean
+    between = PEOPLE[0] + (PEOPLE[2] - PEOPLE[0]) * 0.6 / np.linalg.norm(PEOPLE[2] - PEOPLE[0])
+    assert [book.add(obs(4, f, between)) for f in range(30, 35)] == [None, None, None, None, 3]
     feed(book, 1, range(30, 40), 1)  # track 1 drifts towards person 1: its identity stays
     assert book.identity_of(1) == first
     assert book.identity_of(99) is None

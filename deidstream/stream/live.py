@@ -137,6 +137,7 @@ class LiveStats:
     latency: dict[str, LatencyHistogram] = field(default_factory=dict)
     seconds: float = 0.0
     first_capture: float | None = None
+    first_render: float | None = None  # when the face path first rendered a face (e.g. the first lock)
     last_capture: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -192,6 +193,8 @@ class LiveStats:
                 "render_errors": self.render_errors,
                 "fallback_rate": round(self.fallback_rate, 4), "reconnects": self.reconnects,
                 "seconds": round(self.seconds, 2),
+                "seconds_to_first_render": None if self.first_render is None or self.first_capture is None
+                else round(self.first_render - self.first_capture, 2),
                 "input_fps": round(self.input_fps, 2),
                 "processing_ms": self.processing.summary(),
                 "latency_ms": {name: h.summary() for name, h in self.latency.items()},
@@ -285,6 +288,8 @@ class LiveProcessor:
         with self.stats.lock:
             self.stats.frames_processed += 1
             self.stats.faces_waiting += waiting
+            if rendered and self.stats.first_render is None:
+                self.stats.first_render = time.monotonic()
             self.stats.faces_rendered += len(rendered)
             self.stats.faces_fallback += len(fallback)
         self.stats.processing.add(time.monotonic() - item.captured)

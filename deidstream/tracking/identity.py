@@ -8,7 +8,8 @@ the same frame are two people and never share an identity, whatever their distan
 - Online (live): :meth:`IdentityBook.add` gives a track an identity once it has
   ``min_observations`` usable observations and an identity lies within ``threshold`` with no
   track overlapping it in time (the nearest such), or, failing that, a new identity once it has
-  ``new_identity_after`` observations; it never changes it afterwards. Until then the engine
+  ``new_identity_after`` observations (``min_observations`` when no such identity is even within
+  ``new_identity_margin``); it never changes it afterwards. Until then the engine
   keeps the face on the fallback (fail closed).
 
 Identity embeddings are biometric data: they stay in memory and are written only by
@@ -49,12 +50,15 @@ class IdentityConfig:
     ``new_identity_after``: usable observations an online track without a match waits before it
     founds a new identity: the first frames after a cut are the least like the person's mean
     (after a cut on stage_multi_person_cuts the mean of the first 3 is 0.56-0.58 from the person, of
-    the first 8 0.45-0.47, of the whole track 0.32), and an
-    online identity can never be merged later."""
+    the first 8 0.45-0.47, of the whole track 0.32), and an online identity can never be merged
+    later. ``new_identity_margin``: unless no identity it could belong to lies within this distance
+    (far beyond those 0.56-0.58; always so for the first people of a stream): then it founds one
+    after ``min_observations``, so that live, a newcomer's surrogate is not held back for nothing."""
 
     threshold: float = 0.52
     min_observations: int = 3
     new_identity_after: int = 8
+    new_identity_margin: float = 0.75
 
     def __post_init__(self) -> None:
         require(0.0 < self.threshold < 2.0, f"expected an identity threshold in (0, 2), got {self.threshold}")
@@ -62,6 +66,8 @@ class IdentityConfig:
         require(self.new_identity_after >= self.min_observations,
                 f"expected new_identity_after >= min_observations ({self.min_observations}), "
                 f"got {self.new_identity_after}")
+        require(self.threshold <= self.new_identity_margin < 2.0,
+                f"expected new_identity_margin in [threshold ({self.threshold}), 2), got {self.new_identity_margin}")
 
 
 class _Runs:
@@ -193,16 +199,17 @@ class IdentityBook:
         return track.identity
 
     def _assign_online(self, track_id: int, track: _Track) -> None:
-        best, best_d = None, self.config.threshold
+        best, nearest = None, np.inf
         for iid in self._identities:
             if self._overlaps_identity(track, iid):
                 continue
             d = float(np.linalg.norm(track.mean - self.embedding(iid)))
-            if d < best_d:
-                best, best_d = iid, d
-        if best is None:
-            if track.usable < self.config.new_identity_after:
-                return  # wait for a steadier mean before founding a new identity
+            if d < nearest:
+                best, nearest = iid, d
+        if nearest >= self.config.threshold:
+            best = None
+            if track.usable < self.config.new_identity_after and nearest < self.config.new_identity_margin:
+                return  # someone is near: wait for a steadier mean before founding a new identity
             best = next(self._ids)
             self._identities[best] = _Identity()
         self._identities[best].tracks.add(track_id)
