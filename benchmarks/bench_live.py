@@ -98,6 +98,7 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
         "faces_late": stats.faces_late,
         "seconds_to_first_render": d["seconds_to_first_render"],
         "faces_over_budget": stats.faces_over_budget,
+        "faces_repainted": getattr(face_path, "repainted", 0),
         "cpu_cores_used": round(cpu_s / stats.seconds, 2) if stats.seconds else 0.0,
         "loadavg_1min_before": round(load_before, 2),
         "loadavg_1min_after": round(os.getloadavg()[0], 2),

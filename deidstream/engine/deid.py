@@ -16,6 +16,7 @@ import numpy as np
 from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.engine.aux import encode_aux
+from deidstream.engine.compositor import RenderedFace
 from deidstream.engine.face_render import FaceRenderer, Surrogate
 from deidstream.tracking.boxes import iou_matrix
 from deidstream.types import FaceDetections
@@ -84,11 +85,11 @@ class Deidentifier:
             if person is not None and person.keep:
                 self.counts.kept += 1
                 continue
-            region = self.render_face(image, box, frame.landmarks[i], person)
-            if region is None:
+            face = self.render_face(image, box, frame.landmarks[i], person)
+            if face is None:
                 boxes.append(box)
             else:
-                rendered.append(region)
+                rendered.append(changed_box(face, image.shape))
         hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
         regions = np.array(rendered, np.float32).reshape(-1, 4)
         if len(hide):
@@ -99,10 +100,10 @@ class Deidentifier:
         return regions
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
-                    person: Person | None) -> np.ndarray | None:
-        """Render one face with its person's surrogate if that is safe and return the (4,) box
-        of pixels that may have changed (the render's crop, inside the frame); None (counted with
-        the reason) leaves it to the caller's fallback."""
+                    person: Person | None) -> RenderedFace | None:
+        """Render one face with its person's surrogate if that is safe and return what was blended
+        (:func:`changed_box` is where pixels may have changed); None (counted with the reason)
+        leaves it to the caller's fallback."""
         reason = self._why_not(person, points, box)
         aux = None
         if reason is None:  # the pose is fitted once: for the yaw check here and for the render
@@ -112,11 +113,9 @@ class Deidentifier:
         if reason is not None:
             self.counts.fall_back(reason)
             return None
-        render = self.renderer.paint(image, points, person.shape, person.surrogate, aux)  # type: ignore[union-attr,arg-type]
+        face = self.renderer.paint(image, points, person.shape, person.surrogate, aux)  # type: ignore[union-attr,arg-type]
         self.counts.rendered += 1
-        crop, (h, w) = render.crop, image.shape[:2]
-        return np.array([max(crop.x0, 0), max(crop.y0, 0), min(crop.x0 + crop.width, w),
-                         min(crop.y0 + crop.height, h)], np.float32)
+        return face
 
     def _why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
         if person is None:
@@ -132,3 +131,9 @@ class Deidentifier:
             return "implausible landmarks"
         return None
 
+
+def changed_box(face: RenderedFace, shape: tuple[int, ...]) -> np.ndarray:
+    """The (4,) x0, y0, x1, y1 box of frame pixels a blended face may have changed (its crop, inside the frame)."""
+    h, w = shape[:2]
+    fh, fw = face.alpha.shape
+    return np.array([max(face.x0, 0), max(face.y0, 0), min(face.x0 + fw, w), min(face.y0 + fh, h)], np.float32)

@@ -65,8 +65,9 @@ class FaceRenderer:
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
-              surrogate: Surrogate, aux: AuxCode | None = None) -> FastRender:
-        """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place."""
-        face, render = self.render(frame, points, person_shape, surrogate, aux)
+              surrogate: Surrogate, aux: AuxCode | None = None) -> RenderedFace:
+        """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place; returns what was blended
+        (no pixel outside its crop changed)."""
+        face, _ = self.render(frame, points, person_shape, surrogate, aux)
         self.compositor.apply(frame, face)
-        return render
+        return face

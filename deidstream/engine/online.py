@@ -26,12 +26,23 @@ from deidstream.engine.deid import Deidentifier, Person
 from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.inversion import Observation
 from deidstream.engine.lock import LockConfig, SurrogateLocker
+from deidstream.engine.repaint import Repainter
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What ``prepare`` found in a frame: its number, each face's landmarks, and how many of its
+    faces belonged to locked people then (they take turns at a new render)."""
+
+    index: int
+    points: tuple[np.ndarray | None, ...]
+    locked: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +69,8 @@ class SurrogatePath:
 
         self.config = config
         self.renderer = renderer
-        self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother())
+        # two workers: a frame's faces are searched side by side (FaceMesh releases the GIL)
+        self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother(), workers=2)
         # dlib's network in a child process: on the worker thread it would hold the GIL for
         # 110-360 ms at a time and stall the frame's landmarks, rendering and encoding
         self._own_recognizer = recognizer is None
@@ -77,6 +89,8 @@ class SurrogatePath:
         self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
         self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
         self._frame_index = -1
+        self._painting = -1  # the frame render_face is working on (the cover thread's)
+        self.repainter = Repainter()
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=WORK_QUEUE)
         self._worker = threading.Thread(target=self._work, name="deidstream-identities", daemon=True)
         self._worker.start()
@@ -90,36 +104,57 @@ class SurrogatePath:
             self.recognizer.close()  # type: ignore[attr-defined]
 
     # -- per frame: ``prepare`` on the scheduler's tracking thread, ``render_face`` on its cover thread --
-    def prepare(self, image: np.ndarray, faces: FaceDetections) -> tuple[np.ndarray | None, ...]:
+    def prepare(self, image: np.ndarray, faces: FaceDetections) -> _Prepared:
         """Landmarks of every face of this frame (FaceMesh per track, smoothed); hands the faces whose
         person has no verdict yet to the identity worker."""
         self._frame_index += 1
         points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
         if faces.track_id is None:
-            return points
+            return _Prepared(self._frame_index, points, 0)
+        locked = sum(self._person_of(faces, i) is not None for i in range(len(faces)))
+        prepared = _Prepared(self._frame_index, points, locked)
         with self._state:
             known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
             done = [k is not None and k in self._people for k in known]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
-            return points
+            return prepared
         pending = np.flatnonzero(~np.array(done))
         job = _Job(self._frame_index, image.copy(), faces[pending], tuple(points[i] for i in pending))
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
             self.jobs_skipped += 1
-        return points
+        return prepared
 
     def ready(self, faces: FaceDetections, i: int) -> bool:
         return self._person_of(faces, i) is not None
 
     def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
                     prepared: object) -> bool:
-        points: tuple[np.ndarray | None, ...] = prepared  # type: ignore[assignment]
+        """The face's surrogate: rendered anew, or, with several locked faces in view and when it is
+        another face's turn, its last render moved to where it is now (:class:`Repainter`)."""
+        frame: _Prepared = prepared  # type: ignore[assignment]
         person = self._person_of(faces, i)
-        if person is None:
+        points = frame.points[i]
+        if person is None or points is None or faces.track_id is None:
             return False
-        return self._deid.render_face(image, faces.xyxy[i], points[i], person) is not None
+        tid = int(faces.track_id[i])
+        if frame.index != self._painting:
+            self._painting = frame.index
+            self.repainter.forget_except({int(t) for t in faces.track_id})
+        if frame.locked > 1 and (frame.index + tid) % frame.locked:  # not this face's turn
+            if self.repainter.repaint(tid, frame.index, image, points) is not None:
+                return True
+        face = self._deid.render_face(image, faces.xyxy[i], points, person)
+        if face is None:
+            return False
+        self.repainter.remember(tid, frame.index, image, points, face)
+        return True
+
+    @property
+    def repainted(self) -> int:
+        """Faces given their last render, moved, instead of a new one."""
+        return self.repainter.repainted
 
     def _person_of(self, faces: FaceDetections, i: int) -> Person | None:
         """The locked person of face ``i``, or None (not known yet, or no surrogate: fallback)."""
