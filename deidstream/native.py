@@ -34,3 +34,14 @@ def blas_single_threaded() -> Iterator[None]:
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def lower_priority(task_id: int, niceness: int = 10) -> bool:
+    """Make a process or thread (Linux: a thread's native id is a task of its own) yield the CPU to
+    the rest: background work (live E_id and locks) must not delay frames. False where the OS does
+    not allow it (no PRIO_PROCESS, or not permitted); the work then runs at normal priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, task_id, niceness)
+    except (AttributeError, OSError):
+        return False
+    return True

@@ -114,3 +114,27 @@ def test_tracked_faces_get_their_own_mesh_that_agrees_with_a_fresh_search():
         assert list(tracked._per_track) == [1] and fresh._per_track == {}
         tracked.landmarks(frames[0], FaceDetections.empty())
         assert tracked._per_track == {}  # the mesh of a track that is gone is released
+
+
+def test_a_mesh_kept_from_an_ended_track_finds_the_next_persons_face():
+    """Live keeps spare FaceMesh graphs (building one is a 30-100 ms spike in a frame): a mesh that
+    tracked one person must find the next person's landmarks as a fresh search does."""
+    from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.types import FaceDetections
+
+    photo = cv2.cvtColor(cv2.imread(str(shared_file("images/two_people.jpg"))), cv2.COLOR_BGR2RGB)
+    with MediaPipeDetector() as det, FaceLandmarker(spares=1) as kept, FaceLandmarker(max_tracked=0) as fresh:
+        faces = det.detect(photo)
+        assert len(faces) == 2
+        first = FaceDetections(faces.xyxy[:1], faces.score[:1], track_id=np.array([1]))
+        for _ in range(3):  # the spare becomes track 1's mesh and tracks the first person
+            kept.landmarks(photo, first)
+        mesh = kept._per_track[1]
+        second = FaceDetections(faces.xyxy[1:], faces.score[1:], track_id=np.array([2]))
+        ours = kept.landmarks(photo, second)[0]  # track 1 ended: its mesh now serves track 2
+        assert kept._per_track == {2: mesh}
+        reference = fresh.landmarks(photo, FaceDetections(faces.xyxy[1:], faces.score[1:]))[0]
+    assert ours is not None and reference is not None
+    width = np.ptp(reference[:, 0])
+    assert np.linalg.norm(ours[:, :2] - reference[:, :2], axis=1).mean() < 0.03 * width

@@ -27,6 +27,7 @@ from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.inversion import Observation
 from deidstream.engine.lock import LockConfig, SurrogateLocker
 from deidstream.engine.repaint import Repainter
+from deidstream.native import lower_priority
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,11 @@ class SurrogatePath:
 
         self.config = config
         self.renderer = renderer
-        # two workers: a frame's faces are searched side by side (FaceMesh releases the GIL)
-        self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother(), workers=2)
+        self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother(), spares=2)
         # dlib's network in a child process: on the worker thread it would hold the GIL for
         # 110-360 ms at a time and stall the frame's landmarks, rendering and encoding
         self._own_recognizer = recognizer is None
-        self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1)
+        self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1, background=True)
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
@@ -167,6 +167,7 @@ class SurrogatePath:
 
     # -- the worker: E_id, online identities, locks --------------------------------------------------
     def _work(self) -> None:
+        lower_priority(threading.get_native_id())  # E_id and locks wait; the frames do not
         while True:
             job = self._jobs.get()
             if job is None:

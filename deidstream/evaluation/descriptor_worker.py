@@ -47,6 +47,10 @@ class DescriptorWorker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self._ready = False
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def send(self, chips: list[np.ndarray]) -> None:
         payload = struct.pack("<I", len(chips)) + b"".join(np.ascontiguousarray(c).tobytes() for c in chips)
         try:
@@ -91,6 +95,10 @@ class DescriptorPool:
             raise ValueError(f"expected at least one worker, got {workers}")
         self._workers = [DescriptorWorker(model_file) for _ in range(workers)]
         self._lock = threading.Lock()
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.pid for w in self._workers]
 
     def describe(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from deidstream.errors import ConfigError
+from deidstream.native import lower_priority
 
 SAME_PERSON = 0.6  # dlib's documented threshold: descriptors closer than this are the same person
 DETECTORS = ("hog", "cnn")
@@ -41,9 +42,10 @@ class DlibRecognizer:
 
     name = "dlib"
 
-    def __init__(self, detector: str = "hog", upsample: int = 1, *, workers: int = 0) -> None:
+    def __init__(self, detector: str = "hog", upsample: int = 1, *, workers: int = 0, background: bool = False) -> None:
         """``workers``: run the descriptor network in that many child processes (see
-        :mod:`deidstream.evaluation.descriptor_worker`: dlib holds the GIL for the whole pass)."""
+        :mod:`deidstream.evaluation.descriptor_worker`: dlib holds the GIL for the whole pass);
+        ``background``: at a lower CPU priority (live, where frames come first)."""
         try:
             import dlib
         except ImportError as exc:
@@ -64,6 +66,9 @@ class DlibRecognizer:
             from deidstream.evaluation.descriptor_worker import DescriptorPool
 
             self._worker = DescriptorPool(network, workers)
+            if background:
+                for pid in self._worker.pids:
+                    lower_priority(pid)
             self._encoder = None
         else:
             self._encoder = dlib.face_recognition_model_v1(str(network))

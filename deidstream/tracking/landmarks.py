@@ -6,15 +6,15 @@ runs on each square crop (padded where the crop leaves the frame); points come b
 pixels, z in the same pixel units as x. A face with a track id gets a FaceMesh of its own in
 tracking mode (it reuses the last landmarks instead of searching the crop again: about half
 the cost); faces without one, or beyond ``max_tracked`` at once, use a shared one that
-searches every crop. An optional :class:`~deidstream.tracking.smoothing.LandmarkSmoother` takes
-the jitter out of each tracked face's landmarks over time. With ``workers`` > 1 the faces of a frame
-are searched concurrently: each FaceMesh graph runs in MediaPipe's own threads with the GIL released,
-so two faces cost about one face's wall time (live, where the frame interval is the budget).
+searches every crop. A tracked face's FaceMesh takes 30-100 ms to build, a spike in a live frame's
+latency each time someone new appears: ``spares`` are built up front, and the meshes of tracks that
+end are kept for the next ones (every crop is centred on its face at the same scale, so the last
+face's region is a fair first guess for the next, and FaceMesh searches again when it is not).
+An optional :class:`~deidstream.tracking.smoothing.LandmarkSmoother` takes
+the jitter out of each tracked face's landmarks over time.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -38,11 +38,11 @@ class FaceLandmarker:
         min_confidence: float = 0.5,
         max_tracked: int = 8,
         smoother: LandmarkSmoother | None = None,
-        workers: int = 1,
+        spares: int = 0,
     ) -> None:
-        if crop_size < 64 or crop_scale < 1.0 or max_tracked < 0 or workers < 1:
-            raise ValueError(f"crop_size must be >= 64, crop_scale >= 1, max_tracked >= 0 and workers >= 1, got "
-                             f"{crop_size}, {crop_scale}, {max_tracked}, {workers}")
+        if crop_size < 64 or crop_scale < 1.0 or max_tracked < 0:
+            raise ValueError(f"crop_size must be >= 64, crop_scale >= 1 and max_tracked >= 0, got "
+                             f"{crop_size}, {crop_scale}, {max_tracked}")
         self.crop_size = crop_size
         self.crop_scale = crop_scale
         self.min_confidence = min_confidence
@@ -50,7 +50,7 @@ class FaceLandmarker:
         self.smoother = smoother
         self._mesh = self._new_mesh(static=True)
         self._per_track: dict[int, object] = {}
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="deidstream-landmarks") if workers > 1 else None
+        self._spares = [self._new_mesh(static=False) for _ in range(min(spares, max_tracked))]
 
     def _new_mesh(self, *, static: bool) -> object:
         import mediapipe as mp
@@ -63,11 +63,10 @@ class FaceLandmarker:
         return mesh
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        for mesh in [self._mesh, *self._per_track.values()]:
+        for mesh in [self._mesh, *self._per_track.values(), *self._spares]:
             mesh.close()  # type: ignore[attr-defined]
         self._per_track.clear()
+        self._spares.clear()
 
     def __enter__(self) -> FaceLandmarker:
         return self
@@ -86,34 +85,21 @@ class FaceLandmarker:
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
         live = {int(i) for i in ids if i is not None}
         for gone in set(self._per_track) - live:
-            self._per_track.pop(gone).close()  # type: ignore[attr-defined]
+            mesh = self._per_track.pop(gone)
+            if len(self._spares) + len(self._per_track) < self.max_tracked:
+                self._spares.append(mesh)  # for the next new track
+            else:
+                mesh.close()  # type: ignore[attr-defined]
         if self.smoother is not None:
             for gone in set(self.smoother.track_ids) - live:
                 self.smoother.drop(gone)
-        found = self._search(image, faces.xyxy, [self._mesh_for(tid) for tid in ids])
+        found = [self._one(image, box, self._mesh_for(tid)) for box, tid in zip(faces.xyxy, ids)]
         if self.smoother is None:
             return found
         return [
             pts if pts is None or tid is None else self.smoother.smooth(int(tid), t, pts)  # type: ignore[arg-type]
             for pts, tid in zip(found, ids)
         ]
-
-    def _search(self, image: np.ndarray, boxes: np.ndarray, meshes: list[object]) -> list[np.ndarray | None]:
-        """FaceMesh on every box, concurrently with a pool; faces sharing a mesh (the untracked one) in turn."""
-        if self._pool is None or len(boxes) < 2:
-            return [self._one(image, box, mesh) for box, mesh in zip(boxes, meshes)]
-        found: list[np.ndarray | None] = [None] * len(boxes)
-        groups: dict[int, list[int]] = {}
-        for i, mesh in enumerate(meshes):
-            groups.setdefault(id(mesh), []).append(i)
-
-        def run(indices: list[int]) -> None:
-            for i in indices:
-                found[i] = self._one(image, boxes[i], meshes[i])
-
-        for done in [self._pool.submit(run, indices) for indices in groups.values()]:
-            done.result()  # re-raises a failure here
-        return found
 
     def _mesh_for(self, track_id: int | None) -> object:
         if track_id is None:
@@ -122,7 +108,7 @@ class FaceLandmarker:
         if track_id not in self._per_track:
             if len(self._per_track) >= self.max_tracked:
                 return self._mesh
-            self._per_track[track_id] = self._new_mesh(static=False)
+            self._per_track[track_id] = self._spares.pop() if self._spares else self._new_mesh(static=False)
         return self._per_track[track_id]
 
     def _one(self, image: np.ndarray, box: np.ndarray, mesh: object) -> np.ndarray | None:
