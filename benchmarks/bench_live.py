@@ -97,7 +97,7 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
         "rendered_rate_when_ready": round(stats.rendered_rate_when_ready, 4),
         "faces_late": stats.faces_late,
         "seconds_to_first_render": d["seconds_to_first_render"],
-        "faces_over_budget": stats.faces_over_budget,
+        "faces_over_budget": stats.faces_over_budget + getattr(face_path, "over_budget", 0),
         "faces_repainted": getattr(face_path, "repainted", 0),
         "cpu_cores_used": round(cpu_s / stats.seconds, 2) if stats.seconds else 0.0,
         "loadavg_1min_before": round(load_before, 2),

@@ -58,6 +58,7 @@ class SurrogatePath:
     """A live ``FacePath``: the surrogate of the face's person, or False (fallback) until it is locked."""
 
     name = "surrogate"
+    budgets_itself = True  # a repaint fits where a new render would not
 
     def __init__(self, config: GeneratorConfig, renderer: FaceRenderer, *, landmarker: object | None = None,
                  embedder: object | None = None, book: object | None = None,
@@ -91,6 +92,8 @@ class SurrogatePath:
         self._frame_index = -1
         self._painting = -1  # the frame render_face is working on (the cover thread's)
         self.repainter = Repainter()
+        self._render_cost = 0.0  # running mean of a new render, seconds
+        self.over_budget = 0  # faces neither rendered nor repainted in time (the scheduler blurs them)
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=WORK_QUEUE)
         self._worker = threading.Thread(target=self._work, name="deidstream-identities", daemon=True)
         self._worker.start()
@@ -142,12 +145,20 @@ class SurrogatePath:
         if frame.index != self._painting:
             self._painting = frame.index
             self.repainter.forget_except({int(t) for t in faces.track_id})
-        if frame.locked > 1 and (frame.index + tid) % frame.locked:  # not this face's turn
+        start = time.monotonic()
+        no_time = start + self._render_cost > deadline
+        if no_time or (frame.locked > 1 and (frame.index + tid) % frame.locked):  # not this face's turn
             if self.repainter.repaint(tid, frame.index, image, points) is not None:
                 return True
+        if no_time:
+            self.over_budget += 1
+            self._render_cost *= 0.95  # forget a slow spell slowly
+            return False
         face = self._deid.render_face(image, faces.xyxy[i], points, person)
         if face is None:
             return False
+        spent = time.monotonic() - start
+        self._render_cost = spent if self._render_cost == 0 else 0.8 * self._render_cost + 0.2 * spent
         self.repainter.remember(tid, frame.index, image, points, face)
         return True
 

@@ -38,9 +38,12 @@ class FacePath(Protocol):
     ``render_face`` replaces face ``i`` of ``faces`` in ``image`` (RGB, in place) and returns True,
     or returns False (or raises) to leave that face to the fallback. It should give up by
     ``deadline`` (``time.monotonic()`` seconds); a face it finishes later still counts as rendered,
-    and the scheduler learns from its timings to stop offering faces it cannot finish."""
+    and the scheduler learns from its timings to stop offering faces it cannot finish — unless
+    ``budgets_itself``: then every ready face is offered and the path weighs the deadline itself
+    (it may have a cheaper way than its usual one)."""
 
     name: str
+    budgets_itself: bool
 
     def prepare(self, image: np.ndarray, faces: FaceDetections) -> object: ...
 
@@ -55,6 +58,8 @@ class FacePath(Protocol):
 
 class AnonymizerPath:
     """A blur / pixelate / solid anonymiser as the per-face path (the modes that exist today)."""
+
+    budgets_itself = False
 
     def __init__(self, anonymizer: FaceAnonymizer, name: str) -> None:
         self.anonymizer = anonymizer
@@ -306,7 +311,7 @@ class LiveProcessor:
 
     def _render(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float, prepared: object) -> bool:
         t0 = time.monotonic()
-        if t0 + self.face_cost_s > deadline:
+        if not getattr(self.face_path, "budgets_itself", False) and t0 + self.face_cost_s > deadline:
             self.face_cost_s *= 0.9  # forget a slow spell slowly, so the face_path is offered faces again
             with self.stats.lock:
                 self.stats.faces_over_budget += 1
