@@ -54,3 +54,52 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
     first = outcomes.index(True)
     assert all(outcomes[first:]), "once locked, the person's face keeps being rendered"
     assert min(changed) > 8.0, "a rendered face region must differ from the original"
+
+
+class OnePersonBook:
+    """Every track is person 1 (the identity book's online answer, without E_id)."""
+
+    def identity_of(self, track_id: int) -> int:
+        return 1
+
+
+def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render():
+    from deidstream.engine.deid import Person
+    from deidstream.engine.face_render import Surrogate
+    from deidstream.engine.facemodel import Identity
+    from deidstream.types import FaceDetections
+
+    frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=3)
+    config = GeneratorConfig(key=b"repaint test")
+    renderer = make_renderer(config)
+    model = renderer.model
+    path = SurrogatePath(config, renderer, book=OnePersonBook())
+    try:
+        surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
+                                                 np.full(model.n_appearance, 0.5, np.float32)))
+        tracker = FaceTracker()
+        with MediaPipeDetector() as detector:
+            found = [tracker.update(detector.detect(f), i, (f.shape[1], f.shape[0])) for i, f in enumerate(frames)]
+        first = found[0]
+        prepared = path.prepare(frames[0], first)
+        path._people[1] = Person(1, surrogate, model.mesh.vertices.astype(np.float32))  # locked, as by the worker
+        image = frames[0].copy()
+        assert path.render_face(image, first, 0, time.monotonic() + 1.0, prepared)  # a new render, remembered
+        assert path.repainted == 0
+        late = time.monotonic() - 1.0  # the deadline has passed: only a repaint can still be done
+        faces = found[1]
+        prepared = path.prepare(frames[1], faces)
+        image = frames[1].copy()
+        assert path.render_face(image, faces, 0, late, prepared) and path.repainted == 1
+        x0, y0, x1, y1 = faces.xyxy[0].astype(int)
+        assert np.abs(image[y0:y1, x0:x1].astype(int) - frames[1][y0:y1, x0:x1]).mean() > 8.0
+        # landmarks that do not lie on the tracked box describe some other face: no repaint there
+        faces = found[2]
+        prepared = path.prepare(frames[2], faces)
+        away = FaceDetections(faces.xyxy + np.array([400, 0, 400, 0], np.float32), faces.score,
+                              track_id=faces.track_id)
+        image = frames[2].copy()
+        assert not path.render_face(image, away, 0, late, prepared)
+        assert np.array_equal(image, frames[2]) and path.repainted == 1
+    finally:
+        path.close()

@@ -104,7 +104,7 @@ class Deidentifier:
         """Render one face with its person's surrogate if that is safe and return what was blended
         (:func:`changed_box` is where pixels may have changed); None (counted with the reason)
         leaves it to the caller's fallback."""
-        reason = self._why_not(person, points, box)
+        reason = self.why_not(person, points, box)
         aux = None
         if reason is None:  # the pose is fitted once: for the yaw check here and for the render
             aux = encode_aux(points, person.shape, self._weights)  # type: ignore[arg-type,union-attr]
@@ -117,7 +117,9 @@ class Deidentifier:
         self.counts.rendered += 1
         return face
 
-    def _why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
+    def why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
+        """Why this face may not show ``person``'s surrogate in this frame (None: it may): no locked
+        surrogate, or landmarks missing, too small, or off the tracked box (then they describe another face)."""
         if person is None:
             return "no identity"
         if person.surrogate is None:

@@ -139,8 +139,8 @@ class SurrogatePath:
         frame: _Prepared = prepared  # type: ignore[assignment]
         person = self._person_of(faces, i)
         points = frame.points[i]
-        if person is None or points is None or faces.track_id is None:
-            return False
+        if faces.track_id is None or self._deid.why_not(person, points, faces.xyxy[i]) is not None:
+            return False  # a repaint follows the landmarks: they must be this face's
         tid = int(faces.track_id[i])
         if frame.index != self._painting:
             self._painting = frame.index
