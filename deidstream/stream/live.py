@@ -208,7 +208,8 @@ class LiveStats:
     def summary(self) -> str:
         parts = [f"{self.frames_in} frames in", f"{self.frames_processed} processed",
                  f"{self.frames_dropped} dropped" + (f" ({dict(self.dropped)})" if self.dropped else ""),
-                 f"faces {self.faces_rendered} rendered / {self.faces_fallback} fallback"]
+                 f"faces {self.faces_rendered} rendered / {self.faces_fallback} fallback"
+                 + (f" ({self.faces_waiting} waiting for their surrogate)" if self.faces_waiting else "")]
         for name, hist in self.latency.items():
             parts.append(f"{name}: {self.sent[name]} sent, added latency p50 {hist.percentile(50):.0f} ms "
                          f"p99 {hist.percentile(99):.0f} ms")
