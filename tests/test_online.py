@@ -103,30 +103,3 @@ def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render(
         assert np.array_equal(image, frames[2]) and path.repainted == 1
     finally:
         path.close()
-
-
-def test_a_failed_lock_is_tried_again_later_with_other_candidates_a_few_times():
-    from deidstream.engine import online
-    from deidstream.engine.deid import Person
-    from deidstream.engine.lock import SurrogateLocker
-
-    config = GeneratorConfig(key=b"retry test")
-    renderer = make_renderer(config)
-    # a retry draws other candidates than the first try; the first try's are unchanged
-    locker = SurrogateLocker(renderer.model, renderer, None, b"retry test")
-    donors = np.arange(20)
-    first = locker._candidate_of(3, 0, donors).identity
-    assert np.array_equal(first.appearance, locker._candidate_of(3, 0, donors, retry=0).identity.appearance)
-    assert not np.allclose(first.appearance, locker._candidate_of(3, 0, donors, retry=1).identity.appearance)
-    path = SurrogatePath(config, renderer, book=OnePersonBook())
-    try:
-        shape = renderer.model.mesh.vertices.astype(np.float32)
-        assert path._lock_due(1, 0.0)  # never tried
-        path._people[1] = Person(1, None, shape)
-        path._failures[1] = (1, 100.0)  # the first try failed at t = 100 s
-        assert not path._lock_due(1, 100.0 + online.LOCK_RETRY_S - 1)
-        assert path._lock_due(1, 100.0 + online.LOCK_RETRY_S)
-        path._failures[1] = (online.LOCK_TRIES, 100.0)
-        assert not path._lock_due(1, 1e9)  # given up: blurred for the rest of the stream
-    finally:
-        path.close()

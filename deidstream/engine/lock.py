@@ -127,12 +127,10 @@ class SurrogateLocker:
         return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
 
     def lock(self, label: int, embedding: np.ndarray, exemplars: list[Observation],
-             others: np.ndarray | None = None, *, retry: int = 0) -> Lock:
+             others: np.ndarray | None = None) -> Lock:
         """The surrogate of person ``label`` (a stable number within the run), verified on
         ``exemplars`` (their best frames, most frontal first). ``others``: (k, 128) embeddings
         of the other real people of the video; the surrogate must not look like them either.
-        ``retry`` > 0 draws other candidates than the tries before it (live: a person whose lock
-        failed is tried again later).
 
         Candidates come in rounds of ``per_round``: all of a round are rendered into the best
         frame and described in one batch. Of at least ``explore`` candidates, the one farthest
@@ -155,7 +153,7 @@ class SurrogateLocker:
             if kept is not None and start >= cfg.explore:
                 break
             attempts = range(start, min(start + cfg.per_round, cfg.candidates))
-            candidates = [self._candidate_of(label, attempt, donors, retry) for attempt in attempts]
+            candidates = [self._candidate_of(label, attempt, donors) for attempt in attempts]
             described = self._describe_in_place(candidates, views[0])
             tried = attempts.stop
             scored = []
@@ -202,8 +200,8 @@ class SurrogateLocker:
         nearest_other = float(np.linalg.norm(nearby - output, axis=1).min(initial=9.0))
         return distance, nearest_donor, nearest_other
 
-    def _candidate_of(self, label: int, attempt: int, donors: np.ndarray, retry: int = 0) -> Surrogate:
-        rng = np.random.default_rng(identity_seed(self._key, label, attempt + retry * self.config.candidates))
+    def _candidate_of(self, label: int, attempt: int, donors: np.ndarray) -> Surrogate:
+        rng = np.random.default_rng(identity_seed(self._key, label, attempt))
         boldness = 1.0 + attempt / max(self.config.candidates - 1, 1)  # later candidates step further out
         return Surrogate.of(self.renderer.model, self._candidate(rng, donors, boldness))
 

@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
-# a person whose lock failed (no candidate passed every bound) is tried again with new views and other
-# candidates, this long after, at most this many times in all: a stream can last hours
-LOCK_RETRY_S = 20.0
-LOCK_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +87,6 @@ class SurrogatePath:
         self._deid = Deidentifier(renderer, None, config, {})
         self._state = threading.Lock()
         self._people: dict[int, Person] = {}  # identity → locked person (or not locked: surrogate None)
-        self._failures: dict[int, tuple[int, float]] = {}  # identity → (failed locks, when the last failed)
         self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
         self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
         self._frame_index = -1
@@ -121,10 +116,9 @@ class SurrogatePath:
             return _Prepared(self._frame_index, points, 0)
         locked = sum(self._person_of(faces, i) is not None for i in range(len(faces)))
         prepared = _Prepared(self._frame_index, points, locked)
-        now = time.monotonic()
         with self._state:
             known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
-            done = [k is not None and not self._lock_due(k, now) for k in known]
+            done = [k is not None and k in self._people for k in known]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
         pending = np.flatnonzero(~np.array(done))
@@ -214,10 +208,8 @@ class SurrogatePath:
             views.append((obs.quality, Observation(job.image, p)))
             views.sort(key=lambda v: -v[0])
             del views[3:]
-            with self._state:
-                due = identity is not None and self._lock_due(identity, time.monotonic())
-            if due and len(views) >= MIN_VIEWS_TO_LOCK:
-                self._lock(identity, obs.track_id)  # type: ignore[arg-type]
+            if identity is not None and identity not in self._people and len(views) >= MIN_VIEWS_TO_LOCK:
+                self._lock(identity, obs.track_id)
 
     def _lock(self, identity: int, track_id: int) -> None:
         embedding = self.book.embedding(identity)  # type: ignore[attr-defined]
@@ -226,29 +218,9 @@ class SurrogatePath:
         with self._state:  # the other people met so far: the surrogate must not look like them
             known = [i for i in book.identities() if i != identity and book.has_embedding(i)]  # type: ignore[attr-defined]
             others = np.array([book.embedding(i) for i in known], np.float32).reshape(-1, 128)  # type: ignore[attr-defined]
-        retry = self._failures.get(identity, (0, 0.0))[0]
-        lock = self.locker.lock(identity, embedding, views, others, retry=retry)
+        lock = self.locker.lock(identity, embedding, views, others)
         person = Person(identity, lock.surrogate, np.mean(self._shapes[track_id], axis=0).astype(np.float32))
         with self._state:
             self._people[identity] = person
-            if not lock.locked:
-                self._failures[identity] = (retry + 1, time.monotonic())
-                self._views[track_id] = []  # a retry waits for new views
-        if lock.locked:
-            log.info("person %d: surrogate locked", identity)
-        elif retry + 1 < LOCK_TRIES:
-            log.info("person %d: no surrogate yet; fallback, tried again in %.0f s", identity, LOCK_RETRY_S)
-        else:
-            log.info("person %d: no surrogate after %d tries; fallback", identity, retry + 1)
-
-    def _lock_due(self, identity: int, now: float) -> bool:
-        """Whether the person needs a lock now (called under ``_state``): never tried, or failed and
-        due for another try."""
-        person = self._people.get(identity)
-        if person is None:
-            return True
-        if person.surrogate is not None:
-            return False
-        tries, when = self._failures.get(identity, (LOCK_TRIES, 0.0))
-        return tries < LOCK_TRIES and now - when >= LOCK_RETRY_S
+        log.info("person %d: %s", identity, "surrogate locked" if lock.locked else "no surrogate; fallback")
 
