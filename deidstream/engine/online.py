@@ -2,11 +2,12 @@
 background, faces rendered within the frame's budget.
 
 The live scheduler calls ``prepare`` once per frame after tracking: the 468 landmarks of every
-face (FaceMesh per track, smoothed); then ``render_face`` for each face, on another thread. E_id and the surrogate
-lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here, run in a child
-process), so a worker thread does them: it embeds a face when it is due, assigns tracks to
-identities online (an assignment never changes, so a surrogate never jumps), and locks a surrogate once a person
-has enough views. Until then ``render_face`` returns False and the face gets the fallback.
+face (FaceMesh per track, smoothed); then ``render_face`` for each face, on another thread. E_id
+and the surrogate lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here,
+run in a child process), so a worker thread does them: it embeds a face when it is due, assigns
+tracks to identities online (an assignment never changes, so a surrogate never jumps), and locks
+a surrogate once a person has enough views. Until then the face is not ``ready`` and gets the
+fallback.
 """
 
 from __future__ import annotations
@@ -114,11 +115,11 @@ class SurrogatePath:
         points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
         if faces.track_id is None:
             return _Prepared(self._frame_index, points, 0)
-        locked = sum(self._person_of(faces, i) is not None for i in range(len(faces)))
-        prepared = _Prepared(self._frame_index, points, locked)
         with self._state:
             known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
-            done = [k is not None and k in self._people for k in known]
+            people = [None if k is None else self._people.get(k) for k in known]
+        prepared = _Prepared(self._frame_index, points, sum(p is not None and p.surrogate is not None for p in people))
+        done = [p is not None for p in people]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
         pending = np.flatnonzero(~np.array(done))
