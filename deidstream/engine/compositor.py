@@ -53,6 +53,14 @@ class RenderedFace:
         object.__setattr__(self, "x0", int(self.x0))
         object.__setattr__(self, "y0", int(self.y0))
 
+    def bounds(self, frame_shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+        """x0, y0, x1, y1 of the crop's part inside a frame of ``frame_shape`` (None if outside it):
+        the only frame pixels blending this face may change."""
+        h, w = self.alpha.shape
+        x0, y0 = max(self.x0, 0), max(self.y0, 0)
+        x1, y1 = min(self.x0 + w, frame_shape[1]), min(self.y0 + h, frame_shape[0])
+        return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
 
 class _Scratch:
     """Float32 work arrays reused from call to call (views of the largest size seen so far).
@@ -110,12 +118,10 @@ class Compositor:
         and those beyond the pyramid's reach from the alpha support, keep their exact values."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
-        fh, fw = frame.shape[:2]
-        h, w = face.alpha.shape
-        fx0, fy0 = max(face.x0, 0), max(face.y0, 0)
-        fx1, fy1 = min(face.x0 + w, fw), min(face.y0 + h, fh)
-        if fx0 >= fx1 or fy0 >= fy1:
+        inside = face.bounds(frame.shape)
+        if inside is None:
             return frame
+        fx0, fy0, fx1, fy1 = inside
         crop = np.s_[fy0 - face.y0 : fy1 - face.y0, fx0 - face.x0 : fx1 - face.x0]
         shape = (fy1 - fy0, fx1 - fx0)
         buf = self._scratch

@@ -88,8 +88,8 @@ class Deidentifier:
             face = self.render_face(image, box, frame.landmarks[i], person)
             if face is None:
                 boxes.append(box)
-            else:
-                rendered.append(changed_box(face, image.shape))
+            elif (inside := face.bounds(image.shape)) is not None:
+                rendered.append(inside)
         hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
         regions = np.array(rendered, np.float32).reshape(-1, 4)
         if len(hide):
@@ -102,8 +102,8 @@ class Deidentifier:
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
                     person: Person | None) -> RenderedFace | None:
         """Render one face with its person's surrogate if that is safe and return what was blended
-        (:func:`changed_box` is where pixels may have changed); None (counted with the reason)
-        leaves it to the caller's fallback."""
+        (its ``bounds`` are where pixels may have changed); None (counted with the reason) leaves
+        it to the caller's fallback."""
         reason = self.why_not(person, points, box)
         aux = None
         if reason is None:  # the pose is fitted once: for the yaw check here and for the render
@@ -133,9 +133,3 @@ class Deidentifier:
             return "implausible landmarks"
         return None
 
-
-def changed_box(face: RenderedFace, shape: tuple[int, ...]) -> np.ndarray:
-    """The (4,) x0, y0, x1, y1 box of frame pixels a blended face may have changed (its crop, inside the frame)."""
-    h, w = shape[:2]
-    fh, fw = face.alpha.shape
-    return np.array([max(face.x0, 0), max(face.y0, 0), min(face.x0 + fw, w), min(face.y0 + fh, h)], np.float32)

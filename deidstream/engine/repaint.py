@@ -1,12 +1,13 @@
 """Live: a face's last render, moved to where the face is now, for frames without time for a new one.
 
 With several locked faces in view, rendering each of them in every frame does not fit a 30 fps
-frame on two cores (12-16 ms per face here). :class:`Repainter` lets the live path render each
-face in turn and give the others, in between, the pixels its last render blended in: warped by
-the similarity that takes that frame's landmarks to this frame's and blended with that render's
-own alpha (eye openings and mouth included). A paint older than ``max_age`` frames, or a face that
-moved in a way a similarity does not explain (a turn, a fast change of expression), is not
-repainted: the caller renders it anew or falls back.
+frame on two cores (a new render and blend: 13.7 ms for a 256-px face here, a repaint 2.3 ms;
+`benchmarks/bench_generator.py`). :class:`Repainter` lets the live path render each face in turn
+and give the others, in between, the pixels its last render blended in: warped by the similarity
+that takes that frame's landmarks to this frame's and blended with that render's own alpha (eye
+openings and mouth included). A paint older than ``max_age`` frames, or a face that moved in a way
+a similarity does not explain (a turn, a fast change of expression), is not repainted: the caller
+renders it anew or falls back.
 """
 
 from __future__ import annotations
@@ -53,11 +54,10 @@ class Repainter:
     def remember(self, track_id: int, frame_index: int, image: np.ndarray, points: np.ndarray,
                  face: RenderedFace) -> None:
         """Keep what ``face`` left in ``image`` (already blended) for the track."""
-        h, w = image.shape[:2]
-        fh, fw = face.alpha.shape
-        x0, y0, x1, y1 = max(face.x0, 0), max(face.y0, 0), min(face.x0 + fw, w), min(face.y0 + fh, h)
-        if x0 >= x1 or y0 >= y1:
+        inside = face.bounds(image.shape)
+        if inside is None:
             return
+        x0, y0, x1, y1 = inside
         alpha = np.ascontiguousarray(face.alpha[y0 - face.y0:y1 - face.y0, x0 - face.x0:x1 - face.x0], np.float32)
         self._paints[track_id] = Paint(frame_index, points[_ANCHORS, :2].astype(np.float32),
                                        image[y0:y1, x0:x1].copy(), alpha, x0, y0)
@@ -65,11 +65,6 @@ class Repainter:
     def forget_except(self, track_ids: set[int]) -> None:
         for gone in set(self._paints) - track_ids:
             del self._paints[gone]
-
-    def age(self, track_id: int, frame_index: int) -> int | None:
-        """Frames since the track's last paint; None without one."""
-        paint = self._paints.get(track_id)
-        return None if paint is None else frame_index - paint.frame
 
     def repaint(self, track_id: int, frame_index: int, image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
         """Blend the track's last paint into ``image`` (in place) at the face's ``points`` now; returns
