@@ -61,6 +61,7 @@ class Paint:
     """A fast 'expensive path': paints the face box magenta."""
 
     name = "paint"
+    budgets_itself = False
 
     def __init__(self, delay_s: float = 0.0, result: bool = True, error: Exception | None = None,
                  prepare_error: Exception | None = None, ready: bool = True) -> None:

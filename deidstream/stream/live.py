@@ -312,7 +312,7 @@ class LiveProcessor:
 
     def _render(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float, prepared: object) -> bool:
         t0 = time.monotonic()
-        if not getattr(self.face_path, "budgets_itself", False) and t0 + self.face_cost_s > deadline:
+        if not self.face_path.budgets_itself and t0 + self.face_cost_s > deadline:
             self.face_cost_s *= 0.9  # forget a slow spell slowly, so the face_path is offered faces again
             with self.stats.lock:
                 self.stats.faces_over_budget += 1
