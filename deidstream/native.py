@@ -28,8 +28,9 @@ def native_stderr_silenced() -> Iterator[None]:
 def blas_single_threaded() -> Iterator[None]:
     """One BLAS thread while a pipeline runs. Our linear algebra is many tiny products (Kalman
     updates, pose fits, colour statistics) called from several pipeline threads at once;
-    OpenBLAS's own threads spin after each call, which on two cores took 5.5 s of system time
-    from a 17-s run of the stage clip and CPU from detection and encoding, for no speed-up."""
+    OpenBLAS's own threads spin after each call: the tracker's updates on 3 faces cost 1.61 ms
+    of CPU per frame with its 2 threads and 0.76 ms with one (benchmarks/bench_blas.py), CPU the
+    detector and the encoder need."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

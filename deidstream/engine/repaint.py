@@ -1,7 +1,7 @@
 """Live: a face's last render, moved to where the face is now, for frames without time for a new one.
 
 With several locked faces in view, rendering each of them in every frame does not fit a 30 fps
-frame on two cores (a new render and blend: 13.7 ms for a 256-px face here, a repaint 2.3 ms;
+frame on two cores (a new render and blend: 13.7-17.0 ms for a 256-px face here, a repaint 2.3-2.8 ms;
 `benchmarks/bench_generator.py`). :class:`Repainter` lets the live path render each face in turn
 and give the others, in between, the pixels its last render blended in: warped by the similarity
 that takes that frame's landmarks to this frame's and blended with that render's own alpha (eye

@@ -6,7 +6,8 @@ runs on each square crop (padded where the crop leaves the frame); points come b
 pixels, z in the same pixel units as x. A face with a track id gets a FaceMesh of its own in
 tracking mode (it reuses the last landmarks instead of searching the crop again: about half
 the cost); faces without one, or beyond ``max_tracked`` at once, use a shared one that
-searches every crop. A tracked face's FaceMesh takes 30-100 ms to build, a spike in a live frame's
+searches every crop. A tracked face's FaceMesh graph takes ~30 ms to build (a new track's first
+landmarks: 31 ms against 10 ms, benchmarks/bench_generator.py), a spike in a live frame's
 latency each time someone new appears: ``spares`` are built up front, and the meshes of tracks that
 end are kept for the next ones (every crop is centred on its face at the same scale, so the last
 face's region is a fair first guess for the next, and FaceMesh searches again when it is not).
