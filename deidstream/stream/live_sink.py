@@ -25,9 +25,11 @@ import numpy as np
 from deidstream.config import LiveConfig
 from deidstream.errors import InvalidOutputError, OutputExistsError, SinkUnavailable
 from deidstream.stream.live_source import LIVE_TIME_BASE, Captured
+from deidstream.stream.yuv import yuv420_frame
 from deidstream.types import Frame
 
 log = logging.getLogger(__name__)
+SINGLE_THREAD_MAX_PIXELS = 1920 * 1080
 
 
 class LiveSink(Protocol):
@@ -100,6 +102,9 @@ class EncodedSink:
         gop = max(1, round(self.config.gop_s * float(self.rate)))
         codec.options = {"preset": self.config.preset, "tune": "zerolatency", "bf": "0", "crf": str(self.config.crf),
                          "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        # x264's sliced threads cost a third more CPU than one thread for the same wall time up to
+        # 1080p (benchmarks/bench_encode.py), CPU the faces need; larger frames need the threads.
+        codec.thread_count = 1 if codec.width * codec.height <= SINGLE_THREAD_MAX_PIXELS else 0
         codec.open()
         self._codec = codec
         self._size = (codec.width, codec.height)
@@ -111,7 +116,7 @@ class EncodedSink:
         assert self._codec is not None and self._size is not None
         w, h = self._size
         image = frame.image if (frame.width, frame.height) == (w, h) else _fit(frame.image, w, h)
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf = yuv420_frame(image)
         vf.pts, vf.time_base = frame.pts, frame.time_base
         self._deliver(self._codec.encode(vf))
         self.frames_sent += 1

@@ -17,6 +17,7 @@ import av.error
 from deidstream.config import EncoderConfig
 from deidstream.errors import InvalidOutputError, OutputExistsError
 from deidstream.stream.source import AudioPacket, VideoInfo
+from deidstream.stream.yuv import yuv420_frame
 from deidstream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,10 @@ class FileSink:
 
     def _write_frame(self, frame: Frame) -> None:
         assert self._container is not None and self._video is not None
-        vf = av.VideoFrame.from_ndarray(frame.image, format="rgb24")  # strided rows are fine: no copy here
+        if self._video.pix_fmt == "yuv420p":
+            vf = yuv420_frame(frame.image)
+        else:  # lossless RGB or an odd size's 4:4:4: the encoder converts, if at all
+            vf = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
         vf.pts = frame.pts
         vf.time_base = frame.time_base
         vf.duration = frame.duration
