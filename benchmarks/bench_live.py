@@ -128,13 +128,15 @@ def print_row(r: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description="deidstream live relay: latency, fps, drops, fallbacks per mode")
     ap.add_argument("--clip", type=Path, default=VIDEOS / "portrait_s18.mp4",
-                    help="a clip, streamed at 1280x720 (720x1280 if it is upright)")
+                    help="a clip (a shared clip's name or a path), streamed at 1280x720 (720x1280 if upright)")
     ap.add_argument("--seconds", type=float, default=28.0, help="how long each mode relays")
     ap.add_argument("--modes", nargs="*", default=[*LIVE_MODES, GENERATOR_MODE])
     ap.add_argument("--record", action="store_true", help="also record to a file (same encoder, second muxer)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_live.json")
     ap.add_argument("extra", nargs="*", help="extra deidstream options, after --")
     args = ap.parse_args()
+    if not args.clip.exists() and (VIDEOS / args.clip).exists():
+        args.clip = VIDEOS / args.clip
     if not args.clip.exists():
         print(f"missing clip (is ../shared/data present?): {args.clip}", file=sys.stderr)
         return 2
