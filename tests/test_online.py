@@ -103,3 +103,23 @@ def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render(
         assert np.array_equal(image, frames[2]) and path.repainted == 1
     finally:
         path.close()
+
+
+def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
+    from deidstream.engine.online import render_turns
+    from deidstream.engine.repaint import Repainter
+
+    def turns(track_ids, locked, frames=12):
+        return np.array([render_turns(i, np.array(track_ids), np.array(locked)) for i in range(frames)])
+
+    alone = turns([4, 7], [True, False])
+    assert alone[:, 0].all() and not alone[:, 1].any(), "a lone locked face renders every frame, no unlocked one ever"
+    for ids in ([1, 3], [2, 5], [9, 0]):  # same or different parity: still one at a time
+        two = turns(ids, [True, True])
+        assert two.sum(axis=1).max() == 1, "at most one new render per frame"
+        assert (two.sum(axis=0) == 4).all(), "each face renders in 4 of 12 frames"
+        for face in range(2):
+            gaps = np.diff(np.flatnonzero(two[:, face]))
+            assert gaps.max() - 1 <= Repainter().max_age, "in between, the last render is never too old to move"
+    three = turns([1, 2, 3], [True, True, True])
+    assert (three.sum(axis=1) == 1).all() and (three.sum(axis=0) == 4).all()

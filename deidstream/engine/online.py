@@ -34,17 +34,32 @@ from deidstream.types import FaceDetections
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
+TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """What ``prepare`` found in a frame: its number, each face's landmarks, and how many of its
-    faces belonged to locked people then (they take turns at a new render)."""
+    """What ``prepare`` found in a frame: its number, each face's landmarks, and whether it is each
+    face's turn for a new render (the others get their last one moved)."""
 
     index: int
     points: tuple[np.ndarray | None, ...]
-    locked: int
+    turns: tuple[bool, ...]
+
+
+def render_turns(index: int, track_ids: np.ndarray, locked: np.ndarray) -> tuple[bool, ...]:
+    """Whose turn it is for a new render in frame ``index``: one locked face per frame, in track id
+    order, every frame for a lone face. With two, each face's turn comes every third frame and the
+    third frame has none: two renders in three frames instead of three, while a repaint is at
+    most 2 frames old (:class:`Repainter`'s limit); that CPU is what two faces lacked on a 2-core
+    machine (benchmarks/bench_live.py). Faces without a surrogate never have a turn."""
+    ranked = sorted(int(t) for t, is_locked in zip(track_ids, locked) if is_locked)
+    if len(ranked) <= 1:
+        return tuple(bool(x) for x in locked)
+    cycle = max(len(ranked), TURN_CYCLE_MIN)
+    slot = index % cycle
+    return tuple(bool(is_locked) and ranked.index(int(t)) == slot for t, is_locked in zip(track_ids, locked))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +129,12 @@ class SurrogatePath:
         self._frame_index += 1
         points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
         if faces.track_id is None:
-            return _Prepared(self._frame_index, points, 0)
+            return _Prepared(self._frame_index, points, (False,) * len(faces))
         with self._state:
             known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
             people = [None if k is None else self._people.get(k) for k in known]
-        prepared = _Prepared(self._frame_index, points, sum(p is not None and p.surrogate is not None for p in people))
+        locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
+        prepared = _Prepared(self._frame_index, points, render_turns(self._frame_index, faces.track_id, locked))
         done = [p is not None for p in people]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
@@ -148,7 +164,7 @@ class SurrogatePath:
             self.repainter.forget_except({int(t) for t in faces.track_id})
         start = time.monotonic()
         no_time = start + self._render_cost > deadline
-        if no_time or (frame.locked > 1 and (frame.index + tid) % frame.locked):  # not this face's turn
+        if no_time or not frame.turns[i]:
             if self.repainter.repaint(tid, frame.index, image, points) is not None:
                 return True
         if no_time:
