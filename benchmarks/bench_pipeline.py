@@ -1,6 +1,6 @@
 """End-to-end speed per shared clip: per-stage ms/frame, fps, and deface side by side.
 
-    python benchmarks/bench_pipeline.py [--clips a.mp4 ...] [--mode blur] [--deface PATH] [-- extra options]
+    python benchmarks/bench_pipeline.py [--clips a.mp4|stage ...] [--mode blur] [--deface PATH] [-- extra options]
 
 Both tools run as their command-line programs on the same clip in the same run. Two rates:
 ``e2e`` = input frames / wall seconds of the whole command (start-up included), and
@@ -114,6 +114,14 @@ def print_row(r: dict) -> None:
     print(line, flush=True)
 
 
+def shared_clip(name: str) -> Path:
+    """A path, or a shared clip's name (``stage_multi_person_cuts.mp4``, or ``stage`` for short)."""
+    if Path(name).exists():
+        return Path(name)
+    named = sorted(VIDEOS.glob(f"{Path(name).stem}*.mp4"))
+    return named[0] if len(named) == 1 else Path(name)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="deidstream throughput per clip, side by side with deface")
     ap.add_argument("--clips", nargs="*", help="clip files (default: a set of shared clips)")
@@ -122,7 +130,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "pipeline.json")
     ap.add_argument("extra", nargs="*", help="extra deidstream options, after --")
     args = ap.parse_args()
-    clips = [Path(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
+    clips = [shared_clip(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
     missing = [str(c) for c in clips if not c.exists()]
     if missing:
         print(f"missing clips (is ../shared/data present?): {missing}", file=sys.stderr)

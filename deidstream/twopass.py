@@ -154,8 +154,8 @@ class Analysis:
 
 def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
                    recognizer: object, keep: Callable[[np.ndarray], bool] | None = None) -> tuple[
-                       dict[int, Person], list[Lock]]:
-    """Tracks → people → locked surrogates (the step between the passes)."""
+                       dict[int, Person], dict[int, Lock]]:
+    """Tracks → people (by track) → locked surrogates (the searches, by identity): the step between the passes."""
     track_to_identity = analysis.book.resolve()
     first_seen: dict[int, int] = {}
     for ff in analysis.frames:
@@ -168,7 +168,7 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
                              LockConfig(tau=generator_config.tau, candidates=generator_config.candidates,
                                         explore=generator_config.explore))
     people: dict[int, Person] = {}
-    locks: list[Lock] = []
+    locks: dict[int, Lock] = {}
     embeddings = {i: analysis.book.embedding(i) for i in first_seen if analysis.book.has_embedding(i)}
     for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
         tracks = [t for t, i in track_to_identity.items() if i == ident]
@@ -183,7 +183,7 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
         else:
             others = np.array([e for i, e in embeddings.items() if i != ident], np.float32).reshape(-1, 128)
             lock = locker.lock(label, embedding, [v for _, v in views], others)
-            locks.append(lock)
+            locks[ident] = lock
             person = Person(ident, lock.surrogate, np.mean(shapes, axis=0).astype(np.float32))
         for t in tracks:
             people[t] = person
@@ -272,16 +272,14 @@ def run_two_pass(
                             "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}
 
 
-def _people_summary(people: dict[int, Person], locks: list[Lock]) -> list[dict]:
+def _people_summary(people: dict[int, Person], locks: dict[int, Lock]) -> list[dict]:
     by_identity: dict[int, dict] = {}
     for track, person in sorted(people.items()):
         entry = by_identity.setdefault(person.identity, {
             "person": len(by_identity), "tracks": [], "keep": person.keep, "locked": person.surrogate is not None})
         entry["tracks"].append(track)
-    lock_by_surrogate = {id(lk.surrogate): lk for lk in locks if lk.surrogate is not None}
-    for person in people.values():
-        lk = lock_by_surrogate.get(id(person.surrogate)) if person.surrogate is not None else None
-        if lk is not None:
-            by_identity[person.identity].update({"id_distance_verified": round(lk.distance, 3),
-                                                 "candidates_tried": lk.attempts})
+    for identity, lk in locks.items():
+        if identity in by_identity:  # a search without a surrogate reports its best candidate's distance
+            distance = "id_distance_verified" if lk.surrogate is not None else "best_id_distance"
+            by_identity[identity].update({distance: round(lk.distance, 3), "candidates_tried": lk.attempts})
     return list(by_identity.values())
