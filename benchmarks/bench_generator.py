@@ -3,7 +3,7 @@
     python benchmarks/bench_generator.py [--quick] [--no-gallery]
 
 - speed: ms per face for landmarks (FaceMesh on the track crop, tracking mode), render
-  (rasterise + texture + shading + alpha), composite, the live repaint, and inversion, at 128 and
+  (rasterise + texture + shading + alpha), composite, the live repaint and anchor flow, and inversion, at 128 and
   256 px faces; a new track's first landmarks with and without a FaceMesh graph kept ready;
 - reconstruction: w_id inverted from every other frontal frame of each shared clip, then
   rendered in the held-out frames' z_aux: PSNR / SSIM over the face oval;
@@ -36,11 +36,12 @@ from benchlib import public_argv, write_json  # noqa: E402
 
 from deidstream.engine.face_render import FaceRenderer, Surrogate  # noqa: E402
 from deidstream.engine.facemodel import default_model  # noqa: E402
+from deidstream.engine.follow import AnchorFollower  # noqa: E402
 from deidstream.engine.inversion import Inverter, Observation  # noqa: E402
 from deidstream.engine.masks import face_oval_mask  # noqa: E402
 from deidstream.engine.pose import fit_pose  # noqa: E402
 from deidstream.engine.render import Generator  # noqa: E402
-from deidstream.engine.repaint import Repainter  # noqa: E402
+from deidstream.engine.repaint import Repainter, anchors_of  # noqa: E402
 from deidstream.modelbuild.calibrate import render_on_canvas  # noqa: E402
 from deidstream.modelbuild.collect import StillLandmarker, image_files, read_rgb  # noqa: E402
 from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
@@ -98,9 +99,10 @@ def speed(model, gen: Generator, renderer: FaceRenderer, obs: Observation, runs:
             pts = obs.points * k
             box = np.array([[*pts[:, :2].min(0), *pts[:, :2].max(0)]], np.float32)
             faces = FaceDetections(xyxy=box, score=np.ones(1, np.float32), track_id=np.array([1]))
-            lm_ms, render_ms, comp_ms, cpu_ms, repaint_ms = [], [], [], [], []
+            lm_ms, render_ms, comp_ms, cpu_ms, repaint_ms, follow_ms = [], [], [], [], [], []
             moved = pts.copy()
             moved[:, :2] += 3.0  # the face 3 px further on in the next frame
+            shifted = np.roll(img, (3, 3), axis=(0, 1))  # and the picture with it
             for i in range(runs + 3):
                 t0 = time.perf_counter()
                 found = marker.landmarks(img, faces)[0]
@@ -113,13 +115,19 @@ def speed(model, gen: Generator, renderer: FaceRenderer, obs: Observation, runs:
                 t3 = time.perf_counter()
                 c3 = time.thread_time()
                 repainter = Repainter()
-                repainter.remember(1, 0, target, pts, face)
+                repainter.remember(1, 0, target, anchors_of(pts), face)
                 later = img.copy()
                 t4 = time.perf_counter()
-                repainter.repaint(1, 1, later, moved)  # live: the last render moved instead of a new one
+                repainter.repaint(1, 1, later, anchors_of(moved))  # live: the last render moved instead of a new one
                 t5 = time.perf_counter()
+                follower = AnchorFollower()
+                follower.seen(1, 0, img, anchors_of(pts))
+                t6 = time.perf_counter()
+                follower.follow(1, 1, shifted)  # live: the anchors of a face waiting for its turn, instead of FaceMesh
+                t7 = time.perf_counter()
                 if i >= 3:
                     repaint_ms.append((t5 - t4) * 1e3)
+                    follow_ms.append((t7 - t6) * 1e3)
                     lm_ms.append((t1 - t0) * 1e3)
                     render_ms.append((t2 - t1) * 1e3)
                     comp_ms.append((t3 - t2) * 1e3)
@@ -131,7 +139,8 @@ def speed(model, gen: Generator, renderer: FaceRenderer, obs: Observation, runs:
                          "render_plus_composite_ms": round(float(np.median(np.add(render_ms, comp_ms))), 2),
                          "render_plus_composite_best_ms": round(float(np.min(np.add(render_ms, comp_ms))), 2),
                          "render_plus_composite_thread_cpu_ms": round(float(np.median(cpu_ms)), 2),
-                         "repaint_ms": round(float(np.median(repaint_ms)), 2)})
+                         "repaint_ms": round(float(np.median(repaint_ms)), 2),
+                         "follow_ms": round(float(np.median(follow_ms)), 2)})
     return rows
 
 
@@ -321,7 +330,8 @@ def main() -> int:
             print(f"  {r['face_px']:4d} px face (crop {r['crop_px']}): landmarks {r['landmarks_ms']:.1f}  render "
                   f"{r['render_ms']:.1f}  composite {r['composite_ms']:.1f}  render+composite "
                   f"{r['render_plus_composite_ms']:.1f} (best {r['render_plus_composite_best_ms']:.1f}, "
-                  f"thread CPU {r['render_plus_composite_thread_cpu_ms']:.1f})  repaint {r['repaint_ms']:.1f}")
+                  f"thread CPU {r['render_plus_composite_thread_cpu_ms']:.1f})  repaint {r['repaint_ms']:.1f}  "
+                  f"follow {r['follow_ms']:.2f}")
         result["new_track_first_landmarks"] = new_track(first, runs=4 if args.quick else 8)
         nt = result["new_track_first_landmarks"]
         print(f"  a new track's first landmarks: {nt['built_ms']:.1f} ms building its FaceMesh graph, "

@@ -112,6 +112,9 @@ def test_tracked_faces_get_their_own_mesh_that_agrees_with_a_fresh_search():
             width = np.ptp(b[0][:, 0])
             assert np.linalg.norm(a[0][:, :2] - b[0][:, :2], axis=1).mean() < 0.03 * width
         assert list(tracked._per_track) == [1] and fresh._per_track == {}
+        mesh = tracked._per_track[1]
+        assert tracked.landmarks(frames[0], faces, skip=[True]) == [None]  # skipped this frame...
+        assert tracked._per_track[1] is mesh  # ...but still tracked: its mesh stays for the next
         tracked.landmarks(frames[0], FaceDetections.empty())
         assert tracked._per_track == {}  # the mesh of a track that is gone is released
 

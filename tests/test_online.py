@@ -123,3 +123,36 @@ def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
             assert gaps.max() - 1 <= Repainter().max_age, "in between, the last render is never too old to move"
     three = turns([1, 2, 3], [True, True, True])
     assert (three.sum(axis=1) == 1).all() and (three.sum(axis=0) == 4).all()
+
+
+def test_faces_waiting_for_their_turn_are_followed_by_flow_and_repainted():
+    from deidstream.engine.deid import Person
+    from deidstream.engine.face_render import Surrogate
+    from deidstream.engine.facemodel import Identity
+
+    frames = read_rgb(shared_file("videos/two_faces_selfie_portrait.mp4"), limit=5)
+    config = GeneratorConfig(key=b"follow test")
+    renderer = make_renderer(config)
+    model = renderer.model
+    path = SurrogatePath(config, renderer, book=OnePersonBook())
+    try:
+        surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
+                                                 np.full(model.n_appearance, 0.5, np.float32)))
+        path._people[1] = Person(1, surrogate, model.mesh.vertices.astype(np.float32))  # both faces: locked
+        tracker = FaceTracker()
+        with MediaPipeDetector() as detector:
+            for k, frame in enumerate(frames):
+                faces = tracker.update(detector.detect(frame), k, (frame.shape[1], frame.shape[0]))
+                assert len(faces) == 2
+                prepared = path.prepare(frame, faces)
+                image = frame.copy()
+                for i in range(2):
+                    assert path.render_face(image, faces, i, time.monotonic() + 1.0, prepared), (k, i)
+                    x0, y0, x1, y1 = faces.xyxy[i].astype(int)
+                    x0, y0 = max(x0, 0), max(y0, 0)
+                    assert np.abs(image[y0:y1, x0:x1].astype(int) - frame[y0:y1, x0:x1]).mean() > 8.0, (k, i)
+                    if k and not prepared.turns[i]:  # waiting for its turn: no FaceMesh, its anchors followed
+                        assert prepared.points[i] is None and prepared.anchors[i] is not None, (k, i)
+        assert path.follower.followed >= 5 and path.repainted >= 5
+    finally:
+        path.close()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from deidstream.engine.compositor import RenderedFace
-from deidstream.engine.repaint import Repainter
+from deidstream.engine.repaint import Repainter, anchors_of
 
 RNG = np.random.default_rng(3)
 
@@ -33,12 +33,12 @@ def painted(image: np.ndarray, face: RenderedFace) -> np.ndarray:
 def test_a_paint_follows_the_face_to_its_new_place():
     image, points, face = scene()
     rep = Repainter()
-    rep.remember(7, 10, painted(image, face), points, face)
+    rep.remember(7, 10, painted(image, face), anchors_of(points), face)
     moved = points.copy()
     moved[:, :2] += (12, -5)  # the face moved 12 px right, 5 up
     later = RNG.integers(0, 255, image.shape, np.uint8)
     before = later.copy()
-    box = rep.repaint(7, 11, later, moved)
+    box = rep.repaint(7, 11, later, anchors_of(moved))
     assert box is not None and rep.repainted == 1
     x0, y0, x1, y1 = box.astype(int)
     assert (x0, y0) == (102, 85)  # the paint's crop, shifted
@@ -52,17 +52,57 @@ def test_a_paint_follows_the_face_to_its_new_place():
 def test_no_repaint_when_too_old_too_far_or_unknown():
     image, points, face = scene()
     rep = Repainter(max_age=2)
-    rep.remember(7, 10, painted(image, face), points, face)
-    assert rep.repaint(7, 13, image.copy(), points) is None  # three frames old
-    assert rep.repaint(8, 11, image.copy(), points) is None  # nothing remembered for that track
+    rep.remember(7, 10, painted(image, face), anchors_of(points), face)
+    assert rep.repaint(7, 13, image.copy(), anchors_of(points)) is None  # three frames old
+    assert rep.repaint(8, 11, image.copy(), anchors_of(points)) is None  # nothing remembered for that track
     grown = points.copy()
     grown[:, :2] = (grown[:, :2] - 140) * 1.3 + 140  # came 30% closer: a similarity, but too big a step
-    assert rep.repaint(7, 11, image.copy(), grown) is None
+    assert rep.repaint(7, 11, image.copy(), anchors_of(grown)) is None
     warped = points.copy()
     warped[::2, 0] += 15  # half the landmarks jump: no similarity explains it
     untouched = image.copy()
-    assert rep.repaint(7, 11, untouched, warped) is None
+    assert rep.repaint(7, 11, untouched, anchors_of(warped)) is None
     assert np.array_equal(untouched, image) and rep.repainted == 0
-    assert rep.repaint(7, 12, image.copy(), points) is not None  # two frames old, unmoved: repainted
+    assert rep.repaint(7, 12, image.copy(), anchors_of(points)) is not None  # two frames old, unmoved: repainted
     rep.forget_except({8})  # track 7 has ended
-    assert rep.repaint(7, 12, image.copy(), points) is None
+    assert rep.repaint(7, 12, image.copy(), anchors_of(points)) is None
+
+
+def _mesh_anchors(frames):
+    from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.tracking.tracker import FaceTracker
+
+    tracker = FaceTracker()
+    out = []
+    with MediaPipeDetector() as detector, FaceLandmarker() as landmarker:
+        for k, frame in enumerate(frames):
+            faces = tracker.update(detector.detect(frame), k, (frame.shape[1], frame.shape[0]))
+            out.append(anchors_of(landmarker.landmarks(frame, faces[:1])[0]))
+    return out
+
+
+def test_flow_follows_the_anchors_as_facemesh_finds_them_and_stops_where_it_should():
+    from conftest import shared_file
+    from media import read_rgb
+
+    from deidstream.engine.follow import AnchorFollower
+
+    frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=4)
+    mesh = _mesh_anchors(frames)
+    follower = AnchorFollower(max_gap=2)
+    follower.seen(1, 0, frames[0], mesh[0])
+    width = float(np.ptp(mesh[0][:, 0]))
+    for k in (1, 2):
+        flowed = follower.follow(1, k, frames[k])
+        assert flowed is not None
+        # within what a repaint tolerates (FaceMesh itself jitters by 1-2% of the width between frames)
+        assert np.linalg.norm(flowed - mesh[k], axis=1).mean() < 0.03 * width, "flow lands where FaceMesh does"
+    assert follower.follow(1, 3, frames[3]) is None, "no further than max_gap frames from FaceMesh's own"
+    follower.seen(1, 3, frames[3], mesh[3])
+    assert follower.follow(1, 5, frames[3]) is None, "only from the frame just before"
+    assert follower.follow(2, 4, frames[3]) is None, "nothing for an unknown track"
+    # another picture altogether (a cut): no rigid motion explains it, nothing is followed
+    other = np.ascontiguousarray(np.flipud(frames[3]))
+    assert follower.follow(1, 4, other) is None
+    assert follower.followed == 2 and follower.refused == 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,7 @@ class LockConfig:
     # and a lucky draw is what lets a poorly verified surrogate through (a small face's descriptor
     # varies by 0.4-0.6 between its frames)
     give_up_after: int = 12
+    pause_s: float = 0.0
     give_up_margin: float = 0.05
     appearance_step: float = 0.8
     shape_spread: float = 1.5
@@ -77,7 +79,8 @@ class LockConfig:
         require(min(self.candidates, self.per_round, self.explore, self.mix, self.give_up_after) >= 1,
                 f"candidates, per_round, explore and mix must be >= 1, got {self.candidates}, {self.per_round}, "
                 f"{self.explore}, {self.mix}")
-        require(self.give_up_margin >= 0, f"give_up_margin must be >= 0, got {self.give_up_margin}")
+        require(self.give_up_margin >= 0 and self.pause_s >= 0,
+                f"give_up_margin and pause_s must be >= 0, got {self.give_up_margin}, {self.pause_s}")
         require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
                 "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
 
@@ -243,6 +246,8 @@ class SurrogateLocker:
             image = exemplar.image.copy()
             self.renderer.paint(image, exemplar.points, shape, candidate)
             chips.append(face_chip(self.recognizer, image, exemplar.points))
+            if self.config.pause_s:
+                time.sleep(self.config.pause_s)  # the GIL and a core back to the frames
         return self.recognizer.describe_chips(chips)  # type: ignore[attr-defined]
 
 

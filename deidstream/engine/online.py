@@ -25,9 +25,10 @@ from deidstream.config import GeneratorConfig
 from deidstream.engine.aux import canonical_shape
 from deidstream.engine.deid import Deidentifier, Person
 from deidstream.engine.face_render import FaceRenderer
+from deidstream.engine.follow import AnchorFollower
 from deidstream.engine.inversion import Observation
 from deidstream.engine.lock import LockConfig, SurrogateLocker
-from deidstream.engine.repaint import Repainter
+from deidstream.engine.repaint import Repainter, anchors_of
 from deidstream.native import lower_priority
 from deidstream.types import FaceDetections
 
@@ -35,16 +36,19 @@ log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
+LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates: it runs beside the frames (Python: one GIL)
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """What ``prepare`` found in a frame: its number, each face's landmarks, and whether it is each
-    face's turn for a new render (the others get their last one moved)."""
+    """What ``prepare`` found in a frame: its number, each face's landmarks (None where only its
+    anchors were followed), its anchors, and whether it is each face's turn for a new render (the
+    others get their last one moved)."""
 
     index: int
     points: tuple[np.ndarray | None, ...]
+    anchors: tuple[np.ndarray | None, ...]
     turns: tuple[bool, ...]
 
 
@@ -88,6 +92,7 @@ class SurrogatePath:
         self.config = config
         self.renderer = renderer
         self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother(), spares=2)
+        self.follower = AnchorFollower()  # a face waiting for its turn needs only its anchors
         # dlib's network in a child process: on the worker thread it would hold the GIL for
         # 110-360 ms at a time and stall the frame's landmarks, rendering and encoding
         self._own_recognizer = recognizer is None
@@ -97,7 +102,7 @@ class SurrogatePath:
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
                                       LockConfig(tau=config.tau, candidates=config.candidates,
-                                                 explore=LIVE_EXPLORE))
+                                                 explore=LIVE_EXPLORE, pause_s=LIVE_LOCK_PAUSE_S))
         self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
@@ -127,14 +132,19 @@ class SurrogatePath:
         """Landmarks of every face of this frame (FaceMesh per track, smoothed); hands the faces whose
         person has no verdict yet to the identity worker."""
         self._frame_index += 1
-        points = tuple(self.landmarker.landmarks(image, faces, t=time.monotonic()))  # type: ignore[attr-defined]
+        index, now = self._frame_index, time.monotonic()
         if faces.track_id is None:
-            return _Prepared(self._frame_index, points, (False,) * len(faces))
+            points = tuple(self.landmarker.landmarks(image, faces, t=now))  # type: ignore[attr-defined]
+            return _Prepared(index, points, tuple(None if p is None else anchors_of(p) for p in points),
+                             (False,) * len(faces))
+        ids = [int(t) for t in faces.track_id]
         with self._state:
-            known = [self.book.identity_of(int(t)) for t in faces.track_id]  # type: ignore[attr-defined]
+            known = [self.book.identity_of(t) for t in ids]  # type: ignore[attr-defined]
             people = [None if k is None else self._people.get(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
-        prepared = _Prepared(self._frame_index, points, render_turns(self._frame_index, faces.track_id, locked))
+        turns = render_turns(index, faces.track_id, locked)
+        points, anchors = self._landmarks(image, faces, ids, turns, locked.sum() > 1, now)
+        prepared = _Prepared(index, points, anchors, turns)
         done = [p is not None for p in people]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
@@ -146,27 +156,50 @@ class SurrogatePath:
             self.jobs_skipped += 1
         return prepared
 
+    def _landmarks(self, image: np.ndarray, faces: FaceDetections, ids: list[int], turns: tuple[bool, ...],
+                   in_turns: bool, now: float) -> tuple[tuple[np.ndarray | None, ...], tuple[np.ndarray | None, ...]]:
+        """FaceMesh's landmarks, except for locked faces waiting for their turn whose anchors flow
+        followed (their last render only moves); FaceMesh after all where flow could not follow."""
+        follower = self.follower
+        follower.forget_except(set(ids))
+        anchors: list[np.ndarray | None] = [None] * len(ids)
+        if in_turns:
+            for i, tid in enumerate(ids):
+                if not turns[i] and follower.can_follow(tid, self._frame_index):
+                    anchors[i] = follower.follow(tid, self._frame_index, image)
+        followed = [a is not None for a in anchors]
+        points = self.landmarker.landmarks(image, faces, t=now, skip=followed)  # type: ignore[attr-defined]
+        for i, (tid, p) in enumerate(zip(ids, points)):
+            if p is not None:
+                anchors[i] = anchors_of(p)
+                if in_turns:
+                    follower.seen(tid, self._frame_index, image, anchors[i])
+        return tuple(points), tuple(anchors)
+
     def ready(self, faces: FaceDetections, i: int) -> bool:
         return self._person_of(faces, i) is not None
 
     def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
                     prepared: object) -> bool:
         """The face's surrogate: rendered anew, or, with several locked faces in view and when it is
-        another face's turn, its last render moved to where it is now (:class:`Repainter`)."""
+        another face's turn, its last render moved to where it is now (:class:`Repainter`). A face
+        with followed anchors only can be repainted, not rendered."""
         frame: _Prepared = prepared  # type: ignore[assignment]
         person = self._person_of(faces, i)
-        points = frame.points[i]
-        if faces.track_id is None or self._deid.why_not(person, points, faces.xyxy[i]) is not None:
-            return False  # a repaint follows the landmarks: they must be this face's
+        points, anchors = frame.points[i], frame.anchors[i]
+        if faces.track_id is None or self._deid.why_not(person, anchors, faces.xyxy[i]) is not None:
+            return False  # a repaint follows the anchors: they must be this face's
         tid = int(faces.track_id[i])
         if frame.index != self._painting:
             self._painting = frame.index
             self.repainter.forget_except({int(t) for t in faces.track_id})
         start = time.monotonic()
         no_time = start + self._render_cost > deadline
-        if no_time or not frame.turns[i]:
-            if self.repainter.repaint(tid, frame.index, image, points) is not None:
+        if no_time or not frame.turns[i] or points is None:
+            if self.repainter.repaint(tid, frame.index, image, anchors) is not None:
                 return True
+        if points is None:
+            return False
         if no_time:
             self.over_budget += 1
             self._render_cost *= 0.95  # forget a slow spell slowly
@@ -176,7 +209,7 @@ class SurrogatePath:
             return False
         spent = time.monotonic() - start
         self._render_cost = spent if self._render_cost == 0 else 0.8 * self._render_cost + 0.2 * spent
-        self.repainter.remember(tid, frame.index, image, points, face)
+        self.repainter.remember(tid, frame.index, image, anchors, face)
         return True
 
     @property

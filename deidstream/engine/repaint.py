@@ -20,9 +20,29 @@ import numpy as np
 from deidstream.engine.compositor import RenderedFace
 
 # stable points for the similarity: the face oval, brows, nose ridge and eye corners of the 468
-_ANCHORS = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+ANCHORS = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
                      152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
                      6, 197, 195, 5, 4, 33, 133, 362, 263, 70, 300])
+
+
+def anchors_of(points: np.ndarray) -> np.ndarray:
+    """The (47, 2) anchors of (468, 2|3) FaceMesh landmarks."""
+    return np.ascontiguousarray(points[ANCHORS, :2], np.float32)
+
+
+def rigid_motion(before: np.ndarray, after: np.ndarray, *, max_scale: float, max_error: float) -> np.ndarray | None:
+    """The 2x3 similarity taking anchors ``before`` to ``after``, or None where it does not explain
+    the motion: a change of size over ``max_scale``, or a mean anchor error over ``max_error`` times
+    the face's width (a turn, a change of expression)."""
+    m, _ = cv2.estimateAffinePartial2D(before, after, method=cv2.LMEDS)
+    if m is None:
+        return None
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    width = float(np.ptp(after[:, 0]))
+    moved = before @ m[:, :2].T + m[:, 2]
+    if abs(scale - 1.0) > max_scale or np.linalg.norm(moved - after, axis=1).mean() > max_error * width:
+        return None
+    return m
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,35 +71,31 @@ class Repainter:
         self._paints: dict[int, Paint] = {}
         self.repainted = 0
 
-    def remember(self, track_id: int, frame_index: int, image: np.ndarray, points: np.ndarray,
+    def remember(self, track_id: int, frame_index: int, image: np.ndarray, anchors: np.ndarray,
                  face: RenderedFace) -> None:
-        """Keep what ``face`` left in ``image`` (already blended) for the track."""
+        """Keep what ``face`` left in ``image`` (already blended) for the track, with the face's
+        ``anchors`` (:func:`anchors_of`) there."""
         inside = face.bounds(image.shape)
         if inside is None:
             return
         x0, y0, x1, y1 = inside
         alpha = np.ascontiguousarray(face.alpha[y0 - face.y0:y1 - face.y0, x0 - face.x0:x1 - face.x0], np.float32)
-        self._paints[track_id] = Paint(frame_index, points[_ANCHORS, :2].astype(np.float32),
+        self._paints[track_id] = Paint(frame_index, np.asarray(anchors, np.float32),
                                        image[y0:y1, x0:x1].copy(), alpha, x0, y0)
 
     def forget_except(self, track_ids: set[int]) -> None:
         for gone in set(self._paints) - track_ids:
             del self._paints[gone]
 
-    def repaint(self, track_id: int, frame_index: int, image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-        """Blend the track's last paint into ``image`` (in place) at the face's ``points`` now; returns
+    def repaint(self, track_id: int, frame_index: int, image: np.ndarray, anchors: np.ndarray) -> np.ndarray | None:
+        """Blend the track's last paint into ``image`` (in place) at the face's ``anchors`` now; returns
         the (4,) box that changed, or None (nothing recent, or the face moved too much)."""
         paint = self._paints.get(track_id)
         if paint is None or not 0 < frame_index - paint.frame <= self.max_age:
             return None
-        now = points[_ANCHORS, :2].astype(np.float32)
-        m, _ = cv2.estimateAffinePartial2D(paint.points, now, method=cv2.LMEDS)
+        m = rigid_motion(paint.points, np.asarray(anchors, np.float32), max_scale=self.max_scale,
+                         max_error=self.max_error)
         if m is None:
-            return None
-        scale = float(np.hypot(m[0, 0], m[1, 0]))
-        width = float(np.ptp(now[:, 0]))
-        moved = paint.points @ m[:, :2].T + m[:, 2]
-        if abs(scale - 1.0) > self.max_scale or np.linalg.norm(moved - now, axis=1).mean() > self.max_error * width:
             return None
         h, w = image.shape[:2]
         ph, pw = paint.alpha.shape

@@ -17,6 +17,8 @@ the jitter out of each tracked face's landmarks over time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -75,11 +77,13 @@ class FaceLandmarker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def landmarks(self, image: np.ndarray, faces: FaceDetections, t: float | None = None) -> list[np.ndarray | None]:
+    def landmarks(self, image: np.ndarray, faces: FaceDetections, t: float | None = None,
+                  skip: Sequence[bool] | None = None) -> list[np.ndarray | None]:
         """(468, 3) frame-pixel landmarks per face, or None where the crop holds no usable face.
 
         Call once per frame with every tracked face: meshes (and smoother state) of tracks that are
         gone are released. ``t`` is the frame's time in seconds, needed when there is a smoother.
+        Faces marked in ``skip`` get None and keep their mesh and smoother state for a later frame.
         """
         if self.smoother is not None and t is None:
             raise ValueError("expected the frame time t in seconds when a smoother is set, got None")
@@ -94,7 +98,9 @@ class FaceLandmarker:
         if self.smoother is not None:
             for gone in set(self.smoother.track_ids) - live:
                 self.smoother.drop(gone)
-        found = [self._one(image, box, self._mesh_for(tid)) for box, tid in zip(faces.xyxy, ids)]
+        skipped = [False] * len(faces) if skip is None else list(skip)
+        found = [None if no else self._one(image, box, self._mesh_for(tid))
+                 for box, tid, no in zip(faces.xyxy, ids, skipped)]
         if self.smoother is None:
             return found
         return [
