@@ -114,6 +114,8 @@ def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
 
     alone = turns([4, 7], [True, False])
     assert alone[:, 0].all() and not alone[:, 1].any(), "a lone locked face renders every frame, no unlocked one ever"
+    beside_search = np.array([render_turns(i, np.array([4, 7]), np.array([True, False]), waiting=1) for i in range(12)])
+    assert beside_search[:, 0].sum() == 4 and not beside_search[:, 1].any(), "one in three while a search runs"
     for ids in ([1, 3], [2, 5], [9, 0]):  # same or different parity: still one at a time
         two = turns(ids, [True, True])
         assert two.sum(axis=1).max() == 1, "at most one new render per frame"

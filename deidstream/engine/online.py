@@ -52,14 +52,15 @@ class _Prepared:
     turns: tuple[bool, ...]
 
 
-def render_turns(index: int, track_ids: np.ndarray, locked: np.ndarray) -> tuple[bool, ...]:
+def render_turns(index: int, track_ids: np.ndarray, locked: np.ndarray, waiting: int = 0) -> tuple[bool, ...]:
     """Whose turn it is for a new render in frame ``index``: one locked face per frame, in track id
     order, every frame for a lone face. With two, each face's turn comes every third frame and the
     third frame has none: two renders in three frames instead of three, while a repaint is at
     most 2 frames old (:class:`Repainter`'s limit); that CPU is what two faces lacked on a 2-core
-    machine (benchmarks/bench_live.py). Faces without a surrogate never have a turn."""
+    machine (benchmarks/bench_live.py). ``waiting`` faces (whose person's surrogate is being looked
+    for) count as sharing too: the search needs the CPU then. Faces without a surrogate never have a turn."""
     ranked = sorted(int(t) for t, is_locked in zip(track_ids, locked) if is_locked)
-    if len(ranked) <= 1:
+    if len(ranked) + waiting <= 1:
         return tuple(bool(x) for x in locked)
     cycle = max(len(ranked), TURN_CYCLE_MIN)
     slot = index % cycle
@@ -142,8 +143,9 @@ class SurrogatePath:
             known = [self.book.identity_of(t) for t in ids]  # type: ignore[attr-defined]
             people = [None if k is None else self._people.get(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
-        turns = render_turns(index, faces.track_id, locked)
-        points, anchors = self._landmarks(image, faces, ids, turns, locked.sum() > 1, now)
+        waiting = sum(p is None for p in people)
+        turns = render_turns(index, faces.track_id, locked, waiting)
+        points, anchors = self._landmarks(image, faces, ids, turns, locked.sum() + waiting > 1, now)
         prepared = _Prepared(index, points, anchors, turns)
         done = [p is not None for p in people]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
