@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
+TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
 LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates: it runs beside the frames (Python: one GIL)
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
 
@@ -52,19 +53,26 @@ class _Prepared:
     turns: tuple[bool, ...]
 
 
-def render_turns(index: int, track_ids: np.ndarray, locked: np.ndarray, waiting: int = 0) -> tuple[bool, ...]:
-    """Whose turn it is for a new render in frame ``index``: one locked face per frame, in track id
-    order, every frame for a lone face. With two, each face's turn comes every third frame and the
-    third frame has none: two renders in three frames instead of three, while a repaint is at
-    most 2 frames old (:class:`Repainter`'s limit); that CPU is what two faces lacked on a 2-core
-    machine (benchmarks/bench_live.py). ``waiting`` faces (whose person's surrogate is being looked
-    for) count as sharing too: the search needs the CPU then. Faces without a surrogate never have a turn."""
-    ranked = sorted(int(t) for t, is_locked in zip(track_ids, locked) if is_locked)
-    if len(ranked) + waiting <= 1:
+def render_turns(index: int, track_ids: np.ndarray, locked: np.ndarray, waiting: int = 0,
+                 planned: dict[int, int] | None = None) -> tuple[bool, ...]:
+    """Whose turn it is for a new render in frame ``index`` (``planned``: each track's last turn).
+
+    A lone face renders every frame. Faces that share the CPU (locked, or ``waiting`` while their
+    person's surrogate is being looked for) take turns, at most one new render per frame: the locked
+    face whose last turn is oldest, once that is at least ``max(locked, 3)`` frames ago. With two,
+    that is two renders in three frames instead of three, while the others' repaints are 1-2
+    frames old (:class:`Repainter` allows 3); that CPU is what two faces lacked on a 2-core machine
+    (benchmarks/bench_live.py). A turn missed for lack of time is taken off ``planned``, so that face
+    is the next one due. Faces without a surrogate never have a turn."""
+    ids = [int(t) for t, is_locked in zip(track_ids, locked) if is_locked]
+    if len(ids) + waiting <= 1:
         return tuple(bool(x) for x in locked)
-    cycle = max(len(ranked), TURN_CYCLE_MIN)
-    slot = index % cycle
-    return tuple(bool(is_locked) and ranked.index(int(t)) == slot for t, is_locked in zip(track_ids, locked))
+    planned = planned or {}
+    age = {t: index - planned[t] if t in planned else index + TURN_NEVER for t in ids}
+    due = max(ids, key=lambda t: (age[t], -t), default=None)
+    if due is None or age[due] < max(len(ids), TURN_CYCLE_MIN):
+        due = None
+    return tuple(bool(is_locked) and int(t) == due for t, is_locked in zip(track_ids, locked))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,8 @@ class SurrogatePath:
         self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
         self._frame_index = -1
         self._painting = -1  # the frame render_face is working on (the cover thread's)
-        self.repainter = Repainter()
+        self.repainter = Repainter(max_age=3)
+        self._planned: dict[int, int] = {}  # track → frame of its last turn at a new render (see render_turns)
         self._render_cost = 0.0  # running mean of a new render, seconds
         self.over_budget = 0  # faces neither rendered nor repainted in time (the scheduler blurs them)
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=WORK_QUEUE)
@@ -144,7 +153,12 @@ class SurrogatePath:
             people = [None if k is None else self._people.get(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
         waiting = sum(p is None for p in people)
-        turns = render_turns(index, faces.track_id, locked, waiting)
+        turns = render_turns(index, faces.track_id, locked, waiting, self._planned)
+        for gone in set(self._planned) - set(ids):
+            self._planned.pop(gone, None)
+        for tid, turn in zip(ids, turns):
+            if turn:
+                self._planned[tid] = index
         points, anchors = self._landmarks(image, faces, ids, turns, locked.sum() + waiting > 1, now)
         prepared = _Prepared(index, points, anchors, turns)
         done = [p is not None for p in people]
@@ -198,6 +212,8 @@ class SurrogatePath:
         start = time.monotonic()
         no_time = start + self._render_cost > deadline
         if no_time or not frame.turns[i] or points is None:
+            if frame.turns[i]:  # a turn missed: this face is due again (prepare may be frames ahead)
+                self._missed_turn(tid, frame.index)
             if self.repainter.repaint(tid, frame.index, image, anchors) is not None:
                 return True
         if points is None:
@@ -212,7 +228,13 @@ class SurrogatePath:
         spent = time.monotonic() - start
         self._render_cost = spent if self._render_cost == 0 else 0.8 * self._render_cost + 0.2 * spent
         self.repainter.remember(tid, frame.index, image, anchors, face)
+        if not frame.turns[i] and self._planned.get(tid, -1) < frame.index:
+            self._planned[tid] = frame.index  # rendered anew out of turn (its repaint was refused)
         return True
+
+    def _missed_turn(self, track_id: int, frame_index: int) -> None:
+        if self._planned.get(track_id) == frame_index:
+            self._planned.pop(track_id, None)
 
     @property
     def repainted(self) -> int:
