@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from conftest import shared_file
 from media import read_rgb
 
@@ -167,5 +168,65 @@ def test_faces_waiting_for_their_turn_are_followed_by_flow_and_repainted():
                     if prepared.points[i] is None:  # waiting for its turn: its anchors followed, no FaceMesh
                         assert not prepared.turns[i] and prepared.anchors[i] is not None, (k, i)
         assert path.follower.followed >= 6 and path.repainted >= 6  # of 14 faces; the rest are new renders
+    finally:
+        path.close()
+
+
+class ScriptedLocker:
+    """The locker's interface with outcomes given in advance: no surrogate at the first search, one at the next."""
+
+    def __init__(self, config, surrogate) -> None:
+        self.config = config
+        self.surrogate = surrogate
+        self.calls: list[tuple[int, int, int]] = []
+
+    def lock(self, label, embedding, views, others, *, first_attempt=0, verify_views=2):
+        from deidstream.engine.lock import Lock
+
+        self.calls.append((first_attempt, verify_views, len(views)))
+        found = self.surrogate if len(self.calls) > 1 else None
+        return Lock(label, found, 0.9 if found else 0.7, 6, 0.8, 1.0)
+
+
+def _feed(path, frames, until, limit_s=60.0):
+    """Frames through ``prepare`` (the worker embeds and locks in the background) until ``until()``."""
+    tracker = FaceTracker()
+    deadline = time.monotonic() + limit_s
+    with MediaPipeDetector(DetectorConfig(short_range=False, tile_size=0, full_range_every=1)) as detector:
+        for index in range(10_000):
+            if until() or time.monotonic() > deadline:
+                return
+            image = frames[index % len(frames)]
+            path.prepare(image, tracker.update(detector.detect(image), index, (image.shape[1], image.shape[0])))
+            while path._jobs.qsize():
+                time.sleep(0.01)
+
+
+@pytest.mark.parametrize("wide_enough", [True, False])
+def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_large(wide_enough):
+    from deidstream.engine.face_render import Surrogate
+    from deidstream.engine.facemodel import Identity
+    from deidstream.engine.lock import LockConfig
+
+    frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
+    config = GeneratorConfig(key=b"retry test")
+    renderer = make_renderer(config)
+    model = renderer.model
+    path = SurrogatePath(config, renderer)
+    try:
+        surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
+                                                 np.full(model.n_appearance, 0.5, np.float32)))
+        path.locker = ScriptedLocker(LockConfig(candidates=24), surrogate)
+        path.retry_looks = 2
+        path.retry_min_face_px = 100 if wide_enough else 10_000
+        calls = path.locker.calls
+        _feed(path, frames, lambda: len(calls) >= 2 or (not wide_enough and path._looks.get(1, 0) >= 4))
+        assert calls[0] == (0, 2, 3), "the first search: candidates 0.., verified in two of three views"
+        if wide_enough:
+            assert calls[1] == (24, 3, 3), "the next: new candidates, verified in all three views"
+            time.sleep(0.2)
+            assert path._people[1].surrogate is surrogate
+        else:
+            assert len(calls) == 1 and path._people[1].surrogate is None, "a small face is not searched again"
     finally:
         path.close()

@@ -138,10 +138,12 @@ class SurrogateLocker:
         return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
 
     def lock(self, label: int, embedding: np.ndarray, exemplars: list[Observation],
-             others: np.ndarray | None = None) -> Lock:
+             others: np.ndarray | None = None, *, first_attempt: int = 0, verify_views: int = 2) -> Lock:
         """The surrogate of person ``label`` (a stable number within the run), verified on
-        ``exemplars`` (their best frames, most frontal first). ``others``: (k, 128) embeddings
-        of the other real people of the video; the surrogate must not look like them either.
+        ``exemplars`` (their best frames, most frontal first): the first ``verify_views`` of them.
+        ``others``: (k, 128) embeddings of the other real people of the video; the surrogate must
+        not look like them either. ``first_attempt`` numbers the candidates (a new search for the
+        same person draws other ones).
 
         Candidates come in rounds of ``per_round``: all of a round are rendered into the best
         frame and described in one batch. Of at least ``explore`` candidates, the one farthest
@@ -153,7 +155,7 @@ class SurrogateLocker:
         female, _ = self.attributes(embedding)
         ita = self.skin_ita(exemplars)
         donors = self._matched_donors(female, ita)
-        views = exemplars[:2]
+        views = exemplars[:verify_views]
         # everyone this surrogate must not look like: the other people and the surrogates given so far
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
@@ -166,7 +168,7 @@ class SurrogateLocker:
             if kept is None and start >= cfg.give_up_after and 0 <= best[0] < cfg.tau - cfg.give_up_margin:
                 break
             attempts = range(start, min(start + cfg.per_round, cfg.candidates))
-            candidates = [self._candidate_of(label, attempt, donors) for attempt in attempts]
+            candidates = [self._candidate_of(label, first_attempt + attempt, donors) for attempt in attempts]
             described = self._describe_in_place(candidates, views[0])
             tried = attempts.stop
             scored = []
@@ -215,7 +217,7 @@ class SurrogateLocker:
 
     def _candidate_of(self, label: int, attempt: int, donors: np.ndarray) -> Surrogate:
         rng = np.random.default_rng(identity_seed(self._key, label, attempt))
-        boldness = 1.0 + attempt / max(self.config.candidates - 1, 1)  # later candidates step further out
+        boldness = 1.0 + attempt % self.config.candidates / max(self.config.candidates - 1, 1)  # later: further out
         return Surrogate.of(self.renderer.model, self._candidate(rng, donors, boldness))
 
     def _matched_donors(self, female: float, ita: float) -> np.ndarray:

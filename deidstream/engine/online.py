@@ -38,6 +38,9 @@ LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
 LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates: it runs beside the frames (Python: one GIL)
+LIVE_RETRIES = 2  # further searches for a person whose search failed (a failed person stays blurred)
+RETRY_LOOKS = 24  # usable looks between searches (looks come every 3rd, later every 15th frame)
+RETRY_MIN_FACE_PX = 100  # only faces this wide in all three views are searched again
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
 
 
@@ -119,6 +122,9 @@ class SurrogatePath:
         self._people: dict[int, Person] = {}  # identity → locked person (or not locked: surrogate None)
         self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
         self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
+        self.retry_looks, self.retry_min_face_px = RETRY_LOOKS, RETRY_MIN_FACE_PX
+        self._attempts: dict[int, int] = {}  # identity → searches made for its surrogate
+        self._looks: dict[int, int] = {}  # identity → usable looks since its last search
         self._frame_index = -1
         self._painting = -1  # the frame render_face is working on (the cover thread's)
         self.repainter = Repainter(max_age=3)
@@ -161,7 +167,7 @@ class SurrogatePath:
                 self._planned[tid] = index
         points, anchors = self._landmarks(image, faces, ids, turns, locked.sum() + waiting > 1, now)
         prepared = _Prepared(index, points, anchors, turns)
-        done = [p is not None for p in people]
+        done = [p is not None and (p.surrogate is not None or not self._may_retry(k)) for p, k in zip(people, known)]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
         pending = np.flatnonzero(~np.array(done))
@@ -282,19 +288,52 @@ class SurrogatePath:
             views.append((obs.quality, Observation(job.image, p)))
             views.sort(key=lambda v: -v[0])
             del views[3:]
-            if identity is not None and identity not in self._people and len(views) >= MIN_VIEWS_TO_LOCK:
+            if identity is None or len(views) < MIN_VIEWS_TO_LOCK:
+                continue
+            if identity not in self._people:
                 self._lock(identity, obs.track_id)
+            elif self._retry_due(identity, [v for _, v in views]):
+                self._lock(identity, obs.track_id, retry=True)
 
-    def _lock(self, identity: int, track_id: int) -> None:
+    def _may_retry(self, identity: int | None) -> bool:
+        """Whether a person without a surrogate may still get one (their search failed, retries are left)."""
+        return identity is not None and self._attempts.get(identity, 0) <= LIVE_RETRIES
+
+    def _retry_due(self, identity: int, views: list[Observation]) -> bool:
+        """A failed person's next search: after ``retry_looks`` more usable looks (better views than
+        the first three), on faces at least ``retry_min_face_px`` wide in all three views. A small
+        face's descriptor moves 0.4-0.6 between its frames, and more draws against a noisy check is
+        how a surrogate that does not hold passes (measured on files: one such second search left a
+        stage performer re-identified in 2 of 34 faces), so small faces are not retried."""
+        if self._people[identity].surrogate is not None or not self._may_retry(identity):
+            return False
+        self._looks[identity] = self._looks.get(identity, 0) + 1
+        if self._looks[identity] < self.retry_looks:
+            return False
+        return min(float(np.ptp(v.points[:, 0])) for v in views) >= self.retry_min_face_px
+
+    def _lock(self, identity: int, track_id: int, *, retry: bool = False) -> None:
+        """A search for the person's surrogate; a retry draws new candidates and verifies each in all
+        three views instead of two."""
+        attempt = self._attempts.get(identity, 0)
+        self._attempts[identity] = attempt + 1
+        self._looks[identity] = 0
         embedding = self.book.embedding(identity)  # type: ignore[attr-defined]
         views = [v for _, v in self._views[track_id]]
         book = self.book
         with self._state:  # the other people met so far: the surrogate must not look like them
             known = [i for i in book.identities() if i != identity and book.has_embedding(i)]  # type: ignore[attr-defined]
             others = np.array([book.embedding(i) for i in known], np.float32).reshape(-1, 128)  # type: ignore[attr-defined]
-        lock = self.locker.lock(identity, embedding, views, others)
+        lock = self.locker.lock(identity, embedding, views, others, verify_views=3 if retry else 2,
+                                first_attempt=attempt * self.locker.config.candidates)
         person = Person(identity, lock.surrogate, np.mean(self._shapes[track_id], axis=0).astype(np.float32))
         with self._state:
             self._people[identity] = person
-        log.info("person %d: %s", identity, "surrogate locked" if lock.locked else "no surrogate; fallback")
+        search = f" (search {attempt + 1}, verified in {3 if retry else 2} views)" if attempt else ""
+        if lock.locked:
+            log.info("person %d: surrogate locked%s", identity, search)
+        else:
+            log.info("person %d: no surrogate%s; fallback%s", identity, search,
+                     "" if attempt >= LIVE_RETRIES else f", searching again after {self.retry_looks} more looks "
+                     f"if the face is {self.retry_min_face_px} px or wider")
 
