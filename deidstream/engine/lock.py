@@ -44,7 +44,8 @@ class LockConfig:
     to donors and to other surrogates; ``candidates``: how many to try per person;
     ``per_round``: how many are rendered and described together; ``explore``: how many are
     compared before the farthest that passes is kept; after ``give_up_after`` a search whose best is
-    still ``give_up_margin`` short of ``tau`` stops; ``appearance_step``/``shape_spread``: how
+    still ``give_up_margin`` short of ``tau`` stops; ``pause_s``: seconds the search sleeps after each
+    candidate (live, where it runs beside the frames); ``appearance_step``/``shape_spread``: how
     far a candidate moves from its donor mix (in standard deviations); ``skin_tolerance``: ITA°
     window for matching donors."""
 
@@ -65,8 +66,8 @@ class LockConfig:
     # and a lucky draw is what lets a poorly verified surrogate through (a small face's descriptor
     # varies by 0.4-0.6 between its frames)
     give_up_after: int = 12
-    pause_s: float = 0.0
     give_up_margin: float = 0.05
+    pause_s: float = 0.0
     appearance_step: float = 0.8
     shape_spread: float = 1.5
     mix: int = 8
@@ -77,8 +78,8 @@ class LockConfig:
         require(0.0 < self.min_distance < 2.0 and 0.0 < self.donor_distance < 2.0,
                 f"min_distance and donor_distance must be in (0, 2), got {self.min_distance}, {self.donor_distance}")
         require(min(self.candidates, self.per_round, self.explore, self.mix, self.give_up_after) >= 1,
-                f"candidates, per_round, explore and mix must be >= 1, got {self.candidates}, {self.per_round}, "
-                f"{self.explore}, {self.mix}")
+                f"candidates, per_round, explore, mix and give_up_after must be >= 1, got {self.candidates}, "
+                f"{self.per_round}, {self.explore}, {self.mix}, {self.give_up_after}")
         require(self.give_up_margin >= 0 and self.pause_s >= 0,
                 f"give_up_margin and pause_s must be >= 0, got {self.give_up_margin}, {self.pause_s}")
         require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,

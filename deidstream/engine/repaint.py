@@ -1,10 +1,11 @@
 """Live: a face's last render, moved to where the face is now, for frames without time for a new one.
 
 With several locked faces in view, rendering each of them in every frame does not fit a 30 fps
-frame on two cores (a new render and blend: 13.7-17.0 ms for a 256-px face here, a repaint 2.3-2.8 ms;
+frame on two cores (a new render and blend: 13.7-18.6 ms for a 256-px face here, a repaint 2.3-3.1 ms;
 `benchmarks/bench_generator.py`). :class:`Repainter` lets the live path render each face in turn
 and give the others, in between, the pixels its last render blended in: warped by the similarity
-that takes that frame's landmarks to this frame's and blended with that render's own alpha (eye
+that takes that frame's anchor landmarks (:func:`anchors_of`; FaceMesh's, or followed by optical
+flow, :mod:`deidstream.engine.follow`) to this frame's and blended with that render's own alpha (eye
 openings and mouth included). A paint older than ``max_age`` frames, or a face that moved in a way
 a similarity does not explain (a turn, a fast change of expression), is not repainted: the caller
 renders it anew or falls back.
@@ -21,8 +22,8 @@ from deidstream.engine.compositor import RenderedFace
 
 # stable points for the similarity: the face oval, brows, nose ridge and eye corners of the 468
 ANCHORS = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-                     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-                     6, 197, 195, 5, 4, 33, 133, 362, 263, 70, 300])
+                    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+                    6, 197, 195, 5, 4, 33, 133, 362, 263, 70, 300])
 
 
 def anchors_of(points: np.ndarray) -> np.ndarray:
