@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,8 @@ DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_o
 KEY = b"deidstream-benchmark"
 
 
-def people_of(clip: Path, rec: DlibRecognizer) -> list[tuple[np.ndarray, list]]:
-    """(embedding, best views) of every person with an embedding, from the analysis pass."""
+def analysed(clip: Path, on_frame: Callable[[Frame], None] | None = None) -> Analysis:
+    """Pass 1 of the default mode over the clip (``on_frame`` sees every decoded frame)."""
     config = PipelineConfig()
     with MediaPipeDetector(config.detector) as detector:
         analysis = Analysis(detector, config, StageClock())
@@ -56,10 +57,18 @@ def people_of(clip: Path, rec: DlibRecognizer) -> list[tuple[np.ndarray, list]]:
             with FileSource(clip) as source:
                 for item in source.items():
                     if isinstance(item, Frame):
+                        if on_frame is not None:
+                            on_frame(item)
                         analysis.embed(analysis.track(analysis.detect(item)))
         finally:
             analysis.close()
             analysis.recognizer.close()
+    return analysis
+
+
+def people_of(clip: Path, rec: DlibRecognizer) -> list[tuple[np.ndarray, list]]:
+    """(embedding, best views) of every person with an embedding, from the analysis pass."""
+    analysis = analysed(clip)
     out = []
     to_identity = analysis.book.resolve()
     for ident in sorted(set(to_identity.values())):

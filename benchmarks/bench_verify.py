@@ -26,38 +26,24 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 
+from bench_lock import analysed  # noqa: E402
 from benchlib import public_argv, write_json  # noqa: E402
 
-from deidstream.config import GeneratorConfig, PipelineConfig  # noqa: E402
+from deidstream.config import GeneratorConfig  # noqa: E402
 from deidstream.engine.inversion import Observation  # noqa: E402
 from deidstream.engine.lock import LockConfig, SurrogateLocker  # noqa: E402
 from deidstream.evaluation.recognition import SAME_PERSON, DlibRecognizer  # noqa: E402
-from deidstream.stream.pipeline import StageClock  # noqa: E402
-from deidstream.stream.source import FileSource  # noqa: E402
-from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
-from deidstream.twopass import Analysis, _Exemplars, make_renderer  # noqa: E402
-from deidstream.types import Frame  # noqa: E402
+from deidstream.twopass import _Exemplars, make_renderer  # noqa: E402
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
                  "talking_head_2.mp4", "portrait_s18.mp4", "stage_multi_person_cuts.mp4"]
 KEY = b"deidstream-benchmark-verify"
 
 
-def people_with_frames(clip: Path, rec: DlibRecognizer, held_out: int) -> list[dict]:
+def people_with_frames(clip: Path, held_out: int) -> list[dict]:
     """Per person with an embedding: the embedding, the three best views and ``held_out`` other views."""
-    config = PipelineConfig()
     images: dict[int, np.ndarray] = {}
-    with MediaPipeDetector(config.detector) as detector:
-        analysis = Analysis(detector, config, StageClock())
-        try:
-            with FileSource(clip) as source:
-                for item in source.items():
-                    if isinstance(item, Frame):
-                        images[item.index] = item.image
-                        analysis.embed(analysis.track(analysis.detect(item)))
-        finally:
-            analysis.close()
-            analysis.recognizer.close()
+    analysis = analysed(clip, lambda frame: images.__setitem__(frame.index, frame.image))
     to_identity = analysis.book.resolve()
     out = []
     for ident in sorted(set(to_identity.values())):
@@ -120,7 +106,7 @@ def main() -> int:
     rows = []
     try:
         for clip in clips:
-            for label, person in enumerate(people_with_frames(clip, rec, args.held_out)):
+            for label, person in enumerate(people_with_frames(clip, args.held_out)):
                 row = {"clip": clip.name, **person_row(locker, person, args.candidates, label)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -64,26 +64,31 @@ class OnePersonBook:
         return 1
 
 
-def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render():
+def person_one(model):
+    """Person 1 with a plain surrogate (mean shape, mid appearance), as the worker would lock them."""
     from deidstream.engine.deid import Person
     from deidstream.engine.face_render import Surrogate
     from deidstream.engine.facemodel import Identity
+
+    surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
+                                             np.full(model.n_appearance, 0.5, np.float32)))
+    return Person(1, surrogate, model.mesh.vertices.astype(np.float32))
+
+
+def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render():
     from deidstream.types import FaceDetections
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=3)
     config = GeneratorConfig(key=b"repaint test")
     renderer = make_renderer(config)
-    model = renderer.model
     path = SurrogatePath(config, renderer, book=OnePersonBook())
     try:
-        surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
-                                                 np.full(model.n_appearance, 0.5, np.float32)))
         tracker = FaceTracker()
         with MediaPipeDetector() as detector:
             found = [tracker.update(detector.detect(f), i, (f.shape[1], f.shape[0])) for i, f in enumerate(frames)]
         first = found[0]
         prepared = path.prepare(frames[0], first)
-        path._people[1] = Person(1, surrogate, model.mesh.vertices.astype(np.float32))  # locked, as by the worker
+        path._people[1] = person_one(renderer.model)  # locked, as by the worker
         image = frames[0].copy()
         assert path.render_face(image, first, 0, time.monotonic() + 1.0, prepared)  # a new render, remembered
         assert path.repainted == 0
@@ -140,19 +145,12 @@ def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
 
 
 def test_faces_waiting_for_their_turn_are_followed_by_flow_and_repainted():
-    from deidstream.engine.deid import Person
-    from deidstream.engine.face_render import Surrogate
-    from deidstream.engine.facemodel import Identity
-
     frames = read_rgb(shared_file("videos/two_faces_selfie_portrait.mp4"), limit=7)
     config = GeneratorConfig(key=b"follow test")
     renderer = make_renderer(config)
-    model = renderer.model
     path = SurrogatePath(config, renderer, book=OnePersonBook())
     try:
-        surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
-                                                 np.full(model.n_appearance, 0.5, np.float32)))
-        path._people[1] = Person(1, surrogate, model.mesh.vertices.astype(np.float32))  # both faces: locked
+        path._people[1] = person_one(renderer.model)  # both faces: locked
         tracker = FaceTracker()
         with MediaPipeDetector() as detector:
             for k, frame in enumerate(frames):
@@ -204,18 +202,14 @@ def _feed(path, frames, until, limit_s=60.0):
 
 @pytest.mark.parametrize("wide_enough", [True, False])
 def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_large(wide_enough):
-    from deidstream.engine.face_render import Surrogate
-    from deidstream.engine.facemodel import Identity
     from deidstream.engine.lock import LockConfig
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
     config = GeneratorConfig(key=b"retry test")
     renderer = make_renderer(config)
-    model = renderer.model
     path = SurrogatePath(config, renderer)
     try:
-        surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
-                                                 np.full(model.n_appearance, 0.5, np.float32)))
+        surrogate = person_one(renderer.model).surrogate
         path.locker = ScriptedLocker(LockConfig(candidates=24), surrogate)
         path.retry_looks = 2
         path.retry_min_face_px = 100 if wide_enough else 10_000
