@@ -37,6 +37,22 @@ def blas_single_threaded() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def opencv_single_threaded() -> Iterator[None]:
+    """OpenCV's own thread pool off while a live relay runs. Its workers spin after each parallel
+    call (resize, warp, blur, colour conversion), CPU a 2-core relay needs for its frames: paired
+    two-face relays with one key rendered 87-89% of locked faces with one OpenCV thread against
+    80-84% with two, on 0.1 fewer cores (benchmarks/bench_live.py runs). File runs keep the pool."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def lower_priority(task_id: int, niceness: int = 10) -> bool:
     """Make a process or thread (Linux: a thread's native id is a task of its own) yield the CPU to
     the rest: background work (live E_id and locks) must not delay frames. False where the OS does

@@ -107,10 +107,28 @@ def frames_read(result: dict, at_least: int, timeout_s: float) -> int:
     raise AssertionError(f"fewer than {at_least} frames within {timeout_s} s: {result}")
 
 
+class ThreadsSeen:
+    """The detector, noting OpenCV's thread count while the relay runs."""
+
+    def __init__(self, detector) -> None:
+        self.detector, self.seen = detector, set()
+
+    def detect(self, image):
+        if image.any():  # a frame of the stream (the relay's warm-up call on a blank picture comes before)
+            self.seen.add(cv2.getNumThreads())
+        return self.detector.detect(image)
+
+    def close(self) -> None:
+        pass
+
+
 def test_relay_publishes_anonymised_frames_at_the_source_rate(clip, camera, receiver, detector):
+    spy = ThreadsSeen(detector)
+    before = cv2.getNumThreads()
     stats = relay(camera.url, push=receiver.url, config=LIVE_DETECTOR, source_config=FAST_SOURCE, max_frames=120,
-                  detector=detector)
+                  detector=spy)
     assert receiver.wait() == 0
+    assert spy.seen == {1} and cv2.getNumThreads() == before, "OpenCV runs one thread during the relay only"
 
     # Frames arrived at the camera's rate and went out processed. How many are dropped depends on the
     # machine's load (the benchmark measures that); here most must go out.
