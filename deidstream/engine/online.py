@@ -35,6 +35,7 @@ from deidstream.types import FaceDetections
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
+LIVE_CANDIDATES = 12  # per search: a search runs beside the frames; a large face gets more searches later
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
 LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates: it runs beside the frames (Python: one GIL)
@@ -113,7 +114,7 @@ class SurrogatePath:
         self.book = book or IdentityBook()
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
-                                      LockConfig(tau=config.tau, candidates=config.candidates,
+                                      LockConfig(tau=config.tau, candidates=min(config.candidates, LIVE_CANDIDATES),
                                                  explore=LIVE_EXPLORE, pause_s=LIVE_LOCK_PAUSE_S))
         self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
