@@ -64,6 +64,14 @@ class OnePersonBook:
         return 1
 
 
+def one_person_path(clip: str, key: bytes, limit: int):
+    """A clip's first frames, and a live surrogate path in which every track is person 1."""
+    frames = read_rgb(shared_file(f"videos/{clip}"), limit=limit)
+    config = GeneratorConfig(key=key)
+    renderer = make_renderer(config)
+    return frames, renderer, SurrogatePath(config, renderer, book=OnePersonBook())
+
+
 def person_one(model):
     """Person 1 with a plain surrogate (mean shape, mid appearance), as the worker would lock them."""
     from deidstream.engine.deid import Person
@@ -78,10 +86,7 @@ def person_one(model):
 def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render():
     from deidstream.types import FaceDetections
 
-    frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=3)
-    config = GeneratorConfig(key=b"repaint test")
-    renderer = make_renderer(config)
-    path = SurrogatePath(config, renderer, book=OnePersonBook())
+    frames, renderer, path = one_person_path("talking_head_1.mp4", b"repaint test", limit=3)
     try:
         tracker = FaceTracker()
         with MediaPipeDetector() as detector:
@@ -145,10 +150,7 @@ def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
 
 
 def test_faces_waiting_for_their_turn_are_followed_by_flow_and_repainted():
-    frames = read_rgb(shared_file("videos/two_faces_selfie_portrait.mp4"), limit=7)
-    config = GeneratorConfig(key=b"follow test")
-    renderer = make_renderer(config)
-    path = SurrogatePath(config, renderer, book=OnePersonBook())
+    frames, renderer, path = one_person_path("two_faces_selfie_portrait.mp4", b"follow test", limit=7)
     try:
         path._people[1] = person_one(renderer.model)  # both faces: locked
         tracker = FaceTracker()
