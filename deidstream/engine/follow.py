@@ -83,7 +83,8 @@ class AnchorFollower:
             anchors[lost] = base.anchors[lost] @ m[:, :2].T + m[:, 2]
         if rigid_motion(base.mesh_anchors, anchors, max_scale=self.max_scale, max_error=self.max_error) is None:
             return self._refuse(track_id)
-        self._keep(track_id, frame_index, image, anchors, base.mesh_anchors, base.since_mesh + 1)
+        self._keep(track_id, frame_index, image, anchors, base.mesh_anchors, base.since_mesh + 1,
+                   converted=(base.region, grey))
         self.followed += 1
         return anchors
 
@@ -97,9 +98,23 @@ class AnchorFollower:
         return None
 
     def _keep(self, track_id: int, frame_index: int, image: np.ndarray, anchors: np.ndarray,
-              mesh_anchors: np.ndarray, since_mesh: int) -> None:
+              mesh_anchors: np.ndarray, since_mesh: int,
+              converted: tuple[tuple[int, int, int, int], np.ndarray] | None = None) -> None:
+        """The base for the next frame: the grey pixels around ``anchors``. ``converted``: a region of
+        this frame already in grey (the one just flowed in), kept while it still holds the anchors
+        with half the margin, so a followed face is converted once per frame, not twice."""
         h, w = image.shape[:2]
         lo, hi = anchors.min(0), anchors.max(0)
+        if converted is not None:
+            (cx0, cy0, cx1, cy1), grey = converted
+            half = (hi - lo) * self.margin / 2
+            start, end = np.array([cx0, cy0]), np.array([cx1, cy1])
+            # a side at the frame's edge cannot grow anyway
+            inside = ((lo - half >= start) | (start == 0)) & ((hi + half <= end) | (end == (w, h)))
+            if inside.all():
+                self._bases[track_id] = _Base(frame_index, anchors, grey, (cx0, cy0, cx1, cy1), mesh_anchors,
+                                              since_mesh)
+                return
         pad = (hi - lo) * self.margin + 8
         x0, y0 = np.maximum(np.floor(lo - pad), 0).astype(int)
         x1, y1 = np.minimum(np.ceil(hi + pad), (w, h)).astype(int)
