@@ -12,7 +12,7 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.config import DetectorConfig, GeneratorConfig
-from deidstream.engine.online import SurrogatePath
+from deidstream.engine.online import LIVE_RETRIES, SurrogatePath
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.twopass import make_renderer
@@ -216,7 +216,7 @@ def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_l
         path.retry_looks = 2
         path.retry_min_face_px = 100 if wide_enough else 10_000
         calls = path.locker.calls
-        _feed(path, frames, lambda: len(calls) >= 2 or (not wide_enough and path._looks.get(1, 0) >= 4))
+        _feed(path, frames, lambda: len(calls) >= 2 or (not wide_enough and calls and not path._may_retry(1)))
         assert calls[0] == (0, 2, 3), "the first search: candidates 0.., verified in two of three views"
         if wide_enough:
             assert calls[1] == (24, 3, 3), "the next: new candidates, verified in all three views"
@@ -224,5 +224,6 @@ def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_l
             assert path._people[1].surrogate is surrogate
         else:
             assert len(calls) == 1 and path._people[1].surrogate is None, "a small face is not searched again"
+            assert path._attempts[1] == 1 + LIVE_RETRIES, "its chances came and were spent without a search"
     finally:
         path.close()

@@ -166,36 +166,37 @@ class SurrogatePath:
         for tid, turn in zip(ids, turns):
             if turn:
                 self._planned[tid] = index
-        points, anchors = self._landmarks(image, faces, ids, turns, locked.sum() + waiting > 1, now)
+        points, anchors = self._landmarks(image, faces, ids, turns, locked if locked.sum() + waiting > 1 else None, now)
         prepared = _Prepared(index, points, anchors, turns)
         done = [p is not None and (p.surrogate is not None or not self._may_retry(k)) for p, k in zip(people, known)]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
+        if self._jobs.full():  # the worker is behind: no frame copy for a job that would be skipped
+            self.jobs_skipped += 1  # (only this thread puts while frames flow: a queue with room keeps it)
+            return prepared
         pending = np.flatnonzero(~np.array(done))
-        job = _Job(self._frame_index, image.copy(), faces[pending], tuple(points[i] for i in pending))
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            self.jobs_skipped += 1
+        self._jobs.put_nowait(_Job(self._frame_index, image.copy(), faces[pending], tuple(points[i] for i in pending)))
         return prepared
 
     def _landmarks(self, image: np.ndarray, faces: FaceDetections, ids: list[int], turns: tuple[bool, ...],
-                   in_turns: bool, now: float) -> tuple[tuple[np.ndarray | None, ...], tuple[np.ndarray | None, ...]]:
+                   taking_turns: np.ndarray | None, now: float
+                   ) -> tuple[tuple[np.ndarray | None, ...], tuple[np.ndarray | None, ...]]:
         """FaceMesh's landmarks, except for locked faces waiting for their turn whose anchors flow
-        followed (their last render only moves); FaceMesh after all where flow could not follow."""
+        followed (their last render only moves); FaceMesh after all where flow could not follow.
+        ``taking_turns``: which faces are locked, when faces take turns (None: they do not)."""
         follower = self.follower
         follower.forget_except(set(ids))
         anchors: list[np.ndarray | None] = [None] * len(ids)
-        if in_turns:
+        if taking_turns is not None:
             for i, tid in enumerate(ids):
-                if not turns[i] and follower.can_follow(tid, self._frame_index):
+                if taking_turns[i] and not turns[i] and follower.can_follow(tid, self._frame_index):
                     anchors[i] = follower.follow(tid, self._frame_index, image)
         followed = [a is not None for a in anchors]
         points = self.landmarker.landmarks(image, faces, t=now, skip=followed)  # type: ignore[attr-defined]
         for i, (tid, p) in enumerate(zip(ids, points)):
             if p is not None:
                 anchors[i] = anchors_of(p)
-                if in_turns:
+                if taking_turns is not None and taking_turns[i]:  # only locked faces are ever followed
                     follower.seen(tid, self._frame_index, image, anchors[i])
         return tuple(points), tuple(anchors)
 
@@ -305,13 +306,19 @@ class SurrogatePath:
         the first three), on faces at least ``retry_min_face_px`` wide in all three views. A small
         face's descriptor moves 0.4-0.6 between its frames, and more draws against a noisy check is
         how a surrogate that does not hold passes (measured on files: one such second search left a
-        stage performer re-identified in 2 of 34 faces), so small faces are not retried."""
+        stage performer re-identified in 2 of 34 faces), so small faces are not retried: a chance
+        that comes when the face is too small is spent without a search."""
         if self._people[identity].surrogate is not None or not self._may_retry(identity):
             return False
         self._looks[identity] = self._looks.get(identity, 0) + 1
         if self._looks[identity] < self.retry_looks:
             return False
-        return min(float(np.ptp(v.points[:, 0])) for v in views) >= self.retry_min_face_px
+        if min(float(np.ptp(v.points[:, 0])) for v in views) >= self.retry_min_face_px:
+            return True
+        # too small now: that chance is spent, so a face that stays small stops costing E_id work
+        self._attempts[identity] += 1
+        self._looks[identity] = 0
+        return False
 
     def _lock(self, identity: int, track_id: int, *, retry: bool = False) -> None:
         """A search for the person's surrogate; a retry draws new candidates and verifies each in all
