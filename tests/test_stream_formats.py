@@ -78,3 +78,25 @@ def test_audio_the_container_refuses_is_reencoded_as_aac(tmp_path):
     assert (a.audio_codec, b.audio_codec) == ("pcm_mulaw", "aac")
     assert b.audio_duration == pytest.approx(a.audio_duration, abs=0.025)  # one AAC frame of padding at most
     assert b.times == a.times
+
+
+@pytest.mark.parametrize("clip", ["two_faces_selfie_portrait.mp4", "stage_multi_person_cuts.mp4"])
+def test_encoder_frames_keep_the_decoded_colours(clip):
+    """yuv420_frame (OpenCV) gives what PyAV's own conversion gives, and what the decoder had."""
+    import av
+    import numpy as np
+    from conftest import shared_file
+
+    from deidstream.stream.yuv import yuv420_frame
+
+    with av.open(str(shared_file(f"videos/{clip}"))) as container:
+        decoded = next(container.decode(video=0))
+    rgb = decoded.to_ndarray(format="rgb24")
+    ours = yuv420_frame(rgb).to_ndarray().astype(int)
+    pyav = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray().astype(int)
+    source = decoded.to_ndarray(format="yuv420p").astype(int)
+    h = rgb.shape[0]
+    assert np.abs(ours - pyav).mean() < 0.1 and np.abs(ours[:h] - pyav[:h]).max() <= 2  # luma to rounding
+    assert np.abs(ours - source)[:h].mean() < 1.5 and np.abs(ours - source)[h:].mean() < 0.5
+    with pytest.raises(ValueError, match="even frame size"):
+        yuv420_frame(rgb[:-1])
