@@ -20,11 +20,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-from benchlib import ROOT, public_argv, write_json
+from benchlib import ROOT, public_argv, shared_clip, write_json
 
 from deidstream.stream.yuv import yuv420_frame
-
-VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
 
 def cpu_s() -> float:
@@ -67,7 +65,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "encode.json")
     args = ap.parse_args()
-    clip = VIDEOS / args.clip
+    clip = shared_clip(args.clip)
     if not clip.exists():
         raise SystemExit(f"{clip.name}: not found; the shared videos are needed")
     frames = load(clip, 60)

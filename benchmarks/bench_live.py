@@ -27,7 +27,7 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
 
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
@@ -35,7 +35,6 @@ from deidstream.config import LiveConfig  # noqa: E402
 from deidstream.stream.live import LIVE_MODES  # noqa: E402
 from deidstream.stream.live_run import relay  # noqa: E402
 
-VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 GENERATOR_MODE = "surrogate"
 
 
@@ -135,8 +134,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_live.json")
     ap.add_argument("extra", nargs="*", help="extra deidstream options, after --")
     args = ap.parse_args()
-    if not args.clip.exists() and (VIDEOS / args.clip).exists():
-        args.clip = VIDEOS / args.clip
+    args.clip = shared_clip(args.clip)
     if not args.clip.exists():
         print(f"missing clip (is ../shared/data present?): {args.clip}", file=sys.stderr)
         return 2

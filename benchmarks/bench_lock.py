@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
 
 from deidstream.config import GeneratorConfig, PipelineConfig  # noqa: E402
 from deidstream.engine.face_render import Surrogate  # noqa: E402
@@ -170,7 +169,7 @@ def main() -> int:
     ap.add_argument("--candidates", type=int, default=18)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "lock.json")
     args = ap.parse_args()
-    clips = [Path(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
+    clips = [shared_clip(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
     result: dict = {"argv": public_argv(), "gil": gil_stall(), "import_s": import_seconds(), "people": []}
     print(f"GIL: a Python thread runs {result['gil']['slowdown_in_process']}x slower beside dlib in-process, "
           f"{result['gil']['slowdown_with_worker']}x beside the worker process; imports {result['import_s']} s")

@@ -24,10 +24,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from benchlib import public_argv, write_json
+from benchlib import VIDEOS, public_argv, shared_clip, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 DEFAULT_CLIPS = ["stage_multi_person_cuts.mp4", "crowd_1080p.mp4", "hands_occlusion_expressions.mp4",
                  "talking_head_1.mp4", "two_faces_selfie_portrait.mp4"]
 HEAD_FRAMES = 10
@@ -112,14 +111,6 @@ def print_row(r: dict) -> None:
                  f"{r['deface_peak_rss_mb']:5d} MB"
                  f" | x{r['speedup_e2e']:.2f} e2e, x{r['speedup_steady']:.2f} steady")
     print(line, flush=True)
-
-
-def shared_clip(name: str) -> Path:
-    """A path, or a shared clip's name (``stage_multi_person_cuts.mp4``, or ``stage`` for short)."""
-    if Path(name).exists():
-        return Path(name)
-    named = sorted(VIDEOS.glob(f"{Path(name).stem}*.mp4"))
-    return named[0] if len(named) == 1 else Path(name)
 
 
 def main() -> int:

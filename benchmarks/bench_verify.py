@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 
 from bench_lock import analysed  # noqa: E402
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
 
 from deidstream.config import GeneratorConfig  # noqa: E402
 from deidstream.engine.inversion import Observation  # noqa: E402
@@ -94,8 +93,7 @@ def main() -> int:
     ap.add_argument("--held-out", type=int, default=8)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "verify.json")
     args = ap.parse_args()
-    clips = [Path(c) if Path(c).exists() else VIDEOS / c for c in args.clips] if args.clips \
-        else [VIDEOS / c for c in DEFAULT_CLIPS]
+    clips = [shared_clip(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
     missing = [c.name for c in clips if not c.exists()]
     if missing:
         print(f"missing clips (is ../shared/data present?): {missing}", file=sys.stderr)
