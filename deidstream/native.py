@@ -40,9 +40,9 @@ def blas_single_threaded() -> Iterator[None]:
 @contextlib.contextmanager
 def opencv_single_threaded() -> Iterator[None]:
     """OpenCV's own thread pool off while a live relay runs. Its workers spin after each parallel
-    call (resize, warp, blur, colour conversion), CPU a 2-core relay needs for its frames: paired
-    two-face relays with one key rendered 87-89% of locked faces with one OpenCV thread against
-    80-84% with two, on 0.1 fewer cores (benchmarks/bench_live.py runs). File runs keep the pool."""
+    call (resize, warp, blur, colour conversion), CPU a 2-core relay needs for its frames (in
+    interleaved two-face relays with one key, one thread rendered more of the locked faces on
+    fewer cores). File runs keep the pool."""
     import cv2
 
     before = cv2.getNumThreads()
