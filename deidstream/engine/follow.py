@@ -2,9 +2,9 @@
 
 When locked faces take turns at a new render, the others get their last render moved
 (:mod:`deidstream.engine.repaint`), which needs only where the anchor landmarks are now.
-FaceMesh costs 6.4-6.5 ms per face and frame, Lucas-Kanade flow of the 47 anchors from the
-previous frame 1.3-2.2 ms (128- and 256-px faces, ``python benchmarks/bench_generator.py --only
-speed``); with two faces taking turns, four of every six faces need only their anchors. The flow
+FaceMesh costs 4.8-6.5 ms per face and frame, Lucas-Kanade flow of the 47 anchors from the
+previous frame 1.2-2.2 ms (128- and 256-px faces, two runs of ``python benchmarks/bench_generator.py
+--only speed``); with two faces taking turns, four of every six faces need only their anchors. The flow
 starts from FaceMesh's own landmarks and runs at most ``max_gap`` frames from them (a repaint's
 age limit). Where a point is lost, or the flowed anchors are not the last FaceMesh anchors moved
 by a similarity (a turn, a change of expression), there are no flowed anchors and the caller
