@@ -1,7 +1,7 @@
 """Live: a face's last render, moved to where the face is now, for frames without time for a new one.
 
 With several locked faces in view, rendering each of them in every frame does not fit a 30 fps
-frame on two cores (a new render and blend: 13.7-18.6 ms for a 256-px face here, a repaint 2.3-3.1 ms;
+frame on two cores (a new render and blend: 12.9-18.6 ms for a 256-px face here, a repaint 2.1-3.1 ms;
 `benchmarks/bench_generator.py`). :class:`Repainter` lets the live path render each face in turn
 and give the others, in between, the pixels its last render blended in: warped by the similarity
 that takes that frame's anchor landmarks (:func:`anchors_of`; FaceMesh's, or followed by optical
