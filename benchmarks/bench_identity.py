@@ -90,6 +90,33 @@ def run_clip(path: Path, embedder: FaceEmbedder, config: IdentityConfig) -> dict
     }
 
 
+def network_speed(recognizer: object, clip: Path, faces: int = 8, reps: int = 3) -> dict:
+    """dlib's ResNet alone on aligned chips of one clip's faces: what a descriptor worker pays per face."""
+    import dlib
+    from threadpoolctl import threadpool_limits
+
+    chips: list[np.ndarray] = []
+    with FileSource(clip) as src:
+        for item in src.items():
+            if isinstance(item, Frame) and item.index % 10 == 0:
+                chips.extend(recognizer.chips(item.image, recognizer.detect(item.image)[:1]))
+            if len(chips) >= faces:
+                break
+    recognizer.describe_chips(chips[:1])  # load the network
+
+    def ms_per_chip() -> float:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            recognizer.describe_chips(chips)
+        return round(1000 * (time.perf_counter() - t0) / (reps * len(chips)), 1)
+
+    default = ms_per_chip()
+    with threadpool_limits(1, user_api="blas"):
+        one = ms_per_chip()
+    return {"dlib": dlib.__version__, "blas": bool(getattr(dlib, "DLIB_USE_BLAS", False)), "chips": len(chips),
+            "ms_per_chip_one_thread": one, "ms_per_chip_default_threads": default}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="E_id cost and identity counts per shared clip")
     ap.add_argument("--clips", nargs="*", type=Path, help="clip files (default: every shared clip)")
@@ -117,6 +144,10 @@ def main() -> int:
               f"{row['eid_ms_per_face_median'] or 0:7.1f}", flush=True)
     all_ms = [r["eid_ms_per_face_median"] for r in result["clips"].values() if r["eid_ms_per_face_median"]]
     result["eid_ms_per_face_median_of_clips"] = round(float(np.median(all_ms)), 1) if all_ms else None
+    result["network"] = network_speed(embedder.recognizer, clips[0])
+    print(f"dlib {result['network']['dlib']} (BLAS: {result['network']['blas']}): the network alone, "
+          f"{result['network']['ms_per_chip_one_thread']} ms per face on one BLAS thread (as in its worker), "
+          f"{result['network']['ms_per_chip_default_threads']} with BLAS's default threads")
     write_json(args.out, result)
     return 0
 

@@ -109,15 +109,18 @@ class Camera:
     clip: Path
     port: int
     mount: str = "/cam"
+    tls: Path | None = None  # PEM with certificate and key: the camera serves rtsps://
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}{self.mount}"
+        return f"{'rtsps' if self.tls else 'rtsp'}://127.0.0.1:{self.port}{self.mount}"
 
     def start(self) -> None:
+        tls = ["--tls", str(self.tls)] if self.tls else []
         proc = subprocess.Popen([SYSTEM_PYTHON, str(CAMERA_SCRIPT), str(self.clip), "--port", str(self.port),
-                                 "--mount", self.mount], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--mount", self.mount, *tls], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stdout], [], [], 0.2)
@@ -130,6 +133,8 @@ class Camera:
                 break
         err = proc.stderr.read() if proc.poll() is not None else ""
         _stop(proc)
+        if "TLS support is not available" in err:
+            raise PeerMissing("GLib has no TLS backend for the rtsps camera (apt-get install glib-networking)")
         raise RuntimeError(f"RTSP camera did not start on port {self.port}: {err.strip()[-500:]}")
 
     def kill(self) -> None:
@@ -148,17 +153,20 @@ class Camera:
 
 
 @contextlib.contextmanager
-def rtsp_camera(clip: Path, *, tries: int = 3) -> Iterator[Camera]:
-    """An RTSP camera serving ``clip`` on a free loopback port, killed on exit."""
+def rtsp_camera(clip: Path, *, tries: int = 3, tls: Path | None = None) -> Iterator[Camera]:
+    """An RTSP camera serving ``clip`` on a free loopback port (over TLS with ``tls``, see
+    ``self_signed``), killed on exit."""
     reason = gst_rtsp_missing()
     if reason:
         raise PeerMissing(reason)
     camera = None
     for attempt in range(tries):
-        camera = Camera(clip, free_port())
+        camera = Camera(clip, free_port(), tls=tls)
         try:
             camera.start()
             break
+        except PeerMissing:
+            raise
         except RuntimeError:
             if attempt == tries - 1:
                 raise
@@ -170,6 +178,18 @@ def rtsp_camera(clip: Path, *, tries: int = 3) -> Iterator[Camera]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(camera.proc.pid, signal.SIGCONT)
         camera.kill()
+
+
+def self_signed(folder: Path) -> Path:
+    """A PEM file with a fresh self-signed certificate for 127.0.0.1 and its key (openssl), as
+    cameras ship with."""
+    if not shutil.which("openssl"):
+        raise PeerMissing("openssl not installed (apt-get install openssl)")
+    key, cert, pem = folder / "key.pem", folder / "cert.pem", folder / "camera.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    return pem
 
 
 @dataclass

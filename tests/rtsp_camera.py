@@ -3,9 +3,11 @@
 
 Run it with the system Python, which sees Debian's python3-gi (the project's virtual environment does not)::
 
-    /usr/bin/python3 tests/rtsp_camera.py CLIP.mp4 --port 8554 --mount /cam
+    /usr/bin/python3 tests/rtsp_camera.py CLIP.mp4 --port 8554 --mount /cam [--tls cert_and_key.pem]
 
-It prints ``READY rtsp://127.0.0.1:PORT/MOUNT`` on stdout once it accepts clients, then serves until killed.
+It prints ``READY rtsp://127.0.0.1:PORT/MOUNT`` (``rtsps://`` with ``--tls``: RTSP over TLS, the
+certificate and its key in one PEM file; needs glib-networking) on stdout once it accepts clients,
+then serves until killed.
 Each client gets the clip from its start, paced at its frame rate like a live camera (no B-frames expected).
 """
 
@@ -18,7 +20,18 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def tls_auth(pem: str) -> GstRtspServer.RTSPAuth:
+    """The server's TLS certificate, and every client let in as "anonymous" (an auth object
+    otherwise refuses all)."""
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(pem))
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "anonymous")
+    auth.set_default_token(token)
+    return auth
 
 
 def main() -> int:
@@ -26,6 +39,7 @@ def main() -> int:
     parser.add_argument("clip", help="an mp4 file with H.264 video")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mount", default="/cam")
+    parser.add_argument("--tls", help="serve rtsps:// with this PEM file (certificate and key)")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -38,11 +52,16 @@ def main() -> int:
         f'( filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 '
         "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
+    if args.tls:
+        server.set_auth(tls_auth(args.tls))
+        factory.add_role_from_structure(Gst.Structure.from_string(
+            "anonymous, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")[0])
     server.get_mount_points().add_factory(args.mount, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on port {args.port}", file=sys.stderr)
         return 1
-    print(f"READY rtsp://127.0.0.1:{args.port}{args.mount}", flush=True)
+    scheme = "rtsps" if args.tls else "rtsp"
+    print(f"READY {scheme}://127.0.0.1:{args.port}{args.mount}", flush=True)
     GLib.MainLoop().run()
     return 0
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared_file
-from live_peers import PeerMissing, camera_clip, free_port, rtsp_camera, rtsp_receiver
+from live_peers import PeerMissing, camera_clip, free_port, rtsp_camera, rtsp_receiver, self_signed
 
 from deidstream.cli import main
 from deidstream.config import DetectorConfig, LiveSourceConfig, PipelineConfig
@@ -375,3 +375,25 @@ def test_camera_over_udp(camera, clip):
     errors = [np.abs(cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) - first).mean() for f in original[:10]]
     assert min(errors) < 4
     assert all(b.pts > a.pts for a, b in zip(got, got[1:]))
+
+
+def test_relay_from_a_camera_over_tls(clip, receiver, detector, tmp_path):
+    """rtsps://: RTSP over TLS, with a self-signed certificate as cameras ship (not verified, as in ffmpeg)."""
+    try:
+        with rtsp_camera(clip, tls=self_signed(tmp_path)) as camera:
+            assert camera.url.startswith("rtsps://")
+            stats = relay(camera.url, push=receiver.url, config=LIVE_DETECTOR, source_config=FAST_SOURCE,
+                          max_frames=45, detector=detector)
+    except PeerMissing as exc:
+        pytest.skip(str(exc))
+    assert receiver.wait() == 0
+    assert stats.frames_in == 45 and stats.sent["stream"] == stats.frames_processed >= 20
+    received, _ = decode(receiver.path)
+    assert len(received) == stats.sent["stream"]
+    original, _ = decode(clip)
+    # the first frame received is one of the clip's first frames: the TLS session carried the camera's picture
+    first = cv2.resize(received[0], (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    corner = (slice(0, 16), slice(0, 16))  # away from the face, which the relay changed
+    errors = [np.abs(cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA)[corner] - first[corner]).mean()
+              for f in original[:10]]
+    assert min(errors) < 4

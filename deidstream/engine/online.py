@@ -3,11 +3,11 @@ background, faces rendered within the frame's budget.
 
 The live scheduler calls ``prepare`` once per frame after tracking: the 468 landmarks of every
 face (FaceMesh per track, smoothed); then ``render_face`` for each face, on another thread. E_id
-and the surrogate lock are too slow for a frame budget (dlib's ResNet: 110-360 ms per face here,
-run in a child process), so a worker thread does them: it embeds a face when it is due, assigns
-tracks to identities online (an assignment never changes, so a surrogate never jumps), and locks
-a surrogate once a person has enough views. Until then the face is not ``ready`` and gets the
-fallback.
+and the surrogate lock are too slow for a frame budget (dlib's ResNet: 34 ms per face here on
+OpenBLAS, benchmarks/bench_identity.py; run in a child process), so a worker thread does them:
+it embeds a face when it is due, assigns tracks to identities online (an assignment never
+changes, so a surrogate never jumps), and locks a surrogate once a person has enough views.
+Until then the face is not ``ready`` and gets the fallback.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ class SurrogatePath:
         self.renderer = renderer
         self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother(), spares=2)
         self.follower = AnchorFollower()  # a face waiting for its turn needs only its anchors
-        # dlib's network in a child process: on the worker thread it would hold the GIL for
-        # 110-360 ms at a time and stall the frame's landmarks, rendering and encoding
+        # dlib's network in a child process: on the worker thread it would hold the GIL for a
+        # whole network pass and stall the frame's landmarks, rendering and encoding
         self._own_recognizer = recognizer is None
         self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1, background=True)
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)

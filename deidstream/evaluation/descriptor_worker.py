@@ -1,17 +1,20 @@
 """dlib's ResNet descriptor in a child process.
 
-dlib's Python binding holds the GIL for the whole network pass (110-360 ms per face on this
-CPU), so run on a thread it stops every other thread of the process: a busy thread beside it
-ran 21.8x slower, and unslowed beside this worker (benchmarks/bench_lock.py). A child process
+dlib's Python binding holds the GIL for the whole network pass, so run on a thread it stops
+every other thread of the process: a busy thread beside it ran 21.8x slower, and unslowed
+beside this worker (benchmarks/bench_lock.py, when a pass took 110-360 ms without BLAS). A child process
 leaves the detector, the landmarks, the renderer and the encoder running on the other core.
 Only aligned 150x150 chips cross the pipe (67 kB each); descriptors come back. The child runs
 this file with this interpreter, not multiprocessing, so a user's script is never re-imported;
-this module therefore imports nothing from the package.
+this module therefore imports nothing from the package. Each child keeps its BLAS to one
+thread: parallelism is the number of children, and a second BLAS thread would take the core
+the parent's detection runs on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import subprocess
 import sys
@@ -36,6 +39,11 @@ def _read_exact(stream: object, n: int) -> bytes:
     return bytes(data)
 
 
+def _single_threaded_env() -> dict[str, str]:
+    """This process's environment with BLAS and OpenMP held to one thread (read when the child loads them)."""
+    return {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class DescriptorWorker:
     """One child process running dlib's network: ``send`` a batch of chips, then ``receive`` it."""
 
@@ -44,7 +52,7 @@ class DescriptorWorker:
         # dlib only, not the package (MediaPipe, filterpy: 1.5 s of start-up, beside the analysis)
         self._proc = subprocess.Popen(
             [sys.executable, "-P", str(Path(__file__).resolve()), str(model_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=_single_threaded_env())
         self._ready = False
 
     @property

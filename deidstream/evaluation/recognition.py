@@ -7,6 +7,7 @@ folder (its own loader needs pkg_resources). Nothing is downloaded.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from deidstream.errors import ConfigError
 from deidstream.native import lower_priority
+
+log = logging.getLogger(__name__)
 
 SAME_PERSON = 0.6  # dlib's documented threshold: descriptors closer than this are the same person
 DETECTORS = ("hog", "cnn")
@@ -51,6 +54,9 @@ class DlibRecognizer:
         except ImportError as exc:
             raise ConfigError(f"dlib is not installed; {INSTALL_HINT}") from exc
 
+        if not getattr(dlib, "DLIB_USE_BLAS", True):
+            log.warning("dlib was built without BLAS (the dlib-bin wheel?): its face descriptor runs about 5x "
+                        "slower; install OpenBLAS and CMake, then: pip uninstall dlib-bin dlib && pip install dlib")
         if detector not in DETECTORS:
             raise ConfigError(f"unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")
         models = _model_dir()
