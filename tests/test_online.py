@@ -227,3 +227,32 @@ def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_l
             assert path._attempts[1] == 1 + LIVE_RETRIES, "its chances came and were spent without a search"
     finally:
         path.close()
+
+
+def test_a_face_without_a_surrogate_gets_landmarks_only_when_e_id_looks_at_it():
+    """Its fallback needs only the box; FaceMesh runs on the frames E_id is due (every frame for the
+    first looks, then every 3rd), and those looks still lead to a search."""
+    from deidstream.engine.lock import LockConfig
+
+    frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
+    config = GeneratorConfig(key=b"looks test")
+    path = SurrogatePath(config, make_renderer(config))
+    meshed: list[bool] = []
+    due: list[bool] = []
+    landmarks = path.landmarker.landmarks
+
+    def spy(image, faces, t=None, skip=None):
+        meshed.append(not skip[0])
+        due.append(path.embedder.due(int(faces.track_id[0]), path._frame_index))
+        return landmarks(image, faces, t=t, skip=skip)
+
+    try:
+        path.landmarker.landmarks = spy
+        path.locker = ScriptedLocker(LockConfig(candidates=24), None)  # every search fails: the person stays unlocked
+        _feed(path, frames, lambda: len(meshed) >= 45)
+        assert path.locker.calls, "the looks had their landmarks: the person was searched"
+        assert path._people[1].surrogate is None
+    finally:
+        path.close()
+    assert meshed == due, "FaceMesh exactly on the frames E_id looks at the face"
+    assert all(meshed[:3]) and sum(meshed) <= 0.5 * len(meshed), meshed

@@ -150,7 +150,7 @@ class SurrogateLocker:
         frame and described in one batch. Of at least ``explore`` candidates, the one farthest
         from the subject that passes every bound (also in their second-best frame) is kept: the
         distances of candidates to one subject spread 0.56-1.01, and the farthest of 12 averages
-        0.888 against 0.815 for the first over τ, 0.877 in a held-out frame (7 people of 5
+        0.889 against 0.817 for the first over τ, 0.880 in a held-out frame (7 people of 5
         shared clips, benchmarks/bench_lock.py)."""
         cfg = self.config
         female, _ = self.attributes(embedding)

@@ -82,7 +82,7 @@ def render_turns(index: int, track_ids: np.ndarray, locked: np.ndarray, waiting:
 @dataclass(frozen=True, slots=True)
 class _Job:
     index: int
-    image: np.ndarray
+    image: np.ndarray | None  # None when no face of the job is due a look (the book only sees the faces)
     faces: FaceDetections
     points: tuple[np.ndarray | None, ...]
 
@@ -160,30 +160,37 @@ class SurrogatePath:
             people = [None if k is None else self._people.get(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
         waiting = sum(p is None for p in people)
+        done = [p is not None and (p.surrogate is not None or not self._may_retry(k)) for p, k in zip(people, known)]
+        # Landmarks are for rendering (locked faces) and for E_id's looks at the others, which come every
+        # 3rd, later every 15th frame; the fallback needs only the box. (The worker decides again: a
+        # look it finds due without landmarks is spent as "no landmarks", which only delays it.)
+        looking = [not d and self.embedder.due(t, index) for d, t in zip(done, ids)]  # type: ignore[attr-defined]
         turns = render_turns(index, faces.track_id, locked, waiting, self._planned)
         for gone in set(self._planned) - set(ids):
             self._planned.pop(gone, None)
         for tid, turn in zip(ids, turns):
             if turn:
                 self._planned[tid] = index
-        points, anchors = self._landmarks(image, faces, ids, turns, locked if locked.sum() + waiting > 1 else None, now)
+        points, anchors = self._landmarks(image, faces, ids, turns, locked if locked.sum() + waiting > 1 else None, now,
+                                          locked | np.array(looking, bool))
         prepared = _Prepared(index, points, anchors, turns)
-        done = [p is not None and (p.surrogate is not None or not self._may_retry(k)) for p, k in zip(people, known)]
         if all(done):  # everyone in view has their surrogate (or their verdict): no E_id work
             return prepared
         if self._jobs.full():  # the worker is behind: no frame copy for a job that would be skipped
             self.jobs_skipped += 1  # (only this thread puts while frames flow: a queue with room keeps it)
             return prepared
         pending = np.flatnonzero(~np.array(done))
-        self._jobs.put_nowait(_Job(self._frame_index, image.copy(), faces[pending], tuple(points[i] for i in pending)))
+        self._jobs.put_nowait(_Job(self._frame_index, image.copy() if any(looking) else None, faces[pending],
+                                   tuple(points[i] for i in pending)))
         return prepared
 
     def _landmarks(self, image: np.ndarray, faces: FaceDetections, ids: list[int], turns: tuple[bool, ...],
-                   taking_turns: np.ndarray | None, now: float
+                   taking_turns: np.ndarray | None, now: float, needed: np.ndarray
                    ) -> tuple[tuple[np.ndarray | None, ...], tuple[np.ndarray | None, ...]]:
-        """FaceMesh's landmarks, except for locked faces waiting for their turn whose anchors flow
-        followed (their last render only moves); FaceMesh after all where flow could not follow.
-        ``taking_turns``: which faces are locked, when faces take turns (None: they do not)."""
+        """FaceMesh's landmarks of the ``needed`` faces, except for locked faces waiting for their turn
+        whose anchors flow followed (their last render only moves); FaceMesh after all where flow
+        could not follow. ``taking_turns``: which faces are locked, when faces take turns (None: they
+        do not). A face not needed gets None and its next landmarks are smoothed afresh."""
         follower = self.follower
         follower.forget_except(set(ids))
         anchors: list[np.ndarray | None] = [None] * len(ids)
@@ -192,7 +199,11 @@ class SurrogatePath:
                 if taking_turns[i] and not turns[i] and follower.can_follow(tid, self._frame_index):
                     anchors[i] = follower.follow(tid, self._frame_index, image)
         followed = [a is not None for a in anchors]
-        points = self.landmarker.landmarks(image, faces, t=now, skip=followed)  # type: ignore[attr-defined]
+        for tid, need in zip(ids, needed):
+            if not need:
+                self.landmarker.restart_smoothing(tid)  # type: ignore[attr-defined]
+        points = self.landmarker.landmarks(image, faces, t=now,  # type: ignore[attr-defined]
+                                           skip=[f or not n for f, n in zip(followed, needed)])
         for i, (tid, p) in enumerate(zip(ids, points)):
             if p is not None:
                 anchors[i] = anchors_of(p)

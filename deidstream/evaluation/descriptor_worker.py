@@ -1,8 +1,9 @@
 """dlib's ResNet descriptor in a child process.
 
 dlib's Python binding holds the GIL for the whole network pass, so run on a thread it stops
-every other thread of the process: a busy thread beside it ran 21.8x slower, and unslowed
-beside this worker (benchmarks/bench_lock.py, when a pass took 110-360 ms without BLAS). A child process
+every other thread of the process: a busy thread beside it ran 5.8x slower, and 1.54x beside
+this worker with the caller sending chips back to back (benchmarks/bench_lock.py; 21.8x and
+unslowed when dlib had no BLAS and a pass took 110-360 ms). A child process
 leaves the detector, the landmarks, the renderer and the encoder running on the other core.
 Only aligned 150x150 chips cross the pipe (67 kB each); descriptors come back. The child runs
 this file with this interpreter, not multiprocessing, so a user's script is never re-imported;

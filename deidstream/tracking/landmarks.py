@@ -108,6 +108,12 @@ class FaceLandmarker:
             for pts, tid in zip(found, ids)
         ]
 
+    def restart_smoothing(self, track_id: int) -> None:
+        """The track's next landmarks start a new smoothing run: after frames it was skipped for,
+        smoothing against its last ones would lag behind the face."""
+        if self.smoother is not None:
+            self.smoother.drop(track_id)
+
     def _mesh_for(self, track_id: int | None) -> object:
         if track_id is None:
             return self._mesh
