@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, help="webcam frame rate to ask the driver for")
     g.add_argument("--rtsp-transport", choices=RTSP_TRANSPORTS, default=d_src.rtsp_transport,
                    help="RTSP transport for the camera and the published stream (default: %(default)s)")
+    g.add_argument("--camera-ca-file", metavar="PEM",
+                   help="verify an rtsps:// camera's TLS certificate against the CA certificates in PEM "
+                        "(default: not verified, as in ffmpeg)")
     g.add_argument("--record", metavar="FILE", help="also record the anonymised stream to FILE (.mp4, .mkv)")
     g.add_argument("--segment", type=parse_duration, metavar="DURATION",
                    help="record in segments of about DURATION (e.g. 10m, 90s): FILE_0000.mp4, FILE_0001.mp4, ...; "
@@ -208,7 +211,8 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     d_live = LiveConfig()
     live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(d_live.max_latency_ms, args.budget),
                       preset=_given(args.preset, d_live.preset), crf=_given(args.crf, d_live.crf))
-    source_config = LiveSourceConfig(rtsp_transport=args.rtsp_transport, give_up_after_s=args.give_up_after,
+    source_config = LiveSourceConfig(rtsp_transport=args.rtsp_transport, ca_file=args.camera_ca_file,
+                                     give_up_after_s=args.give_up_after,
                                      width=args.width, height=args.height, fps=args.fps)
     stats = None
     try:

@@ -5,6 +5,7 @@ Defaults live here and nowhere else, so a threshold has one value in the whole p
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from deidstream.errors import ConfigError, require
@@ -218,9 +219,12 @@ class LiveSourceConfig:
     ``backoff_max_s``; it gives up after ``give_up_after_s`` without a picture (None: never). A source that
     cannot be opened at all at start is an error at once. ``width``/``height``/``fps`` (webcam only, None:
     the camera's default) are requested from the driver, which may pick the nearest mode it has.
+    ``ca_file``: PEM certificates an ``rtsps://`` camera's certificate must chain to (None: not
+    verified, as in ffmpeg; whoever sits between the camera and us then sees the faces).
     """
 
     rtsp_transport: str = "tcp"
+    ca_file: str | None = None
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5
@@ -246,6 +250,7 @@ class LiveSourceConfig:
             value = getattr(self, name)
             require(value is None or 16 <= value <= 8192, f"{name} must be in [16, 8192], got {value}")
         require(self.fps is None or 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
+        require(self.ca_file is None or os.path.isfile(self.ca_file), f"{self.ca_file}: no such CA file")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

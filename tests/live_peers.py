@@ -180,16 +180,17 @@ def rtsp_camera(clip: Path, *, tries: int = 3, tls: Path | None = None) -> Itera
         camera.kill()
 
 
-def self_signed(folder: Path) -> Path:
-    """A PEM file with a fresh self-signed certificate for 127.0.0.1 and its key (openssl), as
-    cameras ship with."""
+def self_signed(folder: Path, name: str = "camera") -> tuple[Path, Path]:
+    """A fresh self-signed certificate for 127.0.0.1 (openssl), as cameras ship with: the server's
+    PEM (certificate and key) and the certificate alone (what a client trusts)."""
     if not shutil.which("openssl"):
         raise PeerMissing("openssl not installed (apt-get install openssl)")
-    key, cert, pem = folder / "key.pem", folder / "cert.pem", folder / "camera.pem"
+    key, cert, pem = folder / f"{name}_key.pem", folder / f"{name}_cert.pem", folder / f"{name}.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
     pem.write_bytes(cert.read_bytes() + key.read_bytes())
-    return pem
+    return pem, cert
 
 
 @dataclass

@@ -378,11 +378,18 @@ def test_camera_over_udp(camera, clip):
 
 
 def test_relay_from_a_camera_over_tls(clip, receiver, detector, tmp_path):
-    """rtsps://: RTSP over TLS, with a self-signed certificate as cameras ship (not verified, as in ffmpeg)."""
+    """rtsps://: RTSP over TLS, with a self-signed certificate as cameras ship, verified against it
+    (--camera-ca-file); another CA's certificate is a clear error, not a stream."""
     try:
-        with rtsp_camera(clip, tls=self_signed(tmp_path)) as camera:
+        served, trusted = self_signed(tmp_path)
+        _, stranger = self_signed(tmp_path, "other")
+        with rtsp_camera(clip, tls=served) as camera:
             assert camera.url.startswith("rtsps://")
-            stats = relay(camera.url, push=receiver.url, config=LIVE_DETECTOR, source_config=FAST_SOURCE,
+            with pytest.raises(SourceUnavailable, match="TLS certificate"):
+                RtspSource(camera.url, LiveSourceConfig(ca_file=str(stranger), open_timeout_s=5)).open()
+            verified = LiveSourceConfig(ca_file=str(trusted), open_timeout_s=5, read_timeout_s=2,
+                                        backoff_initial_s=0.2, backoff_max_s=1, give_up_after_s=15)
+            stats = relay(camera.url, push=receiver.url, config=LIVE_DETECTOR, source_config=verified,
                           max_frames=45, detector=detector)
     except PeerMissing as exc:
         pytest.skip(str(exc))
@@ -397,3 +404,10 @@ def test_relay_from_a_camera_over_tls(clip, receiver, detector, tmp_path):
     errors = [np.abs(cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA)[corner] - first[corner]).mean()
               for f in original[:10]]
     assert min(errors) < 4
+
+
+def test_a_missing_camera_ca_file_is_a_clear_error(tmp_path, capsys):
+    code = main(["rtsps://127.0.0.1:9/cam", str(tmp_path / "out.mp4"), "--camera-ca-file",
+                 str(tmp_path / "missing.pem")])
+    assert code != 0
+    assert "missing.pem: no such CA file" in capsys.readouterr().err

@@ -34,7 +34,10 @@ from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
-LIVE_EXPLORE = 6  # one round: a live face waits (blurred) for its lock, so take the farthest of the first 6
+# of 12 candidates as in files: the farthest of 12 lands 0.889 / 0.880 (best / held-out frame) from its
+# subject, the farthest of 6 0.867 / 0.850 (benchmarks/bench_lock.py); with dlib on BLAS the 6 more
+# cost the face a fraction of a second of blur before its surrogate
+LIVE_EXPLORE = 12
 LIVE_CANDIDATES = 12  # per search: a search runs beside the frames; a large face gets more searches later
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
