@@ -411,3 +411,10 @@ def test_a_missing_camera_ca_file_is_a_clear_error(tmp_path, capsys):
                  str(tmp_path / "missing.pem")])
     assert code != 0
     assert "missing.pem: no such CA file" in capsys.readouterr().err
+    # a CA file for an unencrypted camera would verify nothing: refused, not ignored
+    ca = tmp_path / "ca.pem"
+    ca.write_text("certificates")
+    code = main(["rtsp://127.0.0.1:9/cam", str(tmp_path / "out.mp4"), "--camera-ca-file", str(ca)])
+    assert code != 0
+    assert "not encrypted" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()

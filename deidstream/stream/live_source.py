@@ -24,7 +24,7 @@ import av.error
 import numpy as np
 
 from deidstream.config import LiveSourceConfig
-from deidstream.errors import SourceStalled, SourceUnavailable
+from deidstream.errors import ConfigError, SourceStalled, SourceUnavailable
 from deidstream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,9 @@ class RtspSource(_Reconnecting):
         super().__init__(config or LiveSourceConfig())
         self.url = url
         self.name = redact(url)
+        if self.config.ca_file is not None and not url.lower().startswith("rtsps://"):
+            # a CA file on an unencrypted URL would verify nothing while the user believes it does
+            raise ConfigError(f"{self.name}: a CA file verifies an rtsps:// camera; this URL is not encrypted")
         self._container: av.container.InputContainer | None = None
 
     def _connect(self) -> None:
@@ -234,9 +237,8 @@ class RtspSource(_Reconnecting):
         # No probing: the SDP names the codec and size, and a second of probed frames would reach us in one
         # burst, a second late (the decoder still reads sizes and parameters from the stream itself).
         options = {"rtsp_transport": cfg.rtsp_transport, "analyzeduration": "0", "probesize": "32"}
-        verified = cfg.ca_file is not None and self.url.lower().startswith("rtsps://")
-        if verified:  # ffmpeg's TLS layer checks the chain and the host name
-            options.update(tls_verify="1", ca_file=str(cfg.ca_file))
+        if cfg.ca_file is not None:  # ffmpeg's TLS layer checks the chain and the host name
+            options.update(tls_verify="1", ca_file=cfg.ca_file)
         started = time.monotonic()
         try:
             container = av.open(self.url, "r", options=options, timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
@@ -244,7 +246,7 @@ class RtspSource(_Reconnecting):
             # An interrupted open reports "invalid data" or an exit request; the clock tells the truth.
             if isinstance(exc, av.error.ExitError) or time.monotonic() - started >= 0.95 * cfg.open_timeout_s:
                 raise SourceUnavailable(f"{self.name}: no answer within {cfg.open_timeout_s:g} s") from exc
-            if verified:
+            if cfg.ca_file is not None:
                 raise SourceUnavailable(f"{self.name}: cannot open: {_reason(exc)} (is its TLS certificate "
                                         f"signed by a CA in {cfg.ca_file}, for this host name?)") from exc
             raise SourceUnavailable(f"{self.name}: cannot open: {_reason(exc)}") from exc
