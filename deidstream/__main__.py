@@ -1,5 +1,3 @@
-import sys
+from deidstream.cli import console
 
-from deidstream.cli import main
-
-sys.exit(main())
+console()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -265,6 +266,15 @@ def _print_summary(reports: list[RunReport]) -> None:
         seconds = sum(r.seconds for r in reports)
         print(f"{len(reports)} files, {frames} frames, {sum(r.faces for r in reports)} faces covered, "
               f"{frames / seconds if seconds else 0:.1f} fps", file=sys.stderr)
+
+
+def console() -> None:
+    """The ``deidstream`` command: :func:`main`, then exit without the interpreter's last garbage
+    collection, which walks every object MediaPipe, SciPy and matplotlib made at import (about
+    0.35 s of every run, benchmarks/bench_startup.py); files are closed and renamed by then."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,15 @@
 """The default mode on files: two passes, so a person has their surrogate from their first frame.
 
-Pass 1 reads the whole file once: detection, tracking, 468 landmarks per tracked face
-(smoothed per track), E_id embeddings of good views, and each person's best views. Then the
-IdentityBook resolves tracks into people (the same person after a cut or a re-entry), people on
-the keep list are set aside, and every other person's surrogate is chosen and verified once.
-Pass 2 reads the file again and renders: each face with its person's surrogate in this frame's
-pose, expression and light, or the fallback where that is not safe.
+Pass 1 reads the whole file once: detection, tracking, E_id embeddings of good views, and each
+person's best views. FaceMesh's 468 landmarks (smoothed per track) are found there on every
+frame of a track once E_id has had a usable look at it, since such a face may be rendered, and
+otherwise only on the frames where E_id looks. Then the IdentityBook resolves tracks into people
+(the same person after a cut or a re-entry), people on the keep list are set aside, and every
+other person's surrogate is chosen and verified once. Pass 2 reads the file again and renders:
+FaceMesh for the faces of people with a surrogate that pass 1 has no landmarks for (a track's
+frames before its first usable look), then each such face in this frame's pose, expression and
+light; every other face gets the fallback, which needs only its box. Landmarks were the analysis
+pass's largest cost, and most faces of a crowded clip are never usable to E_id nor rendered.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class Analysis:
         self.clock = clock
         self.lookback = config.detector.full_range_every - 1
         self.frames: list[FrameFaces] = []
+        self.points: dict[int, tuple[np.ndarray | None, ...]] = {}  # frame index -> landmarks, where found
         self.shapes: dict[int, list[np.ndarray]] = {}
         self.exemplars: dict[int, _Exemplars] = {}
         self._canonical = default_model().mesh
@@ -95,34 +100,41 @@ class Analysis:
         self.clock.add("detect", time.perf_counter() - t0)
         return frame, found
 
-    def track(self, detected: tuple[Frame, FaceDetections]) -> tuple[Frame, FaceDetections, list]:
-        """Cuts, tracking and landmarks (the second thread)."""
+    def track(self, detected: tuple[Frame, FaceDetections]) -> tuple[Frame, FaceDetections]:
+        """Cuts and tracking (the second thread)."""
         frame, detections = detected
         t0 = time.perf_counter()
         if self.cuts.is_cut(frame.image):
             self.cut_frames.append(frame.index)
             self.tracker.end_all()  # a face of the new shot must not inherit a track (and a surrogate)
         faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
-        t1 = time.perf_counter()
-        points = self.landmarker.landmarks(frame.image, faces, t=frame.time)
-        self.clock.add("track", t1 - t0)
-        self.clock.add("landmarks", time.perf_counter() - t1)
-        self.frames.append(FrameFaces(frame.index, faces, tuple(
-            None if p is None else np.asarray(p, np.float32) for p in points), detections=detections))
+        self.clock.add("track", time.perf_counter() - t0)
+        self.frames.append(FrameFaces(frame.index, faces, (None,) * len(faces), detections=detections))
         self._backfill(frame.index)
-        return frame, faces, points
+        return frame, faces
 
-    def embed(self, tracked: tuple[Frame, FaceDetections, list]) -> None:
-        """E_id and the identity book (the third thread: it mostly waits for dlib's child
-        process, while the first two go on with the next frames)."""
-        frame, faces, points = tracked
+    def embed(self, tracked: tuple[Frame, FaceDetections]) -> None:
+        """Landmarks, E_id and the identity book (the third thread: it mostly waits for dlib's
+        child process, while the first two go on with the next frames)."""
+        frame, faces = tracked
         t0 = time.perf_counter()
+        ids = [int(t) for t in faces.track_id] if faces.track_id is not None else []
+        needed = [self.embedder.usable_looks(t) > 0 or self.embedder.due(t, frame.index) for t in ids]
+        for tid, need in zip(ids, needed):
+            if not need:  # its next landmarks come frames later: smoothing against these would lag
+                self.landmarker.restart_smoothing(tid)
+        points = self.landmarker.landmarks(frame.image, faces, t=frame.time, skip=[not n for n in needed])
+        points = [None if p is None else np.asarray(p, np.float32) for p in points]
+        if any(p is not None for p in points):
+            self.points[frame.index] = tuple(points)
+        t1 = time.perf_counter()
+        self.clock.add("landmarks", t1 - t0)
         for obs in self.embedder.observe(frame.image, faces, points, frame.index):
             self.book.add(obs)
             if obs.usable:
                 self._remember(obs.track_id, obs.quality, frame.image, points, faces)
         self.book.see(faces, frame.index)  # present = detected this frame (coasting faces are guesses)
-        self.clock.add("embed", time.perf_counter() - t0)
+        self.clock.add("embed", time.perf_counter() - t1)
 
     def _remember(self, tid: int, quality: float, image: np.ndarray, points: list, faces: FaceDetections) -> None:
         i = int(np.flatnonzero(faces.track_id == tid)[0])
@@ -194,27 +206,68 @@ def make_renderer(config: GeneratorConfig) -> FaceRenderer:
     return FaceRenderer(default_model(), shading_sigma=config.shading_sigma, raster_px=config.raster_px)
 
 
-class RenderStage:
-    """Pass 2, in frame order: the decisions of :class:`Deidentifier` on each decoded frame."""
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A decoded frame of pass 2 with what is known of its faces."""
 
-    def __init__(self, deidentifier: Deidentifier, frames: Iterable[FrameFaces], clock: StageClock,
-                 on_frame: Callable[[Frame, FrameFaces, np.ndarray], None]) -> None:
-        self.deid = deidentifier
+    frame: Frame
+    faces: FrameFaces
+
+
+class LandmarkStage:
+    """Pass 2's first step, in frame order: pass 1's faces of each decoded frame with their
+    landmarks: pass 1's, and FaceMesh's (per track, smoothed) for the faces of people who have a
+    surrogate where pass 1 found none."""
+
+    def __init__(self, frames: Iterable[FrameFaces], points: dict[int, tuple[np.ndarray | None, ...]],
+                 people: dict[int, Person], clock: StageClock) -> None:
         self.frames = {f.index: f for f in frames}
+        self.points = points
+        self.rendered = {t for t, p in people.items() if p.surrogate is not None and not p.keep}
         self.clock = clock
-        self.on_frame = on_frame
+        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother()) if self.rendered else None
 
     def __call__(self, item: object) -> list[object]:
         if not isinstance(item, Frame):
             return [item]
-        t0 = time.perf_counter()
         known = self.frames.pop(item.index, None)
         if known is None:  # decoded now but not in pass 1: never write it unprocessed
             raise RuntimeError(f"frame {item.index} was not seen by the analysis pass")
-        regions = self.deid.apply(item.image, known)
+        points = list(self.points.pop(item.index, known.landmarks))
+        if self.landmarker is not None and known.faces.track_id is not None:
+            t0 = time.perf_counter()
+            missing = [p is None and int(t) in self.rendered for p, t in zip(points, known.faces.track_id)]
+            for tid, miss in zip(known.faces.track_id, missing):
+                if not miss:
+                    self.landmarker.restart_smoothing(int(tid))
+            found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
+            points = [np.asarray(f, np.float32) if m and f is not None else p
+                      for p, f, m in zip(points, found, missing)]
+            self.clock.add("landmarks", time.perf_counter() - t0)
+        return [_Known(item, dataclasses.replace(known, landmarks=tuple(points)))]
+
+    def close(self) -> None:
+        if self.landmarker is not None:
+            self.landmarker.close()
+
+
+class RenderStage:
+    """Pass 2, in frame order: the decisions of :class:`Deidentifier` on each decoded frame."""
+
+    def __init__(self, deidentifier: Deidentifier, clock: StageClock,
+                 on_frame: Callable[[Frame, FrameFaces, np.ndarray], None]) -> None:
+        self.deid = deidentifier
+        self.clock = clock
+        self.on_frame = on_frame
+
+    def __call__(self, item: object) -> list[object]:
+        if not isinstance(item, _Known):
+            return [item]
+        t0 = time.perf_counter()
+        regions = self.deid.apply(item.frame.image, item.faces)
         self.clock.add("render", time.perf_counter() - t0)
-        self.on_frame(item, known, regions)
-        return [item]
+        self.on_frame(item.frame, item.faces, regions)
+        return [item.frame]
 
 
 def run_two_pass(
@@ -259,12 +312,16 @@ def run_two_pass(
         if progress:
             progress(None, report.frames)
 
-    with FileSource(input_path) as source:
-        stage = RenderStage(deid, analysis.frames, clock, on_frame)
-        with FileSink(output_path, source.info, source.audio_streams, config.encoder) as sink:
-            run_pipeline(source.items(), [stage], sink.write, queue_size=config.queue_size, clock=clock)
-        report.frames_written = sink.frames_written
-        report.decode_errors = source.decode_errors
+    landmarks = LandmarkStage(analysis.frames, analysis.points, people, clock)
+    try:
+        with FileSource(input_path) as source:
+            stages = [landmarks, RenderStage(deid, clock, on_frame)]
+            with FileSink(output_path, source.info, source.audio_streams, config.encoder) as sink:
+                run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
+            report.frames_written = sink.frames_written
+            report.decode_errors = source.decode_errors
+    finally:
+        landmarks.close()
     report.seconds = time.perf_counter() - started
     report.people = _people_summary(people, locks)
     report.cuts = analysis.cut_frames

@@ -147,6 +147,18 @@ def test_schedule_first_frames_then_every_n():
     assert len(frames) <= 3 + len(runs) / 6
 
 
+def test_looks_that_give_nothing_back_off_until_one_is_usable(one_face):
+    """A face E_id cannot use (no landmarks here; turned away or defocused alike) is looked at on
+    consecutive frames only for its first looks, then every n; a usable look restarts them."""
+    image, faces, points = one_face
+    emb = FaceEmbedder(EmbedderConfig(every_n_frames=3), recognizer=embedder().recognizer)
+    looked = [i for i in range(9) if emb.observe(image, faces, [None], i)]
+    assert looked == [0, 1, 2, 5, 8]
+    (obs,) = emb.observe(image, faces, points, 11)
+    assert obs.usable and emb.usable_looks(7) == 1
+    assert [emb.due(7, i) for i in (12, 13)] == [True, True]  # consecutive again until 3 usable
+
+
 def test_descriptors_agree_within_a_person_and_differ_between_people():
     single = [o.descriptor for o in observations("talking_head_1.mp4") if o.usable]
     assert len(single) >= 10

@@ -55,8 +55,10 @@ class EmbedderConfig:
     talking head 16-21 (descriptors within 0.17 of their mean), sharp faces 40-240.
     ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides.
     ``every_n_frames``: a track is embedded at most every N frames, to bound the cost (the
-    network takes 100-200 ms per face on two CPU cores); its first ``first_frames`` usable
-    observations are taken on consecutive frames so an identity can be given quickly. After
+    network takes about 30 ms per face, benchmarks/bench_identity.py); its first ``first_frames`` usable
+    observations are taken on consecutive frames so an identity can be given quickly, until
+    ``first_frames`` looks in a row give nothing usable (a face turned away, defocused, or one
+    FaceMesh does not find: each look costs landmarks and an alignment), then every N. After
     ``settled_after`` usable observations the track's embedding no longer moves (the mean of 12
     good looks), so it is looked at every ``settled_every`` frames only: enough to find a better
     view later, at a fraction of the cost.
@@ -153,6 +155,7 @@ def sharpness(chip: np.ndarray) -> float:
 class _TrackState:
     last_attempt: int
     usable: int = 0
+    failed_in_row: int = 0  # looks since the last usable one (or the track's start) that gave nothing
 
 
 @dataclass(slots=True)
@@ -192,10 +195,17 @@ class FaceEmbedder:
         """Whether ``observe`` would look at this track in this frame."""
         state = self._tracks.get(track_id)
         cfg = self.config
-        if state is None or state.usable < cfg.first_frames or frame_index < state.last_attempt:
+        if state is None or frame_index < state.last_attempt:
+            return True
+        if state.usable < cfg.first_frames and state.failed_in_row < cfg.first_frames:
             return True
         every = cfg.settled_every if state.usable >= cfg.settled_after else cfg.every_n_frames
         return frame_index - state.last_attempt >= every
+
+    def usable_looks(self, track_id: int) -> int:
+        """How many of this track's looks gave a descriptor so far."""
+        state = self._tracks.get(track_id)
+        return 0 if state is None else state.usable
 
     def reset(self) -> None:
         """Forget every track (a new stream starts; its tracker counts ids from 1 again)."""
@@ -229,8 +239,12 @@ class FaceEmbedder:
                 candidates.append(candidate)
         out.extend(self._describe(image, candidates, ids, landmarks, frame_index))
         for obs in out:
+            state = self._tracks[obs.track_id]
             if obs.usable:
-                self._tracks[obs.track_id].usable += 1
+                state.usable += 1
+                state.failed_in_row = 0
+            else:
+                state.failed_in_row += 1
         return out
 
     def _gate_geometry(

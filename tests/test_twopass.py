@@ -1,0 +1,55 @@
+"""Pass 2's landmarks: pass 1 finds them where E_id may use a face; pass 2 adds FaceMesh's only
+for faces it will render, so a locked person is rendered from their track's first frame."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from conftest import shared_file
+from media import read_rgb
+
+from deidstream.engine.deid import FrameFaces, Person
+from deidstream.engine.face_render import Surrogate
+from deidstream.engine.facemodel import default_model
+from deidstream.stream.pipeline import StageClock
+from deidstream.tracking.detector import MediaPipeDetector
+from deidstream.twopass import LandmarkStage
+from deidstream.types import FaceDetections, Frame
+
+
+def _frames():
+    images = read_rgb(shared_file("videos/two_faces_selfie_portrait.mp4"), limit=2)
+    with MediaPipeDetector() as det:
+        found = det.detect(images[0])
+    assert len(found) == 2
+    faces = FaceDetections(found.xyxy, found.score, track_id=np.array([1, 2]))
+    frames = [Frame(i, im, pts=i, time_base=Fraction(1, 30)) for i, im in enumerate(images)]
+    return frames, [FrameFaces(i, faces, (None, None)) for i in range(2)]
+
+
+def test_pass_two_finds_landmarks_only_for_rendered_faces_pass_one_lacks():
+    frames, known = _frames()
+    model = default_model()
+    locked = Person(10, Surrogate.of(model, model.mean_identity()), np.zeros((468, 3), np.float32))
+    blurred = Person(11, None, np.zeros((468, 3), np.float32))
+    from_pass_one = np.full((468, 3), 5.0, np.float32)
+    stage = LandmarkStage(known, {1: (from_pass_one, None)}, {1: locked, 2: blurred}, StageClock())
+    try:
+        first, second = (stage(f)[0] for f in frames)
+    finally:
+        stage.close()
+    a, b = first.faces.landmarks  # frame 0: nothing from pass 1, FaceMesh for the locked face only
+    box = known[0].faces.xyxy[0]
+    assert a is not None and a.shape == (468, 3) and b is None
+    assert box[0] - 20 < a[:, 0].mean() < box[2] + 20 and box[1] - 20 < a[:, 1].mean() < box[3] + 20
+    assert second.faces.landmarks[0] is from_pass_one and second.faces.landmarks[1] is None
+    assert first.frame is frames[0] and second.frame is frames[1]
+
+
+def test_without_a_locked_person_pass_two_runs_no_facemesh():
+    frames, known = _frames()
+    stage = LandmarkStage(known, {}, {1: Person(10, None, np.zeros((468, 3), np.float32))}, StageClock())
+    assert stage.landmarker is None
+    out = stage(frames[0])[0]
+    assert out.faces.landmarks == (None, None)
