@@ -4,9 +4,11 @@
 
 Each run is a new Python process. ``import`` rows time one import after numpy (scipy.stats comes
 with filterpy, the Kalman filters' library; MediaPipe brings matplotlib); ``load`` rows time
-building the models the default mode needs; ``command`` is the whole ``deidstream IN OUT`` on a
-short clip minus the run's own clock (its report's ``seconds``): the start-up a user waits
-through. Prints the medians and writes benchmarks/out/startup.json. Run it on a quiet machine.
+building the models the default mode needs; ``full garbage collection`` is one of Python's full
+collections once all that is loaded (each holds the GIL: every thread waits), then the same after
+``gc.freeze()``, as deidstream runs (``deidstream.native.heap_frozen``); ``command`` is the whole
+``deidstream IN OUT`` on a short clip minus the run's own clock (its report's ``seconds``): the
+start-up a user waits through. Prints the medians and writes benchmarks/out/startup.json. Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ from deidstream.engine.facemodel import default_model
 timed("load detector", lambda: MediaPipeDetector(DetectorConfig()).close())
 timed("load FaceMesh", lambda: FaceLandmarker().close())
 timed("load G_3d", default_model)
+import deidstream.engine.online, deidstream.stream.live_run, deidstream.twopass, dlib
+import gc
+timed("full garbage collection", gc.collect)
+gc.freeze()
+timed("the same, heap frozen", gc.collect)
 print(json.dumps(t))
 """
 

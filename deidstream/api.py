@@ -22,7 +22,7 @@ from deidstream.config import FALLBACK_MODES, MODES, GeneratorConfig, PipelineCo
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.processor import FaceProcessor, FrameResult
 from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError, InvalidOutputError
-from deidstream.native import blas_single_threaded
+from deidstream.native import blas_single_threaded, heap_frozen
 from deidstream.report import RunReport, write_json_atomic
 from deidstream.stream.live_run import relay  # noqa: F401 - the live counterpart of anonymize()
 from deidstream.stream.pipeline import StageClock, run_pipeline
@@ -119,7 +119,7 @@ def anonymize(
     own_detector = detector is None
     detector = detector or MediaPipeDetector(config.detector)
     try:
-        with blas_single_threaded():
+        with blas_single_threaded(), heap_frozen():
             if config.generator is not None:
                 from deidstream.twopass import run_two_pass
 

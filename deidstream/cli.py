@@ -270,8 +270,8 @@ def _print_summary(reports: list[RunReport]) -> None:
 
 def console() -> None:
     """The ``deidstream`` command: :func:`main`, then exit without the interpreter's last garbage
-    collection, which walks every object MediaPipe, SciPy and matplotlib made at import (about
-    0.35 s of every run, benchmarks/bench_startup.py); files are closed and renamed by then."""
+    collection, which walks every object MediaPipe, SciPy and matplotlib made at import; files
+    are closed and renamed by then."""
     code = main()
     gc.freeze()
     sys.exit(code)

@@ -53,6 +53,23 @@ def opencv_single_threaded() -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
+@contextlib.contextmanager
+def heap_frozen() -> Iterator[None]:
+    """Python's full garbage collections skip the objects alive on entry (modules, models) while a
+    run goes on. Each full collection walks all of them, holding the GIL: with MediaPipe, SciPy and
+    matplotlib imported, about 0.1 s during which no frame moves (benchmarks/bench_startup.py), a
+    live relay's worst latencies. They become collectable again on exit, so a process that calls
+    deidstream keeps its own GC."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def lower_priority(task_id: int, niceness: int = 10) -> bool:
     """Make a process or thread (Linux: a thread's native id is a task of its own) yield the CPU to
     the rest: background work (live E_id and locks) must not delay frames. False where the OS does

@@ -3,6 +3,7 @@ the relay, and ffmpeg receiving the published stream as a media server would."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -108,14 +109,15 @@ def frames_read(result: dict, at_least: int, timeout_s: float) -> int:
 
 
 class ThreadsSeen:
-    """The detector, noting OpenCV's thread count while the relay runs."""
+    """The detector, noting OpenCV's thread count and whether the heap is frozen while the relay runs."""
 
     def __init__(self, detector) -> None:
-        self.detector, self.seen = detector, set()
+        self.detector, self.seen, self.frozen = detector, set(), set()
 
     def detect(self, image):
         if image.any():  # a frame of the stream (the relay's warm-up call on a blank picture comes before)
             self.seen.add(cv2.getNumThreads())
+            self.frozen.add(gc.get_freeze_count() > 0)
         return self.detector.detect(image)
 
     def close(self) -> None:
@@ -129,6 +131,7 @@ def test_relay_publishes_anonymised_frames_at_the_source_rate(clip, camera, rece
                   detector=spy)
     assert receiver.wait() == 0
     assert spy.seen == {1} and cv2.getNumThreads() == before, "OpenCV runs one thread during the relay only"
+    assert spy.frozen == {True} and gc.get_freeze_count() == 0, "full collections skip the models during the relay only"
 
     # Frames arrived at the camera's rate and went out processed. How many are dropped depends on the
     # machine's load (the benchmark measures that); here most must go out.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from fractions import Fraction
 
 import numpy as np
@@ -100,6 +101,19 @@ def test_pipeline_keeps_order_and_flushes_held_items():
     seen: list[int] = []
     run_pipeline(range(100), [lambda x: [x * 2], Holder()], seen.append, queue_size=4)
     assert seen == [x * 2 for x in range(100)]
+
+
+def test_a_file_run_freezes_the_heap_while_it_runs_only(tmp_path):
+    """Full garbage collections skip the objects alive at the start (modules, models) during the run,
+    and the caller's collector is as it was afterwards."""
+    class FreezeSeen(ScriptedDetector):
+        def detect(self, image):
+            self.frozen = getattr(self, "frozen", set()) | {gc.get_freeze_count() > 0}
+            return super().detect(image)
+
+    spy = FreezeSeen({1, 2})
+    anonymize(make_clip(tmp_path / "in.mp4", frames=10), tmp_path / "out.mp4", mode="blur", detector=spy)
+    assert spy.frozen == {True} and gc.get_freeze_count() == 0
 
 
 def test_a_failing_detector_leaves_no_output(tmp_path):

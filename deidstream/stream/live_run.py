@@ -21,7 +21,7 @@ import numpy as np
 
 from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, PipelineConfig
 from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.native import blas_single_threaded, opencv_single_threaded
+from deidstream.native import blas_single_threaded, heap_frozen, opencv_single_threaded
 from deidstream.stream.live import FacePath, LiveProcessor, LiveStats, make_face_path
 from deidstream.stream.live_sink import (
     EncodedSink,
@@ -236,7 +236,7 @@ def relay(
             detector.close()
         raise
     try:
-        with blas_single_threaded(), opencv_single_threaded():
+        with blas_single_threaded(), opencv_single_threaded(), heap_frozen():
             stats = run_live(src, processor, outputs, stop=stop, max_frames=max_frames, duration_s=duration_s)
     finally:
         if own_detector:
