@@ -89,6 +89,9 @@ def bench_clip(clip: Path, mode: str, deface: str | None, extra: list[str], tmp:
            "startup_s": round(head_s, 2), "e2e_fps": round(e2e, 2), "steady_fps": round(steady, 2),
            "pipeline_fps": r["fps"], "peak_rss_mb": round(peak_mb), "stage_ms_per_frame": r["stage_ms_per_frame"],
            "faces_covered": r["faces_covered"], "tracks": len(r["tracks"])}
+    if r.get("people"):  # surrogate mode: who was locked sets the lock's and the render's cost
+        row.update(people=len(r["people"]), people_locked=sum(p["locked"] for p in r["people"]),
+                   face_outcomes={k: r["face_outcomes"][k] for k in ("rendered", "fallback")})
     if deface:
         d_full = wall([deface, str(clip), "-o", str(tmp / f"{clip.stem}.deface.mp4")])
         row["deface_peak_rss_mb"] = round(PEAK_RSS_MB[Path(deface).name])

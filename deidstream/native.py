@@ -59,10 +59,10 @@ def heap_frozen() -> Iterator[None]:
     run goes on. Each full collection walks all of them, holding the GIL: with MediaPipe, SciPy and
     matplotlib imported, about 0.1 s during which no frame moves (benchmarks/bench_startup.py), a
     live relay's worst latencies. They become collectable again on exit, so a process that calls
-    deidstream keeps its own GC."""
+    deidstream keeps its own GC. No collection comes first: it would cost the same 0.1 s when a
+    camera is already streaming (garbage frozen with the rest is freed after the run)."""
     import gc
 
-    gc.collect()
     gc.freeze()
     try:
         yield

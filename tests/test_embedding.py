@@ -147,9 +147,10 @@ def test_schedule_first_frames_then_every_n():
     assert len(frames) <= 3 + len(runs) / 6
 
 
-def test_looks_that_give_nothing_back_off_until_one_is_usable(one_face):
-    """A face E_id cannot use (no landmarks here; turned away or defocused alike) is looked at on
-    consecutive frames only for its first looks, then every n; a usable look restarts them."""
+def test_looks_without_landmarks_back_off_until_a_face_is_found(one_face):
+    """A face FaceMesh does not find is looked at on consecutive frames only for its first looks,
+    then every n; a face it finds but E_id turns down (here: defocused) on every frame, since its
+    usable frames come and go; a found face restarts consecutive looks."""
     image, faces, points = one_face
     emb = FaceEmbedder(EmbedderConfig(every_n_frames=3), recognizer=embedder().recognizer)
     looked = [i for i in range(9) if emb.observe(image, faces, [None], i)]
@@ -157,6 +158,11 @@ def test_looks_that_give_nothing_back_off_until_one_is_usable(one_face):
     (obs,) = emb.observe(image, faces, points, 11)
     assert obs.usable and emb.usable_looks(7) == 1
     assert [emb.due(7, i) for i in (12, 13)] == [True, True]  # consecutive again until 3 usable
+
+    blurred = cv2.GaussianBlur(image, (0, 0), 6)
+    emb = FaceEmbedder(EmbedderConfig(every_n_frames=3), recognizer=embedder().recognizer)
+    seen = [emb.observe(blurred, faces, points, i) for i in range(6)]
+    assert [o.reason for (o,) in seen] == [BLUR] * 6 and emb.usable_looks(7) == 0
 
 
 def test_descriptors_agree_within_a_person_and_differ_between_people():

@@ -56,9 +56,13 @@ class EmbedderConfig:
     ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides.
     ``every_n_frames``: a track is embedded at most every N frames, to bound the cost (the
     network takes about 30 ms per face, benchmarks/bench_identity.py); its first ``first_frames`` usable
-    observations are taken on consecutive frames so an identity can be given quickly, until
-    ``first_frames`` looks in a row give nothing usable (a face turned away, defocused, or one
-    FaceMesh does not find: each look costs landmarks and an alignment), then every N. After
+    observations are taken on consecutive frames so an identity can be given quickly, unless
+    ``first_frames`` looks in a row found no landmarks (the back of a head, a face too small or
+    turned for FaceMesh: each such look is a FaceMesh call for nothing), then every N until one
+    does. Faces FaceMesh finds but E_id turns down (turned, defocused, misaligned) are still looked
+    at on every frame: their usable frames are few and come and go, and the best of them become
+    the views a surrogate is verified in (backing off for those too locked 1 person of 16 on
+    crowd_1080p instead of 5, ``benchmarks/bench_privacy.py --methods surrogate``). After
     ``settled_after`` usable observations the track's embedding no longer moves (the mean of 12
     good looks), so it is looked at every ``settled_every`` frames only: enough to find a better
     view later, at a fraction of the cost.
@@ -155,7 +159,7 @@ def sharpness(chip: np.ndarray) -> float:
 class _TrackState:
     last_attempt: int
     usable: int = 0
-    failed_in_row: int = 0  # looks since the last usable one (or the track's start) that gave nothing
+    unfound_in_row: int = 0  # looks in a row, since the last usable one, where FaceMesh found no face
 
 
 @dataclass(slots=True)
@@ -197,7 +201,7 @@ class FaceEmbedder:
         cfg = self.config
         if state is None or frame_index < state.last_attempt:
             return True
-        if state.usable < cfg.first_frames and state.failed_in_row < cfg.first_frames:
+        if state.usable < cfg.first_frames and state.unfound_in_row < cfg.first_frames:
             return True
         every = cfg.settled_every if state.usable >= cfg.settled_after else cfg.every_n_frames
         return frame_index - state.last_attempt >= every
@@ -240,11 +244,8 @@ class FaceEmbedder:
         out.extend(self._describe(image, candidates, ids, landmarks, frame_index))
         for obs in out:
             state = self._tracks[obs.track_id]
-            if obs.usable:
-                state.usable += 1
-                state.failed_in_row = 0
-            else:
-                state.failed_in_row += 1
+            state.usable += obs.usable
+            state.unfound_in_row = state.unfound_in_row + 1 if obs.reason == NO_LANDMARKS else 0
         return out
 
     def _gate_geometry(
