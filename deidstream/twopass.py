@@ -89,7 +89,9 @@ class Analysis:
         self.clock = clock
         self.lookback = config.detector.full_range_every - 1
         self.frames: list[FrameFaces] = []
-        self.points: dict[int, tuple[np.ndarray | None, ...]] = {}  # frame index -> landmarks, where found
+        # frame index -> landmarks, where found: the embed thread's, apart from ``frames`` (the track
+        # thread's, which back-filling revises)
+        self.points: dict[int, tuple[np.ndarray | None, ...]] = {}
         self.shapes: dict[int, list[np.ndarray]] = {}
         self.exemplars: dict[int, _Exemplars] = {}
         self._canonical = default_model().mesh
@@ -120,9 +122,6 @@ class Analysis:
         t0 = time.perf_counter()
         ids = [int(t) for t in faces.track_id] if faces.track_id is not None else []
         needed = [self.embedder.usable_looks(t) > 0 or self.embedder.due(t, frame.index) for t in ids]
-        for tid, need in zip(ids, needed):
-            if not need:  # its next landmarks come frames later: smoothing against these would lag
-                self.landmarker.restart_smoothing(tid)
         points = self.landmarker.landmarks(frame.image, faces, t=frame.time, skip=[not n for n in needed])
         points = [None if p is None else np.asarray(p, np.float32) for p in points]
         if any(p is not None for p in points):
@@ -237,9 +236,6 @@ class LandmarkStage:
         if self.landmarker is not None and known.faces.track_id is not None:
             t0 = time.perf_counter()
             missing = [p is None and int(t) in self.rendered for p, t in zip(points, known.faces.track_id)]
-            for tid, miss in zip(known.faces.track_id, missing):
-                if not miss:
-                    self.landmarker.restart_smoothing(int(tid))
             found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
             points = [np.asarray(f, np.float32) if m and f is not None else p
                       for p, f, m in zip(points, found, missing)]

@@ -119,6 +119,27 @@ def test_tracked_faces_get_their_own_mesh_that_agrees_with_a_fresh_search():
         assert tracked._per_track == {}  # the mesh of a track that is gone is released
 
 
+def test_a_skipped_face_is_smoothed_afresh_and_a_held_one_is_not():
+    """After frames without FaceMesh a face's smoothing restarts (smoothing against old landmarks would
+    lag); a face held for a frame (followed another way) keeps it."""
+    import av
+
+    from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.tracking.smoothing import LandmarkSmoother
+    from deidstream.tracking.tracker import FaceTracker
+
+    with av.open(str(shared_file("videos/talking_head_1.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(2), c.decode(video=0))]
+    with MediaPipeDetector() as det, FaceLandmarker(smoother=LandmarkSmoother()) as lm:
+        faces = FaceTracker().update(det.detect(frames[0]), 0)
+        assert lm.landmarks(frames[0], faces, t=0.0)[0] is not None and lm.smoother.track_ids == [1]
+        assert lm.landmarks(frames[1], faces, t=0.04, hold=[True]) == [None]
+        assert lm.smoother.track_ids == [1] and list(lm._per_track) == [1]
+        assert lm.landmarks(frames[1], faces, t=0.08, skip=[True]) == [None]
+        assert lm.smoother.track_ids == [] and list(lm._per_track) == [1]
+
+
 def test_a_mesh_kept_from_an_ended_track_finds_the_next_persons_face():
     """Live keeps spare FaceMesh graphs (building one is a 30-100 ms spike in a frame): a mesh that
     tracked one person must find the next person's landmarks as a fresh search does."""

@@ -241,10 +241,10 @@ def test_a_face_without_a_surrogate_gets_landmarks_only_when_e_id_looks_at_it():
     due: list[bool] = []
     landmarks = path.landmarker.landmarks
 
-    def spy(image, faces, t=None, skip=None):
-        meshed.append(not skip[0])
+    def spy(image, faces, t=None, skip=None, hold=None):
+        meshed.append(not (skip[0] or hold[0]))
         due.append(path.embedder.due(int(faces.track_id[0]), path._frame_index))
-        return landmarks(image, faces, t=t, skip=skip)
+        return landmarks(image, faces, t=t, skip=skip, hold=hold)
 
     try:
         path.landmarker.landmarks = spy

@@ -201,12 +201,8 @@ class SurrogatePath:
             for i, tid in enumerate(ids):
                 if taking_turns[i] and not turns[i] and follower.can_follow(tid, self._frame_index):
                     anchors[i] = follower.follow(tid, self._frame_index, image)
-        followed = [a is not None for a in anchors]
-        for tid, need in zip(ids, needed):
-            if not need:
-                self.landmarker.restart_smoothing(tid)  # type: ignore[attr-defined]
-        points = self.landmarker.landmarks(image, faces, t=now,  # type: ignore[attr-defined]
-                                           skip=[f or not n for f, n in zip(followed, needed)])
+        points = self.landmarker.landmarks(image, faces, t=now, skip=[not n for n in needed],  # type: ignore[attr-defined]
+                                           hold=[a is not None for a in anchors])
         for i, (tid, p) in enumerate(zip(ids, points)):
             if p is not None:
                 anchors[i] = anchors_of(p)

@@ -78,12 +78,15 @@ class FaceLandmarker:
         self.close()
 
     def landmarks(self, image: np.ndarray, faces: FaceDetections, t: float | None = None,
-                  skip: Sequence[bool] | None = None) -> list[np.ndarray | None]:
+                  skip: Sequence[bool] | None = None, hold: Sequence[bool] | None = None) -> list[np.ndarray | None]:
         """(468, 3) frame-pixel landmarks per face, or None where the crop holds no usable face.
 
         Call once per frame with every tracked face: meshes (and smoother state) of tracks that are
         gone are released. ``t`` is the frame's time in seconds, needed when there is a smoother.
-        Faces marked in ``skip`` get None and keep their mesh and smoother state for a later frame.
+        Faces marked in ``skip`` or ``hold`` get None and keep their mesh for a later frame. A
+        skipped face's smoothing starts afresh with its next landmarks (they may come frames
+        later, and smoothing against its last ones would lag behind the face); a held face's goes
+        on (the caller follows it another way for a frame or two).
         """
         if self.smoother is not None and t is None:
             raise ValueError("expected the frame time t in seconds when a smoother is set, got None")
@@ -95,24 +98,20 @@ class FaceLandmarker:
                 self._spares.append(mesh)  # for the next new track
             else:
                 mesh.close()  # type: ignore[attr-defined]
-        if self.smoother is not None:
-            for gone in set(self.smoother.track_ids) - live:
-                self.smoother.drop(gone)
         skipped = [False] * len(faces) if skip is None else list(skip)
+        if self.smoother is not None:
+            restart = {int(i) for i, no in zip(ids, skipped) if no and i is not None}
+            for gone in (set(self.smoother.track_ids) - live) | restart:
+                self.smoother.drop(gone)
+        left_out = skipped if hold is None else [a or b for a, b in zip(skipped, hold)]
         found = [None if no else self._one(image, box, self._mesh_for(tid))
-                 for box, tid, no in zip(faces.xyxy, ids, skipped)]
+                 for box, tid, no in zip(faces.xyxy, ids, left_out)]
         if self.smoother is None:
             return found
         return [
             pts if pts is None or tid is None else self.smoother.smooth(int(tid), t, pts)  # type: ignore[arg-type]
             for pts, tid in zip(found, ids)
         ]
-
-    def restart_smoothing(self, track_id: int) -> None:
-        """The track's next landmarks start a new smoothing run: after frames it was skipped for,
-        smoothing against its last ones would lag behind the face."""
-        if self.smoother is not None:
-            self.smoother.drop(track_id)
 
     def _mesh_for(self, track_id: int | None) -> object:
         if track_id is None:
