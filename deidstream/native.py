@@ -58,9 +58,10 @@ def heap_frozen() -> Iterator[None]:
     """Python's full garbage collections skip the objects alive on entry (modules, models) while a
     run goes on. Each full collection walks all of them, holding the GIL: with MediaPipe, SciPy and
     matplotlib imported, about 0.1 s during which no frame moves (benchmarks/bench_startup.py):
-    as long as a live frame's whole budget (LiveConfig.budget_ms). They become collectable again on exit, so a process that calls
-    deidstream keeps its own GC. No collection comes first: it would cost the same 0.1 s when a
-    camera is already streaming (garbage frozen with the rest is freed after the run)."""
+    as long as a live frame's whole budget (LiveConfig.budget_ms). They become collectable again
+    on exit, so a process that calls deidstream keeps its own GC. No collection comes first: it
+    would cost the same 0.1 s when a camera is already streaming (garbage frozen with the rest is
+    freed after the run)."""
     import gc
 
     gc.freeze()

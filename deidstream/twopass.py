@@ -123,7 +123,6 @@ class Analysis:
         ids = [int(t) for t in faces.track_id] if faces.track_id is not None else []
         needed = [self.embedder.usable_looks(t) > 0 or self.embedder.due(t, frame.index) for t in ids]
         points = self.landmarker.landmarks(frame.image, faces, t=frame.time, skip=[not n for n in needed])
-        points = [None if p is None else np.asarray(p, np.float32) for p in points]
         if any(p is not None for p in points):
             self.points[frame.index] = tuple(points)
         t1 = time.perf_counter()
@@ -237,8 +236,7 @@ class LandmarkStage:
             t0 = time.perf_counter()
             missing = [p is None and int(t) in self.rendered for p, t in zip(points, known.faces.track_id)]
             found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
-            points = [np.asarray(f, np.float32) if m and f is not None else p
-                      for p, f, m in zip(points, found, missing)]
+            points = [f if m else p for p, f, m in zip(points, found, missing)]
             self.clock.add("landmarks", time.perf_counter() - t0)
         return [_Known(item, dataclasses.replace(known, landmarks=tuple(points)))]
 

@@ -79,7 +79,7 @@ class FaceLandmarker:
 
     def landmarks(self, image: np.ndarray, faces: FaceDetections, t: float | None = None,
                   skip: Sequence[bool] | None = None, hold: Sequence[bool] | None = None) -> list[np.ndarray | None]:
-        """(468, 3) frame-pixel landmarks per face, or None where the crop holds no usable face.
+        """(468, 3) float32 frame-pixel landmarks per face, or None where the crop holds no usable face.
 
         Call once per frame with every tracked face: meshes (and smoother state) of tracks that are
         gone are released. ``t`` is the frame's time in seconds, needed when there is a smoother.
