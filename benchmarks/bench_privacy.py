@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ OURS = ("blur", "pixelate", "solid", "surrogate")
 BENCH_KEY = "deidstream-benchmark"  # a fixed identity key: the surrogate runs are reproducible
 
 
-def anonymise(method: str, clip: Path, out: Path, deface: str | None) -> dict:
+def anonymise(method: str, clip: Path, out: Path, deface: str | None, extra: list[str] | None = None) -> dict:
     """Runs one method; returns its wall time and, for ours, the run report's people and outcomes."""
     report = out.with_suffix(".report.json")
     if method in OURS:
@@ -41,6 +42,7 @@ def anonymise(method: str, clip: Path, out: Path, deface: str | None) -> dict:
                "--report", str(report)]
         if method == "surrogate":
             cmd += ["--identity-key", BENCH_KEY]
+        cmd += extra or []
     elif method == "deface" and deface:
         cmd = [deface, str(clip), "-o", str(out)]
     else:
@@ -71,6 +73,7 @@ def main() -> int:
     ap.add_argument("--methods", nargs="*", default=["blur", "pixelate", "deface"])
     ap.add_argument("--deface", default=shutil.which("deface"))
     ap.add_argument("--every", type=int, default=5)
+    ap.add_argument("--args", default="", help="more options for deidstream's own methods, e.g. '--privacy low'")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "privacy.json")
     args = ap.parse_args()
     clips = [Path(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
@@ -84,7 +87,7 @@ def main() -> int:
         for clip in clips:
             for method in methods:
                 out = Path(tmp) / f"{clip.stem}.{method}.mp4"
-                run = anonymise(method, clip, out, args.deface)
+                run = anonymise(method, clip, out, args.deface, shlex.split(args.args))
                 ev = evaluate(clip, out, every=args.every)
                 s = ev.summary
                 results[method].append({"clip": clip.name, "summary": s, "mismatches": ev.comparison.mismatches,

@@ -1,0 +1,78 @@
+"""The surrogate lock's search on a real face: it climbs away from the subject from the farthest
+candidate so far, and keeps the farthest that passes every bound in both of the views it checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shared_file
+from media import read_rgb
+
+from deidstream.config import GeneratorConfig
+from deidstream.engine.inversion import Observation
+from deidstream.engine.lock import LockConfig, SurrogateLocker
+from deidstream.twopass import make_renderer
+
+KEY = b"lock test"
+
+
+@pytest.fixture(scope="module")
+def subject():
+    """The talking_head_1 speaker: three views (image, FaceMesh landmarks) and their mean E_id."""
+    from deidstream.evaluation.recognition import DlibRecognizer
+    from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.landmarks import FaceLandmarker
+
+    frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
+    recognizer = DlibRecognizer("hog", upsample=1)
+    views, descriptors = [], []
+    with MediaPipeDetector() as detector, FaceLandmarker() as landmarker:
+        for i in (5, 30, 55):
+            (points,) = landmarker.landmarks(frames[i], detector.detect(frames[i]))
+            assert points is not None, f"frame {i}: FaceMesh finds the speaker"
+            views.append(Observation(frames[i], points))
+            (face,) = recognizer.detect(frames[i])
+            descriptors.append(recognizer.describe(frames[i], [face])[0])
+    yield make_renderer(GeneratorConfig()), recognizer, np.mean(descriptors, axis=0), views
+
+
+def test_the_search_climbs_and_keeps_the_farthest_surrogate_verified_in_both_views(subject):
+    renderer, recognizer, embedding, views = subject
+    config = LockConfig(tau=0.75, candidates=15, explore=15, per_round=6, climb_round=3)
+    locker = SurrogateLocker(renderer.model, renderer, recognizer, KEY, config)
+    described: list[tuple[int, object]] = []  # (view index, candidate), in the order the search made them
+    starts = []
+    describe, climbed = locker._describe_in_place, locker._climbed
+
+    def spy_describe(candidates, view):
+        described.extend((next(i for i, v in enumerate(views) if v is view), c) for c in candidates)
+        return describe(candidates, view)
+
+    def spy_climbed(start, label, attempt):
+        starts.append(start)
+        return climbed(start, label, attempt)
+
+    locker._describe_in_place, locker._climbed = spy_describe, spy_climbed
+    lock = locker.lock(0, embedding, views)
+    locker._describe_in_place, locker._climbed = describe, climbed
+
+    assert lock.locked and lock.attempts == 15
+    candidates = list({id(c): c for _, c in described}.values())
+    assert len(candidates) == 15 and {i for i, _ in described} == {0, 1}, "each candidate in the two views"
+    worst, usable = {}, {}  # worst distance to the subject over the two views; far enough from every donor
+    nobody = np.zeros((0, 128), np.float32)
+    for c in candidates:
+        distances = [locker._distances(embedding, describe([c], view)[0], nobody) for view in views[:2]]
+        worst[id(c)] = min(d[0] for d in distances)
+        usable[id(c)] = min(d[1] for d in distances) >= config.donor_distance
+    assert worst[id(lock.surrogate)] >= config.tau and usable[id(lock.surrogate)]
+    assert lock.distance == pytest.approx(worst[id(lock.surrogate)], abs=1e-3)
+    passing = [c for c in candidates if worst[id(c)] >= config.tau and usable[id(c)]]
+    assert worst[id(lock.surrogate)] >= max(worst[id(c)] for c in passing) - 1e-3, "the farthest is kept"
+    # three climbing rounds, each from the farthest usable candidate so far
+    assert len(starts) == 9
+    for r in range(3):
+        so_far = [c for c in candidates[:6 + 3 * r] if usable[id(c)]]
+        assert starts[3 * r] is max(so_far, key=lambda c: worst[id(c)]), f"round {r + 2} starts from the farthest"
+    first_round = max(worst[id(c)] for c in candidates[:6] if usable[id(c)])
+    assert worst[id(lock.surrogate)] > first_round, "the climb found a farther surrogate than the first draws"
