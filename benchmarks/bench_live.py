@@ -26,6 +26,7 @@ import av
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the deidstream of this tree, not whichever one is installed
 
 from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
@@ -58,7 +59,7 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
         from deidstream.engine.online import SurrogatePath
         from deidstream.twopass import make_renderer
 
-        generator = generator_config(args)
+        generator = generator_config(args, live=True)
         face_path = SurrogatePath(generator, make_renderer(generator))
     try:
         with rtsp_camera(clip) as camera, rtsp_receiver(received) as receiver:

@@ -13,6 +13,7 @@ from deidstream.api import anonymize, anonymize_directory
 from deidstream.config import (
     DEFAULT_MODE,
     FALLBACK_MODES,
+    LIVE_PRIVACY,
     MODES,
     PRESETS,
     PRIVACY_PRESETS,
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --mode surrogate: least E_id distance a surrogate keeps from its subject "
                         f"({', '.join(f'{k} {v}' for k, v in PRIVACY_PRESETS.items())})")
     g.add_argument("--tau", type=float, default=None,
-                   help=f"with --mode surrogate: that distance as a number (default: {GeneratorConfig().tau})")
+                   help=f"with --mode surrogate: that distance as a number (default: {GeneratorConfig().tau} for "
+                        f"files, {PRIVACY_PRESETS[LIVE_PRIVACY]} ({LIVE_PRIVACY}) for live inputs)")
     g.add_argument("--shape", choices=SHAPES, default=d_anon.shape, help="region shape (default: %(default)s)")
     g.add_argument("--margin", type=float, default=d_anon.margin,
                    help="extra region around each face box, fraction of its size (default: %(default)s)")
@@ -105,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--camera-ca-file", metavar="PEM",
                    help="verify an rtsps:// camera's TLS certificate against the CA certificates in PEM "
                         "(default: not verified, as in ffmpeg)")
+    g.add_argument("--camera-cert-file", metavar="PEM",
+                   help="client certificate shown to an rtsps:// camera that admits only known clients (mutual TLS); "
+                        "with --camera-key-file")
+    g.add_argument("--camera-key-file", metavar="PEM", help="the private key of --camera-cert-file")
     g.add_argument("--record", metavar="FILE", help="also record the anonymised stream to FILE (.mp4, .mkv)")
     g.add_argument("--segment", type=parse_duration, metavar="DURATION",
                    help="record in segments of about DURATION (e.g. 10m, 90s): FILE_0000.mp4, FILE_0001.mp4, ...; "
@@ -151,7 +157,7 @@ def config_from_args(args: argparse.Namespace, *, live: bool = False) -> Pipelin
     )
 
 
-def generator_config(args: argparse.Namespace) -> GeneratorConfig:
+def generator_config(args: argparse.Namespace, *, live: bool = False) -> GeneratorConfig:
     key = None
     if args.key_file is not None:
         try:
@@ -162,7 +168,8 @@ def generator_config(args: argparse.Namespace) -> GeneratorConfig:
             raise ConfigError(f"{args.key_file}: the identity key file is empty")
     elif args.identity_key is not None:
         key = args.identity_key.encode()
-    tau = args.tau if args.tau is not None else PRIVACY_PRESETS.get(args.privacy or "", GeneratorConfig().tau)
+    preset = args.privacy or (LIVE_PRIVACY if live else None)
+    tau = args.tau if args.tau is not None else PRIVACY_PRESETS.get(preset or "", GeneratorConfig().tau)
     return GeneratorConfig(tau=tau, key=key)
 
 
@@ -207,12 +214,13 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from deidstream.engine.online import SurrogatePath
         from deidstream.twopass import make_renderer
 
-        generator = generator_config(args)
+        generator = generator_config(args, live=True)
         face_path = SurrogatePath(generator, make_renderer(generator))
     d_live = LiveConfig()
     live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(d_live.max_latency_ms, args.budget),
                       preset=_given(args.preset, d_live.preset), crf=_given(args.crf, d_live.crf))
     source_config = LiveSourceConfig(rtsp_transport=args.rtsp_transport, ca_file=args.camera_ca_file,
+                                     cert_file=args.camera_cert_file, key_file=args.camera_key_file,
                                      give_up_after_s=args.give_up_after,
                                      width=args.width, height=args.height, fps=args.fps)
     stats = None

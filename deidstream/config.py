@@ -130,6 +130,11 @@ class EncoderConfig:
 # search reaches 0.9 for 6 of 7 people of the shared clips (benchmarks/bench_lock.py); a person it
 # cannot reach gets the fallback. "low" renders more people, each less far from themselves.
 PRIVACY_PRESETS = {"low": 0.75, "standard": 0.9, "high": 1.0}
+# A live relay's default. Its searches run beside the frames, from a person's first few views, with 12
+# candidates: at 0.9 one of the two people of the two-face benchmark was never locked, and the failed
+# searches cost the other's renders (two interleaved pairs of relays: 1.5-2.6% of frames dropped, p99
+# 188-193 ms, 72-84% rendered once locked, against 0.5-0.6%, 143-164 ms and 90-92% at 0.75).
+LIVE_PRIVACY = "low"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,10 +226,14 @@ class LiveSourceConfig:
     the camera's default) are requested from the driver, which may pick the nearest mode it has.
     ``ca_file``: PEM certificates an ``rtsps://`` camera's certificate must chain to (None: not
     verified, as in ffmpeg; whoever sits between the camera and us then sees the faces).
+    ``cert_file``/``key_file``: the client certificate and its key (PEM) shown to an ``rtsps://``
+    camera that lets in only known clients (mutual TLS); both or neither.
     """
 
     rtsp_transport: str = "tcp"
     ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5
@@ -251,6 +260,10 @@ class LiveSourceConfig:
             require(value is None or 16 <= value <= 8192, f"{name} must be in [16, 8192], got {value}")
         require(self.fps is None or 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
         require(self.ca_file is None or os.path.isfile(self.ca_file), f"{self.ca_file}: no such CA file")
+        require((self.cert_file is None) == (self.key_file is None),
+                "a client certificate needs its key, and a key its certificate (cert_file and key_file)")
+        for name, path in (("client certificate", self.cert_file), ("client key", self.key_file)):
+            require(path is None or os.path.isfile(path), f"{path}: no such {name} file")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -110,6 +110,7 @@ class Camera:
     port: int
     mount: str = "/cam"
     tls: Path | None = None  # PEM with certificate and key: the camera serves rtsps://
+    client_ca: Path | None = None  # with tls: only clients with a certificate from this CA are let in
     proc: subprocess.Popen | None = None
 
     @property
@@ -118,6 +119,7 @@ class Camera:
 
     def start(self) -> None:
         tls = ["--tls", str(self.tls)] if self.tls else []
+        tls += ["--client-ca", str(self.client_ca)] if self.client_ca else []
         proc = subprocess.Popen([SYSTEM_PYTHON, str(CAMERA_SCRIPT), str(self.clip), "--port", str(self.port),
                                  "--mount", self.mount, *tls], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
@@ -153,15 +155,16 @@ class Camera:
 
 
 @contextlib.contextmanager
-def rtsp_camera(clip: Path, *, tries: int = 3, tls: Path | None = None) -> Iterator[Camera]:
+def rtsp_camera(clip: Path, *, tries: int = 3, tls: Path | None = None,
+                client_ca: Path | None = None) -> Iterator[Camera]:
     """An RTSP camera serving ``clip`` on a free loopback port (over TLS with ``tls``, see
-    ``self_signed``), killed on exit."""
+    ``self_signed``; admitting only clients certified by ``client_ca``), killed on exit."""
     reason = gst_rtsp_missing()
     if reason:
         raise PeerMissing(reason)
     camera = None
     for attempt in range(tries):
-        camera = Camera(clip, free_port(), tls=tls)
+        camera = Camera(clip, free_port(), tls=tls, client_ca=client_ca)
         try:
             camera.start()
             break

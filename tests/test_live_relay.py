@@ -409,6 +409,50 @@ def test_relay_from_a_camera_over_tls(clip, receiver, detector, tmp_path):
     assert min(errors) < 4
 
 
+def test_relay_from_a_camera_that_admits_only_known_clients(clip, receiver, detector, tmp_path):
+    """Mutual TLS: a camera that asks for a client certificate refuses a relay without one (a clear
+    error naming what to check) and streams to one that shows a certificate it trusts."""
+    try:
+        served, trusted = self_signed(tmp_path)
+        _, relay_cert = self_signed(tmp_path, "relay")
+        relay_key = tmp_path / "relay_key.pem"
+        with rtsp_camera(clip, tls=served, client_ca=relay_cert) as camera:
+            with pytest.raises(SourceUnavailable, match="cannot open"):
+                RtspSource(camera.url, LiveSourceConfig(ca_file=str(trusted), open_timeout_s=5)).open()
+            _, stranger_cert = self_signed(tmp_path, "stranger")
+            with pytest.raises(SourceUnavailable, match="client certificate"):
+                RtspSource(camera.url, LiveSourceConfig(ca_file=str(trusted), cert_file=str(stranger_cert),
+                                                        key_file=str(tmp_path / "stranger_key.pem"),
+                                                        open_timeout_s=5)).open()
+            known = LiveSourceConfig(ca_file=str(trusted), cert_file=str(relay_cert), key_file=str(relay_key),
+                                     open_timeout_s=5, read_timeout_s=2, backoff_initial_s=0.2, backoff_max_s=1,
+                                     give_up_after_s=15)
+            stats = relay(camera.url, push=receiver.url, config=LIVE_DETECTOR, source_config=known,
+                          max_frames=30, detector=detector)
+    except PeerMissing as exc:
+        pytest.skip(str(exc))
+    assert receiver.wait() == 0
+    assert stats.frames_in == 30 and stats.sent["stream"] == stats.frames_processed >= 15
+    assert len(decode(receiver.path)[0]) == stats.sent["stream"]
+
+
+def test_a_client_certificate_needs_its_key_and_an_encrypted_camera(tmp_path, capsys):
+    cert = tmp_path / "relay_cert.pem"
+    cert.write_text("certificate")
+    code = main(["rtsps://127.0.0.1:9/cam", str(tmp_path / "out.mp4"), "--camera-cert-file", str(cert)])
+    assert code != 0
+    assert "needs its key" in capsys.readouterr().err
+    code = main(["rtsps://127.0.0.1:9/cam", str(tmp_path / "out.mp4"), "--camera-cert-file", str(cert),
+                 "--camera-key-file", str(tmp_path / "missing_key.pem")])
+    assert code != 0
+    assert "missing_key.pem: no such client key file" in capsys.readouterr().err
+    code = main(["rtsp://127.0.0.1:9/cam", str(tmp_path / "out.mp4"), "--camera-cert-file", str(cert),
+                 "--camera-key-file", str(cert)])
+    assert code != 0
+    assert "not encrypted" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_a_missing_camera_ca_file_is_a_clear_error(tmp_path, capsys):
     code = main(["rtsps://127.0.0.1:9/cam", str(tmp_path / "out.mp4"), "--camera-ca-file",
                  str(tmp_path / "missing.pem")])

@@ -391,3 +391,17 @@ def test_cli_live_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(("argv", "live", "tau"), [
+    ([], False, 0.9),  # files: standard
+    ([], True, 0.75),  # live: low, its searches run beside the frames
+    (["--privacy", "standard"], True, 0.9),
+    (["--privacy", "high"], False, 1.0),
+    (["--tau", "0.8", "--privacy", "high"], True, 0.8),
+])
+def test_the_privacy_distance_defaults_to_standard_for_files_and_low_live(argv, live, tau):
+    from deidstream.cli import build_parser, generator_config
+
+    args = build_parser().parse_args(["rtsp://cam/s" if live else "in.mp4", "out.mp4", *argv])
+    assert generator_config(args, live=live).tau == tau

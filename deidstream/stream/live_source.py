@@ -225,9 +225,13 @@ class RtspSource(_Reconnecting):
         super().__init__(config or LiveSourceConfig())
         self.url = url
         self.name = redact(url)
-        if self.config.ca_file is not None and not url.lower().startswith("rtsps://"):
+        if not url.lower().startswith("rtsps://"):
             # a CA file on an unencrypted URL would verify nothing while the user believes it does
-            raise ConfigError(f"{self.name}: a CA file verifies an rtsps:// camera; this URL is not encrypted")
+            if self.config.ca_file is not None:
+                raise ConfigError(f"{self.name}: a CA file verifies an rtsps:// camera; this URL is not encrypted")
+            if self.config.cert_file is not None:
+                raise ConfigError(f"{self.name}: a client certificate is shown over rtsps://; this URL is not "
+                                  "encrypted")
         self._container: av.container.InputContainer | None = None
 
     def _connect(self) -> None:
@@ -239,6 +243,8 @@ class RtspSource(_Reconnecting):
         options = {"rtsp_transport": cfg.rtsp_transport, "analyzeduration": "0", "probesize": "32"}
         if cfg.ca_file is not None:  # ffmpeg's TLS layer checks the chain and the host name
             options.update(tls_verify="1", ca_file=cfg.ca_file)
+        if cfg.cert_file is not None and cfg.key_file is not None:  # mutual TLS: who we are, to the camera
+            options.update(cert_file=cfg.cert_file, key_file=cfg.key_file)
         started = time.monotonic()
         try:
             container = av.open(self.url, "r", options=options, timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
@@ -246,9 +252,13 @@ class RtspSource(_Reconnecting):
             # An interrupted open reports "invalid data" or an exit request; the clock tells the truth.
             if isinstance(exc, av.error.ExitError) or time.monotonic() - started >= 0.95 * cfg.open_timeout_s:
                 raise SourceUnavailable(f"{self.name}: no answer within {cfg.open_timeout_s:g} s") from exc
+            checks = []
             if cfg.ca_file is not None:
-                raise SourceUnavailable(f"{self.name}: cannot open: {_reason(exc)} (is its TLS certificate "
-                                        f"signed by a CA in {cfg.ca_file}, for this host name?)") from exc
+                checks.append(f"is its TLS certificate signed by a CA in {cfg.ca_file}, for this host name?")
+            if cfg.cert_file is not None:
+                checks.append(f"does it accept the client certificate {cfg.cert_file}?")
+            if checks:
+                raise SourceUnavailable(f"{self.name}: cannot open: {_reason(exc)} ({' '.join(checks)})") from exc
             raise SourceUnavailable(f"{self.name}: cannot open: {_reason(exc)}") from exc
         if not container.streams.video:
             container.close()
