@@ -35,8 +35,9 @@ from deidstream.types import FaceDetections
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
 # A search runs beside the frames, so it is shorter than a file's: the first draws and two climbing
-# rounds, each candidate judged in two views. The files' 24 delayed the first surrogate from 1.8 to
-# 5.9 s with one face and to 15.2 s with two (benchmarks/bench_live.py, scratch runs).
+# rounds, each candidate judged in the best view and verified in the next. The files' search (24 candidates
+# in two views) delayed the first surrogate from 1.8 to 5.9 s with one face and to 15.2 s with two; 12 in
+# two views cost the two-face relay's p99 and share rendered (benchmarks/bench_live.py, scratch runs).
 LIVE_CANDIDATES = 12
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
@@ -117,7 +118,7 @@ class SurrogatePath:
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
                                       LockConfig(tau=config.tau, candidates=min(config.candidates, LIVE_CANDIDATES),
-                                                 explore=LIVE_CANDIDATES, give_up_after=LIVE_CANDIDATES,
+                                                 explore=LIVE_CANDIDATES, give_up_after=LIVE_CANDIDATES, search_views=1,
                                                  pause_s=LIVE_LOCK_PAUSE_S))
         self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
