@@ -47,7 +47,7 @@ class LockConfig:
     later round, by ``climb_step`` of a first-round step; ``explore``: how many are compared before
     the farthest that passes is kept; after ``give_up_after`` a search whose best is
     still ``give_up_margin`` short of ``tau`` stops; ``pause_s``: seconds the search sleeps after each
-    candidate (live, where it runs beside the frames); ``appearance_step``/``shape_spread``: how
+    candidate it renders into a view (live, where it runs beside the frames); ``appearance_step``/``shape_spread``: how
     far a candidate moves from its donor mix (in standard deviations); ``skin_tolerance``: ITA°
     window for matching donors."""
 
