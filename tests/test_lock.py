@@ -42,19 +42,19 @@ def test_the_search_climbs_and_keeps_the_farthest_surrogate_verified_in_both_vie
     locker = SurrogateLocker(renderer.model, renderer, recognizer, KEY, config)
     described: list[tuple[int, object]] = []  # (view index, candidate), in the order the search made them
     starts = []
-    describe, climbed = locker._describe_in_place, locker._climbed
+    describe, climbed, chips = locker._describe_in_place, locker._climbed, locker._chips_in_place
 
-    def spy_describe(candidates, view):
+    def spy_chips(candidates, view):
         described.extend((next(i for i, v in enumerate(views) if v is view), c) for c in candidates)
-        return describe(candidates, view)
+        return chips(candidates, view)
 
     def spy_climbed(start, label, attempt):
         starts.append(start)
         return climbed(start, label, attempt)
 
-    locker._describe_in_place, locker._climbed = spy_describe, spy_climbed
+    locker._chips_in_place, locker._climbed = spy_chips, spy_climbed
     lock = locker.lock(0, embedding, views)
-    locker._describe_in_place, locker._climbed = describe, climbed
+    locker._chips_in_place, locker._climbed = chips, climbed
 
     assert lock.locked and lock.attempts == 15
     candidates = list({id(c): c for _, c in described}.values())

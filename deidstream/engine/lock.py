@@ -192,7 +192,7 @@ class SurrogateLocker:
                 n = min(cfg.per_round, cfg.candidates - tried)
                 candidates = [self._candidate_of(label, first_attempt + tried + i, donors) for i in range(n)]
             tried += n
-            outputs = [self._describe_in_place(candidates, view) for view in views[:searched]]
+            outputs = self._describe_in_views(candidates, views[:searched])
             for i, candidate in enumerate(candidates):
                 worst = np.min([self._distances(embedding, out[i], nearby) for out in outputs], axis=0)
                 distances = (float(worst[0]), float(worst[1]), float(worst[2]))
@@ -281,8 +281,16 @@ class SurrogateLocker:
         return Identity(shape.astype(np.float32), (mixed + step).astype(np.float32))
 
     def _describe_in_place(self, candidates: list[Surrogate], exemplar: Observation) -> np.ndarray:
-        """E_id of each output: the surrogate rendered into the subject's own frame (their pose,
-        light, eyes, hair), which is what a recogniser will see; one batch for the network."""
+        return self._describe_in_views(candidates, [exemplar])[0]
+
+    def _describe_in_views(self, candidates: list[Surrogate], views: list[Observation]) -> list[np.ndarray]:
+        """E_id of each output in each view: the surrogate rendered into the subject's own frame
+        (their pose, light, eyes, hair), which is what a recogniser will see; one batch for the
+        network, so that it splits evenly over the descriptor workers."""
+        chips = [chip for view in views for chip in self._chips_in_place(candidates, view)]
+        return np.split(self.recognizer.describe_chips(chips), len(views))  # type: ignore[attr-defined]
+
+    def _chips_in_place(self, candidates: list[Surrogate], exemplar: Observation) -> list[np.ndarray]:
         shape = self._inverter.person_shape([exemplar])
         chips = []
         for candidate in candidates:
@@ -291,7 +299,7 @@ class SurrogateLocker:
             chips.append(face_chip(self.recognizer, image, exemplar.points))
             if self.config.pause_s:
                 time.sleep(self.config.pause_s)  # the GIL and a core back to the frames
-        return self.recognizer.describe_chips(chips)  # type: ignore[attr-defined]
+        return chips
 
 
 def face_chip(recognizer: object, image: np.ndarray, points: np.ndarray) -> np.ndarray:
