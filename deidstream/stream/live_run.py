@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 _JOIN_S = 2.0
+# Detection, tracking and covering run MediaPipe and the generator, which the caller closes after the
+# relay: those threads are waited for (they stop after the item in hand), a sink or a blocked read is not.
+_PROCESSING_JOIN_S = 60.0
 
 
 def _offer(q: queue.Queue, item: Any, on_drop: Callable[[], None]) -> None:
@@ -140,7 +143,11 @@ def run_live(
                 break
     finally:
         stop.set()
-        for t in threads[1:]:
+        for t in threads[1:4]:  # detect, track, cover
+            t.join(_PROCESSING_JOIN_S)
+            if t.is_alive():
+                log.error("%s still running %g s after stop", t.name, _PROCESSING_JOIN_S)
+        for t in threads[4:]:
             t.join(_JOIN_S)
         # The source thread may sit in a blocking read until its read timeout; it closes the source itself.
         threads[0].join(_JOIN_S)
