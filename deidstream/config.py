@@ -133,7 +133,8 @@ PRIVACY_PRESETS = {"low": 0.75, "standard": 0.9, "high": 1.0}
 # A live relay's default. Its searches run beside the frames, from a person's first few views, with 12
 # candidates: at 0.9 one of the two people of the two-face benchmark was never locked, and the failed
 # searches cost the other's renders (two interleaved pairs of relays: 1.5-2.6% of frames dropped, p99
-# 188-193 ms, 72-84% rendered once locked, against 0.5-0.6%, 143-164 ms and 90-92% at 0.75).
+# 188-193 ms, 72-84% rendered once locked, against 0.5-0.6%, 143-164 ms and 90-92% for the previous
+# search, random draws at 0.75).
 LIVE_PRIVACY = "low"
 
 

@@ -134,6 +134,7 @@ def run_live(
     bodies = [reader, detect, track, cover] + [send(s, q) for s, q in zip(sinks, q_sinks)]
     names = ["live-source", "live-detect", "live-track", "live-cover"] + [f"live-sink-{s.name}" for s in sinks]
     threads = [threading.Thread(target=guarded(b), name=n, daemon=True) for b, n in zip(bodies, names)]
+    processing, sending = threads[1:4], threads[4:]  # detect, track, cover; one per sink
     for t in threads:
         t.start()
     try:
@@ -143,16 +144,16 @@ def run_live(
                 break
     finally:
         stop.set()
-        for t in threads[1:4]:  # detect, track, cover
+        for t in processing:
             t.join(_PROCESSING_JOIN_S)
             if t.is_alive():
                 log.error("%s still running %g s after stop", t.name, _PROCESSING_JOIN_S)
-        for t in threads[4:]:
+        for t in sending:
             t.join(_JOIN_S)
         # The source thread may sit in a blocking read until its read timeout; it closes the source itself.
         threads[0].join(_JOIN_S)
         stats.seconds = time.monotonic() - started
-        for sink, t in zip(sinks, threads[len(threads) - len(sinks):]):
+        for sink, t in zip(sinks, sending):
             if t.is_alive():
                 log.warning("%s: still sending after stop; not closed", sink.name)
                 continue
