@@ -7,6 +7,9 @@
 2. ``found_bare``: an independent pass of the same detector with every model on every frame
    (no skipping) over the *input*; frames where a face it finds is not inside a hidden
    region. This also measures what running the full-range model every 2nd frame costs.
+3. ``hog_bare``: the same with a detector that shares nothing with MediaPipe (dlib's HOG
+   frontal-face detector, upsampled once, every ``--hog-every``-th frame): faces that no
+   MediaPipe model finds are invisible to the first two counts.
 Prints a table and writes benchmarks/out/coverage.json.
 """
 
@@ -18,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import av
+import dlib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +33,7 @@ from benchlib import public_argv, write_json  # noqa: E402
 from deidstream.api import anonymize  # noqa: E402
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
 from deidstream.config import DetectorConfig  # noqa: E402
-from deidstream.tracking.boxes import containment_matrix  # noqa: E402
+from deidstream.tracking.boxes import containment_matrix, rotate_boxes_to_stored  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
 from deidstream.types import Frame  # noqa: E402
 
@@ -43,11 +47,17 @@ def bare(faces: np.ndarray, regions: list[list[int]], contain: float) -> int:
     return int((containment_matrix(faces, np.array(regions, np.float32)).max(axis=1) < contain).sum())
 
 
-def check(clip: Path, config, contain: float, tmp: Path) -> dict:
+def hog_faces(detector, image: np.ndarray) -> np.ndarray:
+    rects = detector(image, 1)
+    return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
+
+
+def check(clip: Path, config, contain: float, hog_every: int, tmp: Path) -> dict:
     report = anonymize(clip, tmp / "out.mp4", config=config, overwrite=True)
     dets, hidden = report.detection_boxes, report.region_boxes
     prev_bare = [t for t in range(1, len(dets)) if bare(dets[t - 1], hidden[t], contain)]
-    found_bare, found = [], 0
+    found_bare, found, hog_bare, hog_found = [], 0, [], 0
+    hog = dlib.get_frontal_face_detector()
     with MediaPipeDetector(DetectorConfig(**{**_fields(config.detector), "full_range_every": 1})) as det, \
             av.open(str(clip)) as c:
         for i, f in enumerate(c.decode(video=0)):
@@ -57,19 +67,33 @@ def check(clip: Path, config, contain: float, tmp: Path) -> dict:
             found += len(faces)
             if bare(faces, hidden[i], contain):
                 found_bare.append(i)
+            if hog_every and i % hog_every == 0:
+                upright = np.ascontiguousarray(np.rot90(frame.image, (rotation // 90) % 4))
+                boxes = rotate_boxes_to_stored(hog_faces(hog, upright), rotation, frame.width, frame.height)
+                hog_found += len(boxes)
+                if bare(boxes, hidden[i], contain):
+                    hog_bare.append(i)
     return {"clip": clip.name, "frames": report.frames, "faces_found_independently": found,
             "prev_bare_frames": len(prev_bare), "found_bare_frames": len(found_bare),
-            "prev_bare_at": prev_bare[:20], "found_bare_at": found_bare[:20]}
+            "prev_bare_at": prev_bare[:20], "found_bare_at": found_bare[:20],
+            "hog_frames": len(range(0, report.frames, hog_every)) if hog_every else 0,
+            "hog_faces": hog_found, "hog_bare_frames": len(hog_bare), "hog_bare_at": hog_bare[:20]}
 
 
 def _fields(cfg) -> dict:
     return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
 
 
+def _line(r: dict) -> str:
+    return (f"{r['clip']:34s} {r['frames']:6d} {r['faces_found_independently']:6d} {r['prev_bare_frames']:9d} "
+            f"{r['found_bare_frames']:10d} {r['hog_faces']:9d} {r['hog_bare_frames']:8d}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="count frames where a face is left bare")
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--contain", type=float, default=0.8, help="fraction of a face box that must be hidden")
+    ap.add_argument("--hog-every", type=int, default=1, help="run dlib's HOG detector on every N-th frame (0: never)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "coverage.json")
     ap.add_argument("extra", nargs="*", help="deidstream options, after --")
     args = ap.parse_args()
@@ -79,18 +103,18 @@ def main() -> int:
         return 2
     config = config_from_args(build_parser().parse_args(["in", "out", *args.extra]))
     rows = []
-    print(f"{'clip':34s} {'frames':>6s} {'faces':>6s} {'prev_bare':>9s} {'found_bare':>10s}")
+    print(f"{'clip':34s} {'frames':>6s} {'faces':>6s} {'prev_bare':>9s} {'found_bare':>10s} "
+          f"{'hog_faces':>9s} {'hog_bare':>8s}")
     with tempfile.TemporaryDirectory() as tmp:
         for clip in clips:
-            r = check(clip, config, args.contain, Path(tmp))
+            r = check(clip, config, args.contain, args.hog_every, Path(tmp))
             rows.append(r)
-            print(f"{r['clip']:34s} {r['frames']:6d} {r['faces_found_independently']:6d} "
-                  f"{r['prev_bare_frames']:9d} {r['found_bare_frames']:10d}", flush=True)
-    total = {k: sum(r[k] for r in rows) for k in ("frames", "faces_found_independently",
-                                                  "prev_bare_frames", "found_bare_frames")}
-    print(f"{'total':34s} {total['frames']:6d} {total['faces_found_independently']:6d} "
-          f"{total['prev_bare_frames']:9d} {total['found_bare_frames']:10d}")
-    write_json(args.out, {"argv": public_argv(), "contain": args.contain, "total": total, "rows": rows})
+            print(_line(r), flush=True)
+    total = {k: sum(r[k] for r in rows) for k in ("frames", "faces_found_independently", "prev_bare_frames",
+                                                  "found_bare_frames", "hog_faces", "hog_bare_frames")}
+    print(_line({"clip": "total", **total}))
+    write_json(args.out, {"argv": public_argv(), "contain": args.contain, "hog_every": args.hog_every,
+                          "total": total, "rows": rows})
     return 0
 
 

@@ -28,6 +28,7 @@ from deidstream.stream.live_run import relay  # noqa: F401 - the live counterpar
 from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink, check_output_path
 from deidstream.stream.source import AudioPacket, FileSource, VideoInfo
+from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import Frame
@@ -147,7 +148,7 @@ def _run_one_pass(input_path: Path, output_path: Path, config: PipelineConfig, r
         if progress:
             progress(info, 0)
         processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
-                                  clock, lookback=config.detector.full_range_every - 1)
+                                  clock, lookback=config.lookback, cuts=CutDetector())
 
         stages = [_DetectStage(processor), _CoverStage(processor, report, progress)]
         started = time.perf_counter()

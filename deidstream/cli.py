@@ -82,12 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="minimum face detection score; lower finds more faces (default: %(default)s)")
     g.add_argument("--full-range-every", type=int, default=None, metavar="N",
                    help="run the full-range model on every N-th frame; 1 is most thorough, 2 is "
-                        f"faster and back-fills new faces one frame (default: {d_det.full_range_every}; live: 1)")
+                        f"faster (default: {d_det.full_range_every}; live: 1)")
     g.add_argument("--tile-size", type=int, default=None,
                    help="tile frames larger than this for small faces; 0 turns tiling off "
                         f"(default: {d_det.tile_size}; live: 0)")
     g.add_argument("--max-coast", type=int, default=d_trk.max_coast,
                    help="frames a lost face stays covered at its predicted place (default: %(default)s)")
+    g.add_argument("--backfill", type=int, default=d_trk.backfill, metavar="N",
+                   help="files: frames before a face's first detection, within its shot, in which it is "
+                        "also hidden, since detectors can find a face late (default: %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("--crf", type=int, default=None,
                    help=f"H.264 quality, 0-51, lower is better (default: {d_enc.crf}; live: {d_live.crf})")
@@ -147,7 +150,7 @@ def config_from_args(args: argparse.Namespace, *, live: bool = False) -> Pipelin
         full_range_every=_given(args.full_range_every, 1 if live else d_det.full_range_every))
     return PipelineConfig(
         detector=detector,
-        tracker=TrackerConfig(max_coast=args.max_coast,
+        tracker=TrackerConfig(max_coast=args.max_coast, backfill=args.backfill,
                               max_coast_tentative=min(TrackerConfig().max_coast_tentative, args.max_coast)),
         anonymizer=AnonymizerConfig(mode=args.fallback if args.mode == "surrogate" else args.mode, shape=args.shape,
                                     margin=args.margin, strength=args.strength),

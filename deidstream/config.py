@@ -58,11 +58,16 @@ class TrackerConfig:
     A track is confirmed after ``min_hits`` matched frames. Any track, confirmed or not, keeps
     covering its predicted position for up to ``max_coast`` (confirmed) or
     ``max_coast_tentative`` frames without a detection; each coasting frame widens the box by
-    ``coast_growth`` so a face moving off the prediction stays covered.
+    ``coast_growth`` so a face moving off the prediction stays covered. Files also hide a new
+    track's box in up to ``backfill`` frames before its first detection (within its shot,
+    widened the same way), where the face was most likely already present: a face the
+    detectors find late is not written bare until they do. Live streams have sent those
+    frames already.
     """
 
     min_hits: int = 3
     max_coast: int = 12
+    backfill: int = 12
     max_coast_tentative: int = 3
     min_iou: float = 0.05
     max_centre_distance: float = 1.0
@@ -80,6 +85,7 @@ class TrackerConfig:
         require(0.0 <= self.min_iou < 1.0, f"min_iou must be in [0, 1), got {self.min_iou}")
         require(self.max_centre_distance > 0, f"max_centre_distance must be > 0, got {self.max_centre_distance}")
         require(self.centre_weight >= 0, f"centre_weight must be >= 0, got {self.centre_weight}")
+        require(self.backfill >= 0, f"backfill must be >= 0, got {self.backfill}")
         require(self.coast_growth >= 0, f"coast_growth must be >= 0, got {self.coast_growth}")
         require(self.max_coast_scale >= 1.0, f"max_coast_scale must be >= 1, got {self.max_coast_scale}")
 
@@ -194,6 +200,12 @@ class PipelineConfig:
     @property
     def mode(self) -> str:
         return "surrogate" if self.generator is not None else self.anonymizer.mode
+
+    @property
+    def lookback(self) -> int:
+        """Frames a file run goes back to hide a new face: its back-fill, and at least the
+        frames the full-range model skipped (it may be the first to see a small face)."""
+        return max(self.tracker.backfill, self.detector.full_range_every - 1)
 
 
 RTSP_TRANSPORTS = ("tcp", "udp")

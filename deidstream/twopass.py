@@ -87,7 +87,7 @@ class Analysis:
         self.embedder = FaceEmbedder(recognizer=self.recognizer)
         self.book = IdentityBook()
         self.clock = clock
-        self.lookback = config.detector.full_range_every - 1
+        self.lookback = config.lookback
         self.frames: list[FrameFaces] = []
         # frame index -> landmarks, where found: the embed thread's, apart from ``frames`` (the track
         # thread's, which back-filling revises)
@@ -149,9 +149,10 @@ class Analysis:
             return
         cfg = self.tracker.config
         boxes = np.stack([t.last_detection for t in born]).astype(np.float32)
+        shot_start = self.cut_frames[-1] if self.cut_frames else 0
         for steps in range(1, self.lookback + 1):
             k = len(self.frames) - 1 - steps
-            if k < 0:
+            if k < 0 or self.frames[k].index < shot_start:
                 break
             grown = scale_about_centre(boxes, min(1.0 + 2 * cfg.coast_growth * steps, cfg.max_coast_scale))
             held = self.frames[k]

@@ -14,6 +14,7 @@ from deidstream.config import AnonymizerConfig
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.processor import FaceProcessor
 from deidstream.stream.pipeline import run_pipeline
+from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
 
@@ -63,6 +64,24 @@ def test_a_new_face_is_back_filled_into_the_held_frame():
     assert [r.frame.index for r in out] == [0, 1, 2, 3, 4]
     assert [face_changed(originals[i], work[i]) for i in range(5)] == [False, True, True, True, True]
     assert len(out[1].regions) == 1  # the back-filled region is reported
+
+
+def test_a_face_found_late_is_hidden_back_to_the_start_of_its_shot_and_no_further():
+    """Shot A is frames 0-3, shot B from 4; the face is first found at 8 (lookback 6)."""
+    rng = np.random.default_rng(2)
+    shot_a = [rng.integers(0, 60, (120, 160, 3), dtype=np.uint8) for _ in range(4)]
+    shot_b = [rng.integers(180, 256, (120, 160, 3), dtype=np.uint8) for _ in range(6)]
+    originals = [Frame(i, im, pts=i, time_base=Fraction(1, 25)) for i, im in enumerate(shot_a + shot_b)]
+    work = [Frame(f.index, f.image.copy(), f.pts, f.time_base) for f in originals]
+    proc = FaceProcessor(ScriptedDetector({8, 9}), FaceTracker(), make_anonymizer(AnonymizerConfig()),
+                         lookback=6, cuts=CutDetector())
+    out = []
+    for f in work:
+        out += proc.process(f)
+    out += proc.flush()
+    assert [r.frame.index for r in out] == list(range(10))
+    hidden = [face_changed(originals[i], work[i]) for i in range(10)]
+    assert hidden == [False] * 4 + [True] * 6
 
 
 def test_without_lookback_frames_come_out_at_once_and_nothing_is_back_filled():

@@ -15,6 +15,7 @@ import numpy as np
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.stream.pipeline import StageClock
 from deidstream.tracking.boxes import scale_about_centre
+from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector, detect_upright
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
@@ -34,8 +35,8 @@ class FaceProcessor:
     """Detector → tracker → anonymiser for one stream; keeps the tracker's state between frames.
 
     ``lookback`` frames are held back after hiding: when a face is first found (by a model that
-    runs only every few frames, or because it just came into view), it is also hidden in the
-    held frames, where it was most likely already present but not yet detected.
+    runs only every few frames, or one that finds it late), it is also hidden in the held
+    frames of its shot (``cuts`` tells shots apart), where it was most likely already present.
     """
 
     def __init__(
@@ -46,13 +47,16 @@ class FaceProcessor:
         clock: StageClock | None = None,
         *,
         lookback: int = 0,
+        cuts: CutDetector | None = None,
     ) -> None:
         self.detector = detector
         self.tracker = tracker
         self.anonymizer = anonymizer
         self.clock = clock or StageClock()
         self.lookback = lookback
+        self.cuts = cuts
         self._held: deque[FrameResult] = deque()
+        self._shot_held = 0  # how many of the newest held frames belong to the current shot
 
     def detect(self, frame: Frame) -> tuple[Frame, FaceDetections]:
         """First half; stateless, so it can run on its own thread ahead of ``cover``."""
@@ -66,6 +70,8 @@ class FaceProcessor:
         held frames. Returns the frames that leave the look-back window (oldest first)."""
         frame, detections = detected
         t0 = time.perf_counter()
+        if self.cuts is not None and self.lookback and self.cuts.is_cut(frame.image):
+            self._shot_held = 0
         covered = self.tracker.update(detections, frame.index, (frame.width, frame.height))
         t1 = time.perf_counter()
         regions = self.anonymizer.apply(frame.image, covered)
@@ -73,14 +79,17 @@ class FaceProcessor:
         self.clock.add("track", t1 - t0)
         self.clock.add("anonymise", time.perf_counter() - t1)
         self._held.append(FrameResult(frame, detections, covered, regions))
+        self._shot_held = min(self._shot_held + 1, len(self._held))
         out = []
         while len(self._held) > self.lookback:
             out.append(self._held.popleft())
+        self._shot_held = min(self._shot_held, len(self._held))
         return out
 
     def flush(self) -> list[FrameResult]:
         out = list(self._held)
         self._held.clear()
+        self._shot_held = 0
         return out
 
     def process(self, frame: Frame) -> list[FrameResult]:
@@ -88,15 +97,16 @@ class FaceProcessor:
         return self.cover(self.detect(frame))
 
     def _backfill(self, frame_index: int) -> None:
+        """Hide faces first found in this frame in the held frames of its shot, newest first."""
         born = [t for t in self.tracker.tracks if t.first_frame == frame_index]
-        if not born or not self._held:
+        if not born:
             return
         cfg = self.tracker.config
         boxes = np.stack([t.last_detection for t in born])
-        for steps, held in enumerate(reversed(self._held), start=1):
+        for steps in range(1, self._shot_held + 1):
+            held = self._held[-steps]
             grown = scale_about_centre(boxes, min(1.0 + 2 * cfg.coast_growth * steps, cfg.max_coast_scale))
             faces = FaceDetections(grown, np.ones(len(grown), np.float32))
             extra = self.anonymizer.apply(held.frame.image, faces)
-            i = len(self._held) - steps
-            self._held[i] = FrameResult(held.frame, held.detections, held.covered,
-                                        np.concatenate([held.regions.reshape(-1, 4), extra]))
+            self._held[-steps] = FrameResult(held.frame, held.detections, held.covered,
+                                             np.concatenate([held.regions.reshape(-1, 4), extra]))
