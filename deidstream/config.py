@@ -97,14 +97,17 @@ class AnonymizerConfig:
     ``margin`` widens the detector's box (which stops at the brows) on each side, as a
     fraction of its size, and ``forehead`` adds more above it for the forehead and hairline.
     ``strength`` is the number of cells across a face that survive blur or pixelation:
-    fewer means more private (10 cells gave 1% re-identification in our measurements).
+    fewer means more private. No blurred face is re-identified at its own place even at 8,
+    but dlib puts small blurred faces within 0.6 of *other* people's faces: at 8, 9% of
+    stage_multi_person_cuts' and 24% of crowd_1080p's sampled frames; at 4, 3% and 0%; at 3,
+    none (benchmarks/bench_privacy.py, the leak rate).
     """
 
     mode: str = "blur"
     shape: str = "ellipse"
     margin: float = 0.2
     forehead: float = 0.25
-    strength: int = 8
+    strength: int = 3
     color: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
