@@ -48,9 +48,12 @@ def test_the_search_climbs_and_keeps_the_farthest_surrogate_verified_in_both_vie
         described.extend((next(i for i, v in enumerate(views) if v is view), c) for c in candidates)
         return chips(candidates, view)
 
-    def spy_climbed(start, label, attempt):
+    centres = []
+
+    def spy_climbed(start, label, attempt, centre):
         starts.append(start)
-        return climbed(start, label, attempt)
+        centres.append(centre)
+        return climbed(start, label, attempt, centre)
 
     locker._chips_in_place, locker._climbed = spy_chips, spy_climbed
     lock = locker.lock(0, embedding, views)
@@ -76,3 +79,6 @@ def test_the_search_climbs_and_keeps_the_farthest_surrogate_verified_in_both_vie
         assert starts[3 * r] is max(so_far, key=lambda c: worst[id(c)]), f"round {r + 2} starts from the farthest"
     first_round = max(worst[id(c)] for c in candidates[:6] if usable[id(c)])
     assert worst[id(lock.surrogate)] > first_round, "the climb found a farther surrogate than the first draws"
+    # drawn and climbed alike stay near the matched donors (an unbounded climb paints garish skin)
+    offsets = [float(np.linalg.norm(c.identity.appearance - centres[0])) for c in candidates]
+    assert max(offsets) <= config.appearance_radius + 1e-3, f"a candidate {max(offsets):.1f} SD off its donors"

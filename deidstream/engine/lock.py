@@ -73,6 +73,10 @@ class LockConfig:
     give_up_margin: float = 0.05
     pause_s: float = 0.0
     appearance_step: float = 0.8
+    # a climb that may go anywhere reaches dlib distances through garish textures (orange and blue
+    # skin, painted stripes) no donor has; a surrogate stays within this distance (in standard
+    # deviations) of its matched donors' centre, about where the median donor lies from the mean face
+    appearance_radius: float = 7.0
     shape_spread: float = 1.5
     mix: int = 8
     skin_tolerance: float = 12.0
@@ -90,6 +94,7 @@ class LockConfig:
                 f"give_up_margin and pause_s must be >= 0, got {self.give_up_margin}, {self.pause_s}")
         require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
                 "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
+        require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +172,7 @@ class SurrogateLocker:
         female, _ = self.attributes(embedding)
         ita = self.skin_ita(exemplars)
         donors = self._matched_donors(female, ita)
+        centre = self.model.donor_coefficients[donors].mean(axis=0)
         views = exemplars[:verify_views]
         searched = min(cfg.search_views, len(views))  # views every candidate is described in
         # everyone this surrogate must not look like: the other people and the surrogates given so far
@@ -187,7 +193,7 @@ class SurrogateLocker:
             if starts:
                 n = min(cfg.climb_round, cfg.candidates - tried)
                 start = max(starts, key=lambda s: s[0][0])[1]
-                candidates = [self._climbed(start, label, first_attempt + tried + i) for i in range(n)]
+                candidates = [self._climbed(start, label, first_attempt + tried + i, centre) for i in range(n)]
             else:
                 n = min(cfg.per_round, cfg.candidates - tried)
                 candidates = [self._candidate_of(label, first_attempt + tried + i, donors) for i in range(n)]
@@ -248,18 +254,27 @@ class SurrogateLocker:
         return distance, nearest_donor, nearest_other
 
     def _candidate_of(self, label: int, attempt: int, donors: np.ndarray) -> Surrogate:
+        centre = self.model.donor_coefficients[donors].mean(axis=0)
         rng = np.random.default_rng(identity_seed(self._key, label, attempt))
         boldness = 1.0 + attempt % self.config.candidates / max(self.config.candidates - 1, 1)  # later: further out
-        return Surrogate.of(self.renderer.model, self._candidate(rng, donors, boldness))
+        identity = self._candidate(rng, donors, boldness)
+        return Surrogate.of(self.renderer.model, Identity(identity.shape, self._within(identity.appearance, centre)))
 
-    def _climbed(self, start: Surrogate, label: int, attempt: int) -> Surrogate:
+    def _climbed(self, start: Surrogate, label: int, attempt: int, centre: np.ndarray) -> Surrogate:
         """A step off ``start``: ``climb_step`` of a first-round step in every direction."""
         cfg, model = self.config, self.renderer.model
         rng = np.random.default_rng(identity_seed(self._key, label, attempt))
         ident = start.identity
         appearance = ident.appearance + rng.standard_normal(model.n_appearance) * cfg.appearance_step * cfg.climb_step
         shape = ident.shape + rng.standard_normal(model.n_shape) * cfg.shape_spread * cfg.climb_step
-        return Surrogate.of(model, Identity(shape.astype(np.float32), appearance.astype(np.float32)))
+        return Surrogate.of(model, Identity(shape.astype(np.float32), self._within(appearance, centre)))
+
+    def _within(self, appearance: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """``appearance`` pulled back onto the ball of ``appearance_radius`` around ``centre``."""
+        offset = appearance - centre
+        norm = float(np.linalg.norm(offset))
+        radius = self.config.appearance_radius
+        return (centre + offset * min(1.0, radius / norm) if norm > 0 else appearance).astype(np.float32)
 
     def _matched_donors(self, female: float, ita: float) -> np.ndarray:
         attrs = self.model.donor_attributes
