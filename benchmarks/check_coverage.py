@@ -38,8 +38,10 @@ from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # no
 from deidstream.types import Frame  # noqa: E402
 
 
-def bare(faces: np.ndarray, regions: list[list[int]], contain: float) -> int:
-    faces = np.asarray(faces, np.float32).reshape(-1, 4)
+def bare(faces: np.ndarray, regions: list[list[int]], contain: float, size: tuple[int, int]) -> int:
+    """Faces (the part inside the picture: hidden regions stop at its edges) not ``contain`` hidden."""
+    faces = np.asarray(faces, np.float32).reshape(-1, 4).clip(0, np.array([*size, *size], np.float32))
+    faces = faces[(faces[:, 2] > faces[:, 0]) & (faces[:, 3] > faces[:, 1])]
     if len(faces) == 0:
         return 0
     if not regions:
@@ -55,7 +57,9 @@ def hog_faces(detector, image: np.ndarray) -> np.ndarray:
 def check(clip: Path, config, contain: float, hog_every: int, tmp: Path) -> dict:
     report = anonymize(clip, tmp / "out.mp4", config=config, overwrite=True)
     dets, hidden = report.detection_boxes, report.region_boxes
-    prev_bare = [t for t in range(1, len(dets)) if bare(dets[t - 1], hidden[t], contain)]
+    with av.open(str(clip)) as c:
+        size = (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height)
+    prev_bare = [t for t in range(1, len(dets)) if bare(dets[t - 1], hidden[t], contain, size)]
     found_bare, found, hog_bare, hog_found = [], 0, [], 0
     hog = dlib.get_frontal_face_detector()
     with MediaPipeDetector(DetectorConfig(**{**_fields(config.detector), "full_range_every": 1})) as det, \
@@ -65,13 +69,13 @@ def check(clip: Path, config, contain: float, hog_every: int, tmp: Path) -> dict
             frame = Frame(i, f.to_ndarray(format="rgb24"), pts=i, time_base=f.time_base, rotation=rotation)
             faces = detect_upright(det, frame).xyxy
             found += len(faces)
-            if bare(faces, hidden[i], contain):
+            if bare(faces, hidden[i], contain, size):
                 found_bare.append(i)
             if hog_every and i % hog_every == 0:
                 upright = np.ascontiguousarray(np.rot90(frame.image, (rotation // 90) % 4))
                 boxes = rotate_boxes_to_stored(hog_faces(hog, upright), rotation, frame.width, frame.height)
                 hog_found += len(boxes)
-                if bare(boxes, hidden[i], contain):
+                if bare(boxes, hidden[i], contain, size):
                     hog_bare.append(i)
     return {"clip": clip.name, "frames": report.frames, "faces_found_independently": found,
             "prev_bare_frames": len(prev_bare), "found_bare_frames": len(found_bare),
