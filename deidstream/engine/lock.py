@@ -164,8 +164,8 @@ class SurrogateLocker:
         judged by its worst view. Once ``explore`` candidates are compared, the farthest that
         passes every bound, also in the remaining views, is kept. Of 7 people of 5 shared clips
         (benchmarks/bench_lock.py), the farthest of 24 random draws, judged in the two best views,
-        lands 0.898 from the subject (0.903 in a held-out frame); this search, 6 draws and 6
-        climbing rounds of 3, 0.924 (0.915). A climb judged in one view alone finds candidates far
+        lands 0.895 from the subject (0.900 in a held-out frame); this search, 6 draws and 6
+        climbing rounds of 3, 0.920 (0.922) at tau 0.75. A climb judged in one view alone finds candidates far
         from the subject in that frame only (a scratch run: 0.889 against 0.907 in two views).
         """
         cfg = self.config
