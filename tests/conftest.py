@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ SHARED = Path(os.environ.get("DEIDSTREAM_SHARED_DATA", REPO.parent / "shared" / 
 
 # Run by the system Python (python3-gi) as a subprocess, never imported by pytest.
 collect_ignore = ["rtsp_camera.py"]
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: a shell that runs the tests in the background
+    ignores SIGINT, children inherit that, and Python installs its handler only where it is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def shared_file(relative: str) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import interruptible
 from media import facts, make_clip
 
 from deidstream.cli import main
@@ -187,7 +188,7 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path):
     outdir = tmp_path / "out"
     outdir.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "deidstream", str(src), str(outdir / "out.mp4"), "-q"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while not leftovers(outdir) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import interruptible, shared_file
 from live_peers import PeerMissing, camera_clip, free_port, rtsp_camera, rtsp_receiver, self_signed
 
 from deidstream.cli import main
@@ -290,7 +290,7 @@ def test_relay_fps_is_the_camera_rate(camera):
 def test_ctrl_c_ends_the_relay_with_its_recording_finalised(camera, tmp_path):
     out = tmp_path / "rec.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "deidstream", camera.url, str(out), "--segment", "1s", "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 40
         while not (tmp_path / "rec_0001.mp4").exists():
