@@ -99,8 +99,8 @@ class AnonymizerConfig:
     ``strength`` is the number of cells across a face that survive blur or pixelation:
     fewer means more private. No blurred face is re-identified at its own place even at 8,
     but dlib puts small blurred faces within 0.6 of *other* people's faces: at 8, 9% of
-    stage_multi_person_cuts' and 24% of crowd_1080p's sampled frames; at 4, 3% and 0%; at 3,
-    none (benchmarks/bench_privacy.py, the leak rate).
+    stage_multi_person_cuts' and 24% of crowd_1080p's sampled frames; at 4, 3% and 0% (a scratch
+    run of the same script); at 3, none (benchmarks/bench_privacy.py, the leak rate).
     """
 
     mode: str = "blur"

@@ -79,7 +79,7 @@ class FaceProcessor:
         self.clock.add("track", t1 - t0)
         self.clock.add("anonymise", time.perf_counter() - t1)
         self._held.append(FrameResult(frame, detections, covered, regions))
-        self._shot_held = min(self._shot_held + 1, len(self._held))
+        self._shot_held += 1
         out = []
         while len(self._held) > self.lookback:
             out.append(self._held.popleft())
