@@ -27,6 +27,8 @@ _MIN_TOP_PX = 4  # the coarsest pyramid level keeps at least this many pixels ac
 _MIN_TOP_FACE_PX = 8  # ...and the face: its widest band stays well inside it, so its middle is all render
 _GAIN_RANGE = (0.5, 2.0)  # colour matching never scales a channel's spread by more than this
 _RING_SHARE = 0.25  # weight of the middle of the face in the colour statistics, relative to the ring's 1
+COVERED_ALPHA = 0.99  # a render this opaque shows none of the frame's detail beneath it
+COVERED_INSET_PX = 4  # the default feather's kernel radius (Compositor(feather_px=1.5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,19 @@ class RenderedFace:
         x0, y0 = max(self.x0, 0), max(self.y0, 0)
         x1, y1 = min(self.x0 + w, frame_shape[1]), min(self.y0 + h, frame_shape[0])
         return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+    def covered(self, frame_shape: tuple[int, ...]) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """The frame pixels this face replaces outright: its ``bounds`` and a boolean mask over them,
+        True where alpha reaches ``COVERED_ALPHA`` at least ``COVERED_INSET_PX`` inside the edge (the
+        compositor's feather lets some of the frame's detail through at the edge; inside, only its
+        low frequencies, colour and shading, cross the blend)."""
+        inside = self.bounds(frame_shape)
+        if inside is None:
+            return None
+        x0, y0, x1, y1 = inside
+        opaque = (self.alpha[y0 - self.y0 : y1 - self.y0, x0 - self.x0 : x1 - self.x0] >= COVERED_ALPHA).view(np.uint8)
+        kernel = np.ones((2 * COVERED_INSET_PX + 1,) * 2, np.uint8)
+        return inside, cv2.erode(opaque, kernel, borderValue=0).view(bool)
 
 
 class _Scratch:
