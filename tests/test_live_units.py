@@ -17,6 +17,7 @@ from media import pattern
 from deidstream.cli import main
 from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, TrackerConfig, parse_duration
 from deidstream.engine.anonymizers import make_anonymizer
+from deidstream.engine.compositor import COVERED_INSET_PX, RenderedFace
 from deidstream.errors import ConfigError, OutputExistsError, SinkUnavailable, SourceUnavailable
 from deidstream.stream.live import LiveProcessor, LiveStats, make_face_path
 from deidstream.stream.live_run import run_live
@@ -68,6 +69,8 @@ class Paint:
         self.delay_s, self.result, self.error, self.prepare_error = delay_s, result, error, prepare_error
         self.is_ready = ready
         self.calls = 0
+        self.faces: list[RenderedFace] = []  # painted in the last frame
+        self.frame: np.ndarray | None = None
 
     def ready(self, faces: FaceDetections, i: int) -> bool:
         return self.is_ready
@@ -83,9 +86,35 @@ class Paint:
         time.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
-        x0, y0, x1, y1 = faces.xyxy[i].astype(int)
-        image[max(0, y0):y1, max(0, x0):x1] = MAGENTA
+        x0, y0, x1, y1 = np.maximum(faces.xyxy[i].astype(int), 0)
+        image[y0:y1, x0:x1] = MAGENTA
+        if image is not self.frame:
+            self.frame, self.faces = image, []
+        self.faces.append(RenderedFace(image[y0:y1, x0:x1].copy(), np.ones((y1 - y0, x1 - x0), np.float32), x0, y0))
         return self.result
+
+    def painted(self) -> list[RenderedFace]:
+        return self.faces
+
+
+class FixedBoxes:
+    """A detector that finds the same boxes in every frame."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        self.boxes = np.asarray(boxes, np.float32)
+
+    def detect(self, image: np.ndarray) -> FaceDetections:
+        return FaceDetections(self.boxes.copy(), np.full(len(self.boxes), 0.9, np.float32))
+
+    def close(self) -> None:
+        pass
+
+
+class PaintFirst(Paint):
+    """Paints the first face only; the other is left to the fallback."""
+
+    def ready(self, faces: FaceDetections, i: int) -> bool:
+        return i == 0
 
 
 def processor(detector, face_path, budget_ms: float, stats: LiveStats | None = None) -> LiveProcessor:
@@ -122,6 +151,26 @@ def test_every_face_is_processed_by_the_face_path_or_the_fallback(
     if waiting:
         assert face_path.calls == 0, "a face path that is not ready is not asked to render"
     assert stats.frames_processed == 10
+
+
+def test_the_fallback_of_an_overlapping_face_leaves_a_rendered_face_whole(clip_frames):
+    """A face the path renders keeps its pixels where another face's fallback region overlaps it
+    (they show nobody real); the other face is hidden everywhere else."""
+    rendered, other = np.array([60, 60, 220, 240]), np.array([170, 90, 330, 270])
+    stats = LiveStats()
+    proc = processor(FixedBoxes(np.stack([rendered, other])), PaintFirst(), 1000, stats)
+    image = clip_frames[0]
+    for index in range(3):  # the tracker confirms both boxes; the last frame is checked
+        item = Captured(Frame(index, image.copy(), index * 3000, LIVE_TIME_BASE, 3000), time.monotonic(), 1)
+        out = proc.process(item).frame.image
+    assert stats.faces_rendered == stats.faces_fallback == 3
+    inset = COVERED_INSET_PX + 2  # the tracker's boxes are the detector's within a pixel or two
+    x0, y0, x1, y1 = rendered
+    assert (out[y0 + inset:y1 - inset, x0 + inset:x1 - inset] == MAGENTA).all()
+    ox0, oy0, ox1, oy1 = other
+    beyond = out[oy0 + 40:oy1 - 40, x1 + 10:ox1 - 40]  # inside the other face's ellipse, off the rendered one
+    assert beyond.size and not (beyond == MAGENTA).all(axis=-1).any()
+    assert not np.array_equal(beyond, image[oy0 + 40:oy1 - 40, x1 + 10:ox1 - 40])
 
 
 class ClipSource:

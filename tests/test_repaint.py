@@ -38,9 +38,9 @@ def test_a_paint_follows_the_face_to_its_new_place():
     moved[:, :2] += (12, -5)  # the face moved 12 px right, 5 up
     later = RNG.integers(0, 255, image.shape, np.uint8)
     before = later.copy()
-    box = rep.repaint(7, 11, later, anchors_of(moved))
-    assert box is not None and rep.repainted == 1
-    x0, y0, x1, y1 = box.astype(int)
+    moved_face = rep.repaint(7, 11, later, anchors_of(moved))
+    assert moved_face is not None and rep.repainted == 1
+    x0, y0, x1, y1 = moved_face.bounds(later.shape)
     assert (x0, y0) == (102, 85)  # the paint's crop, shifted
     # the middle of the face is the paint's magenta now, and nothing outside the box changed
     assert (np.abs(later[135, 152].astype(int) - [255, 0, 255]) <= 2).all()

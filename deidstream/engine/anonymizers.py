@@ -25,6 +25,10 @@ class FaceAnonymizer(Protocol):
 
     def apply(self, image: np.ndarray, faces: FaceDetections) -> np.ndarray: ...
 
+    def regions(self, faces: FaceDetections) -> np.ndarray:
+        """The (n, 4) regions ``apply`` would change (before clipping to the image)."""
+        ...
+
 
 def _cells(width: int, height: int, strength: int) -> tuple[int, int]:
     if width >= height:

@@ -77,6 +77,38 @@ class RenderedFace:
         return inside, cv2.erode(opaque, kernel, borderValue=0).view(bool)
 
 
+Covered = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]  # bounds, mask over them, pixels under it
+
+
+def covered_pixels(frame: np.ndarray, faces: list[RenderedFace], over: np.ndarray) -> list[Covered]:
+    """The pixels the blended ``faces`` that meet one of the (n, 4) regions ``over`` replaced outright
+    (:meth:`RenderedFace.covered`), as they are in ``frame`` now: surrogate pixels, to put back with
+    :func:`restore_covered` once those regions are hidden."""
+    kept = []
+    for face in faces:
+        inside = face.bounds(frame.shape)
+        if inside is None or not _meets(np.asarray(inside, np.float32), over):
+            continue
+        if (covered := face.covered(frame.shape)) is not None:
+            (x0, y0, x1, y1), mask = covered
+            kept.append(((x0, y0, x1, y1), mask, frame[y0:y1, x0:x1][mask]))
+    return kept
+
+
+def _meets(box: np.ndarray, regions: np.ndarray) -> bool:
+    regions = np.asarray(regions, np.float32).reshape(-1, 4)
+    return bool(np.any((regions[:, 0] < box[2]) & (box[0] < regions[:, 2])
+                       & (regions[:, 1] < box[3]) & (box[1] < regions[:, 3])))
+
+
+def restore_covered(frame: np.ndarray, kept: list[Covered]) -> None:
+    """Put surrogate pixels back where another face's fallback went over them: they show nobody
+    real, so blurring them hides nothing, and a false or coasting box beside a rendered face
+    would otherwise lay a blurred disc over half of it (seen on portrait_s18)."""
+    for (x0, y0, x1, y1), mask, pixels in kept:
+        frame[y0:y1, x0:x1][mask] = pixels
+
+
 class _Scratch:
     """Float32 work arrays reused from call to call (views of the largest size seen so far).
 

@@ -16,7 +16,7 @@ import numpy as np
 from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.engine.aux import encode_aux
-from deidstream.engine.compositor import RenderedFace
+from deidstream.engine.compositor import RenderedFace, covered_pixels, restore_covered
 from deidstream.engine.face_render import FaceRenderer, Surrogate
 from deidstream.tracking.boxes import iou_matrix
 from deidstream.types import FaceDetections
@@ -97,10 +97,10 @@ class Deidentifier:
         if len(hide):
             if self.fallback is None:
                 raise ValueError("this Deidentifier renders single faces only (no fallback); use render_face")
-            surrogates = _covered_pixels(image, drawn)
-            regions = np.concatenate([regions, self.fallback.apply(image, FaceDetections(hide, np.ones(len(hide),
-                                                                                                     np.float32)))])
-            _restore(image, surrogates)
+            hidden = FaceDetections(hide, np.ones(len(hide), np.float32))
+            surrogates = covered_pixels(image, drawn, self.fallback.regions(hidden))
+            regions = np.concatenate([regions, self.fallback.apply(image, hidden)])
+            restore_covered(image, surrogates)
         return regions
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
@@ -136,25 +136,3 @@ class Deidentifier:
         if iou_matrix(np.array([[*lo, *hi]]), box[None])[0, 0] < MIN_LANDMARK_IOU:
             return "implausible landmarks"
         return None
-
-
-
-Covered = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]  # bounds, mask over them, pixels under the mask
-
-
-def _covered_pixels(image: np.ndarray, faces: list[RenderedFace]) -> list[Covered]:
-    """The pixels the rendered ``faces`` replaced outright, as they are now (surrogate pixels)."""
-    kept = []
-    for face in faces:
-        if (covered := face.covered(image.shape)) is not None:
-            (x0, y0, x1, y1), mask = covered
-            kept.append(((x0, y0, x1, y1), mask, image[y0:y1, x0:x1][mask]))
-    return kept
-
-
-def _restore(image: np.ndarray, kept: list[Covered]) -> None:
-    """Put surrogate pixels back where the fallback of another face's region went over them: they show
-    nobody real, so blurring them hides nothing, and a false or coasting box beside a rendered face
-    would otherwise lay a blurred disc over half of it (seen on portrait_s18)."""
-    for (x0, y0, x1, y1), mask, pixels in kept:
-        image[y0:y1, x0:x1][mask] = pixels

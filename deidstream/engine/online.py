@@ -23,6 +23,7 @@ import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.aux import canonical_shape
+from deidstream.engine.compositor import RenderedFace
 from deidstream.engine.deid import Deidentifier, Person
 from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.follow import AnchorFollower
@@ -132,6 +133,7 @@ class SurrogatePath:
         self._looks: dict[int, int] = {}  # identity → usable looks since its last search
         self._frame_index = -1
         self._painting = -1  # the frame render_face is working on (the cover thread's)
+        self._painted: list[RenderedFace] = []  # what render_face blended into that frame
         self.repainter = Repainter(max_age=3)
         self._planned: dict[int, int] = {}  # track → frame of its last turn at a new render (see render_turns)
         self._render_cost = 0.0  # running mean of a new render, seconds
@@ -227,13 +229,15 @@ class SurrogatePath:
         tid = int(faces.track_id[i])
         if frame.index != self._painting:
             self._painting = frame.index
+            self._painted = []
             self.repainter.forget_except({int(t) for t in faces.track_id})
         start = time.monotonic()
         no_time = start + self._render_cost > deadline
         if no_time or not frame.turns[i] or points is None:
             if frame.turns[i]:  # a turn missed: this face is due again (prepare may be frames ahead)
                 self._missed_turn(tid, frame.index)
-            if self.repainter.repaint(tid, frame.index, image, anchors) is not None:
+            if (moved := self.repainter.repaint(tid, frame.index, image, anchors)) is not None:
+                self._painted.append(moved)
                 return True
         if points is None:
             return False
@@ -247,9 +251,14 @@ class SurrogatePath:
         spent = time.monotonic() - start
         self._render_cost = spent if self._render_cost == 0 else 0.8 * self._render_cost + 0.2 * spent
         self.repainter.remember(tid, frame.index, image, anchors, face)
+        self._painted.append(face)
         if not frame.turns[i] and self._planned.get(tid, -1) < frame.index:
             self._planned[tid] = frame.index  # rendered anew out of turn (its repaint was refused)
         return True
+
+    def painted(self) -> list[RenderedFace]:
+        """The faces rendered or repainted in the frame ``render_face`` worked on last."""
+        return self._painted
 
     def _missed_turn(self, track_id: int, frame_index: int) -> None:
         if self._planned.get(track_id) == frame_index:

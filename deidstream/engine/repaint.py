@@ -88,9 +88,10 @@ class Repainter:
         for gone in set(self._paints) - track_ids:
             del self._paints[gone]
 
-    def repaint(self, track_id: int, frame_index: int, image: np.ndarray, anchors: np.ndarray) -> np.ndarray | None:
+    def repaint(self, track_id: int, frame_index: int, image: np.ndarray, anchors: np.ndarray) -> RenderedFace | None:
         """Blend the track's last paint into ``image`` (in place) at the face's ``anchors`` now; returns
-        the (4,) box that changed, or None (nothing recent, or the face moved too much)."""
+        what was blended, moved (its ``bounds``: the box that changed), or None (nothing recent, or
+        the face moved too much)."""
         paint = self._paints.get(track_id)
         if paint is None or not 0 < frame_index - paint.frame <= self.max_age:
             return None
@@ -116,4 +117,4 @@ class Repainter:
         roi = image[y0:y1, x0:x1]
         roi[...] = cv2.blendLinear(pixels, np.ascontiguousarray(roi), alpha, 1.0 - alpha)
         self.repainted += 1
-        return np.array([x0, y0, x1, y1], np.float32)
+        return RenderedFace(pixels, alpha, x0, y0)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from deidstream.config import AnonymizerConfig, LiveConfig
 from deidstream.engine.anonymizers import FaceAnonymizer, make_anonymizer
+from deidstream.engine.compositor import RenderedFace, covered_pixels, restore_covered
 from deidstream.errors import ConfigError
 from deidstream.stream.live_source import Captured
 from deidstream.tracking.detector import FaceDetector, detect_upright
@@ -55,6 +57,12 @@ class FacePath(Protocol):
     def render_face(self, image: np.ndarray, faces: FaceDetections, i: int, deadline: float,
                     prepared: object) -> bool: ...
 
+    def painted(self) -> Sequence[RenderedFace]:
+        """The faces ``render_face`` blended into the frame it worked on last (a surrogate's pixels
+        stay when another face's fallback region overlaps them); empty for paths that hide faces
+        with an anonymiser."""
+        ...
+
 
 class AnonymizerPath:
     """A blur / pixelate / solid anonymiser as the per-face path (the modes that exist today)."""
@@ -75,6 +83,9 @@ class AnonymizerPath:
                     prepared: object) -> bool:
         self.anonymizer.apply(image, faces[i])
         return True
+
+    def painted(self) -> Sequence[RenderedFace]:
+        return ()
 
 
 LIVE_MODES = ("blur", "pixelate", "solid")  # the surrogate mode resolves identities in two passes over a file
@@ -290,7 +301,11 @@ class LiveProcessor:
         rendered = [i for i in order if self._render(item.frame.image, faces, i, deadline, tracked.prepared)]
         fallback = sorted(set(range(len(faces))) - set(rendered))
         if fallback:
-            self.fallback.apply(item.frame.image, faces[np.array(fallback)])
+            hidden = faces[np.array(fallback)]
+            painted = list(self.face_path.painted()) if rendered else []
+            surrogates = covered_pixels(item.frame.image, painted, self.fallback.regions(hidden)) if painted else []
+            self.fallback.apply(item.frame.image, hidden)
+            restore_covered(item.frame.image, surrogates)
         with self.stats.lock:
             self.stats.frames_processed += 1
             self.stats.faces_waiting += waiting
