@@ -77,7 +77,7 @@ class RenderedFace:
         return inside, cv2.erode(opaque, kernel, borderValue=0).view(bool)
 
 
-Covered = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]  # bounds, mask over them, pixels under it
+Covered = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]  # bounds, uint8 mask over them, their pixels
 
 
 def covered_pixels(frame: np.ndarray, faces: list[RenderedFace], over: np.ndarray) -> list[Covered]:
@@ -91,7 +91,7 @@ def covered_pixels(frame: np.ndarray, faces: list[RenderedFace], over: np.ndarra
             continue
         if (covered := face.covered(frame.shape)) is not None:
             (x0, y0, x1, y1), mask = covered
-            kept.append(((x0, y0, x1, y1), mask, frame[y0:y1, x0:x1][mask]))
+            kept.append(((x0, y0, x1, y1), mask.view(np.uint8), frame[y0:y1, x0:x1].copy()))
     return kept
 
 
@@ -106,7 +106,7 @@ def restore_covered(frame: np.ndarray, kept: list[Covered]) -> None:
     real, so blurring them hides nothing, and a false or coasting box beside a rendered face
     would otherwise lay a blurred disc over half of it (seen on portrait_s18)."""
     for (x0, y0, x1, y1), mask, pixels in kept:
-        frame[y0:y1, x0:x1][mask] = pixels
+        cv2.copyTo(pixels, mask, frame[y0:y1, x0:x1])  # writes into the view in place
 
 
 class _Scratch:
