@@ -1,6 +1,6 @@
 """Paper-style privacy / consistency / utility tables for several anonymisers on the shared clips.
 
-    python benchmarks/bench_privacy.py [--clips a.mp4 ...] [--methods blur pixelate deface] [--every K]
+    python benchmarks/bench_privacy.py [--clips a.mp4 ... | --all] [--methods blur pixelate deface] [--every K]
 
 Each method anonymises each clip (deidstream's modes through its command; ``deface`` when it is
 on PATH or given with --deface), then ``deidstream evaluate`` measures the pair. Prints three
@@ -70,6 +70,7 @@ def fmt(v: float | None, spec: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description="privacy and utility of several anonymisers")
     ap.add_argument("--clips", nargs="*")
+    ap.add_argument("--all", action="store_true", help="every video of ../shared/data/videos instead of the five")
     ap.add_argument("--methods", nargs="*", default=["blur", "pixelate", "deface"])
     ap.add_argument("--deface", default=shutil.which("deface"))
     ap.add_argument("--every", type=int, default=5)
@@ -77,6 +78,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "privacy.json")
     args = ap.parse_args()
     clips = [Path(c) for c in args.clips] if args.clips else [VIDEOS / c for c in DEFAULT_CLIPS]
+    if args.all:
+        clips = sorted(p for p in VIDEOS.glob("*") if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm"})
     if any(not c.exists() for c in clips):
         print(f"missing clips (is ../shared/data present?): {[str(c) for c in clips if not c.exists()]}",
               file=sys.stderr)
