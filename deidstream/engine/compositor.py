@@ -16,12 +16,14 @@ teeth keep their colour and only take on the low-frequency shift of the skin aro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError
+from deidstream.tracking.boxes import iou_matrix
 
 _MIN_TOP_PX = 4  # the coarsest pyramid level keeps at least this many pixels across the crop...
 _MIN_TOP_FACE_PX = 8  # ...and the face: its widest band stays well inside it, so its middle is all render
@@ -80,25 +82,19 @@ class RenderedFace:
 Covered = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]  # bounds, uint8 mask over them, their pixels
 
 
-def covered_pixels(frame: np.ndarray, faces: list[RenderedFace], over: np.ndarray) -> list[Covered]:
+def covered_pixels(frame: np.ndarray, faces: Sequence[RenderedFace], over: np.ndarray) -> list[Covered]:
     """The pixels the blended ``faces`` that meet one of the (n, 4) regions ``over`` replaced outright
     (:meth:`RenderedFace.covered`), as they are in ``frame`` now: surrogate pixels, to put back with
     :func:`restore_covered` once those regions are hidden."""
     kept = []
     for face in faces:
         inside = face.bounds(frame.shape)
-        if inside is None or not _meets(np.asarray(inside, np.float32), over):
+        if inside is None or not (iou_matrix(np.asarray(inside, np.float32), over) > 0).any():
             continue
         if (covered := face.covered(frame.shape)) is not None:
             (x0, y0, x1, y1), mask = covered
             kept.append(((x0, y0, x1, y1), mask.view(np.uint8), frame[y0:y1, x0:x1].copy()))
     return kept
-
-
-def _meets(box: np.ndarray, regions: np.ndarray) -> bool:
-    regions = np.asarray(regions, np.float32).reshape(-1, 4)
-    return bool(np.any((regions[:, 0] < box[2]) & (box[0] < regions[:, 2])
-                       & (regions[:, 1] < box[3]) & (box[1] < regions[:, 3])))
 
 
 def restore_covered(frame: np.ndarray, kept: list[Covered]) -> None:

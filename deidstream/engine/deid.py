@@ -77,8 +77,7 @@ class Deidentifier:
         """Hide every face of ``frame`` in ``image`` (RGB, in place); returns the (n, 4) regions
         that changed: each rendered face's render box, then the regions given the fallback."""
         boxes: list[np.ndarray] = []
-        rendered: list[np.ndarray] = []
-        drawn: list[RenderedFace] = []
+        drawn: list[RenderedFace] = []  # rendered faces with pixels inside the frame
         faces = frame.faces
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
         for i, (box, tid) in enumerate(zip(faces.xyxy, ids)):
@@ -89,11 +88,10 @@ class Deidentifier:
             face = self.render_face(image, box, frame.landmarks[i], person)
             if face is None:
                 boxes.append(box)
-            elif (inside := face.bounds(image.shape)) is not None:
-                rendered.append(inside)
+            elif face.bounds(image.shape) is not None:
                 drawn.append(face)
         hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
-        regions = np.array(rendered, np.float32).reshape(-1, 4)
+        regions = np.array([face.bounds(image.shape) for face in drawn], np.float32).reshape(-1, 4)
         if len(hide):
             if self.fallback is None:
                 raise ValueError("this Deidentifier renders single faces only (no fallback); use render_face")

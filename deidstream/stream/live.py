@@ -302,7 +302,7 @@ class LiveProcessor:
         fallback = sorted(set(range(len(faces))) - set(rendered))
         if fallback:
             hidden = faces[np.array(fallback)]
-            painted = list(self.face_path.painted()) if rendered else []
+            painted = self.face_path.painted() if rendered else ()
             surrogates = covered_pixels(item.frame.image, painted, self.fallback.regions(hidden)) if painted else []
             self.fallback.apply(item.frame.image, hidden)
             restore_covered(item.frame.image, surrogates)
