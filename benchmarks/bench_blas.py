@@ -13,14 +13,13 @@ time per frame, and writes benchmarks/out/blas.json.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from benchlib import ROOT, public_argv, write_json
+from benchlib import ROOT, machine, public_argv, write_json
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from deidstream.tracking.tracker import FaceTracker
@@ -76,7 +75,7 @@ def main() -> int:
         rows.append(row)
         print(f"{name:28s} wall {row['wall_ms_per_frame']:.3f}  CPU {row['cpu_ms_per_frame']:.3f} (the tracker and "
               f"BLAS's threads)  system {row['system_ms_per_frame']:.3f} ms per frame")
-    write_json(Path(args.out), {"argv": public_argv(), "cpus": os.cpu_count(), "faces": args.faces,
+    write_json(Path(args.out), {"argv": public_argv(), **machine(), "faces": args.faces,
                                 "frames": args.frames, "rows": rows})
     return 0
 

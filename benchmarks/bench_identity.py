@@ -27,7 +27,7 @@ VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import machine, public_argv, write_json  # noqa: E402
 
 from deidstream.stream.source import FileSource  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> int:
         return 2
     config = IdentityConfig(threshold=args.threshold)
     embedder = FaceEmbedder()  # one per stream: its scheduling state is keyed by the tracker's ids
-    result: dict = {"argv": public_argv(), "cpus": os.cpu_count(), "threshold": config.threshold,
+    result: dict = {"argv": public_argv(), **machine(), "threshold": config.threshold,
                     "min_observations": config.min_observations, "embedder": repr(embedder.config), "clips": {}}
     print(f"{'clip':34} {'frames':>6} {'tracks':>6} {'embedded':>8} {'ids':>4} {'ids(emb)':>8} {'online':>6} "
           f"{'usable/obs':>11} {'ms/face':>7}")

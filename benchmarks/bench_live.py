@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))  # the deidstream of this tree, not whichever one is installed
 
-from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
+from benchlib import VIDEOS, machine, public_argv, shared_clip, write_json  # noqa: E402
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
 
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
@@ -153,7 +153,7 @@ def main() -> int:
                 rows.append(bench_mode(mode, cam, args.seconds, args.extra, args.record, Path(tmp)))
                 time.sleep(1.0)
             print_row(rows[-1])
-    meta = {"cpus": os.cpu_count(), "argv": public_argv(), "clip": args.clip.name, "size": list(size), "fps": 30,
+    meta = {**machine(), "argv": public_argv(), "clip": args.clip.name, "size": list(size), "fps": 30,
             "seconds_per_mode": args.seconds, "rows": rows}
     write_json(args.out, meta)
     return 0

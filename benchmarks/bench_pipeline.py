@@ -24,7 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from benchlib import VIDEOS, public_argv, shared_clip, write_json
+from benchlib import VIDEOS, machine, public_argv, shared_clip, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIPS = ["stage_multi_person_cuts.mp4", "crowd_1080p.mp4", "hands_occlusion_expressions.mp4",
@@ -134,7 +134,7 @@ def main() -> int:
         for clip in clips:
             rows.append(bench_clip(clip, args.mode, args.deface, args.extra, Path(tmp)))
             print_row(rows[-1])
-    meta = {"cpus": os.cpu_count(), "argv": public_argv(), "head_frames": HEAD_FRAMES, "rows": rows}
+    meta = {**machine(), "argv": public_argv(), "head_frames": HEAD_FRAMES, "rows": rows}
     write_json(args.out, meta)
     return 0
 

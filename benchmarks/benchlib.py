@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -13,6 +15,23 @@ VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 def public_argv() -> list[str]:
     """The command line without machine paths (a path keeps only its last part)."""
     return [Path(a).name if "/" in a else a for a in sys.argv[1:]]
+
+
+def machine() -> dict:
+    """Which CPU a run had: the same 2-core kind of machine has come with processors of different speed,
+    so numbers from two runs compare only where these agree."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "cpu family", "model", "cpu MHz") and key.strip() not in info:
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']}, model {info['model']})"
+    return {"cpus": os.cpu_count(), "cpu": name, "cpu_mhz": float(info.get("cpu MHz", 0)) or None}
 
 
 def write_json(path: Path, data: object, *, indent: int = 1) -> None:
