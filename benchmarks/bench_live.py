@@ -1,7 +1,7 @@
 """Live relay in real time, per mode: added latency, achieved fps, drops and fallbacks.
 
     python benchmarks/bench_live.py [--clip portrait_s18.mp4] [--seconds 28] [--modes blur pixelate solid]
-                                    [--record] [-- extra deidstream options]
+                                    [--record] [--cpus 1.1] [-- extra deidstream options]
 
 The shared clip is re-encoded the way a camera streams (1280x720, or 720x1280 for an upright clip, 30
 fps, H.264, no B-frames, a keyframe a second, looped past ``--seconds``) and served in real time by
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))  # the deidstream of this tree, not whichever one is installed
 
-from benchlib import VIDEOS, machine, public_argv, shared_clip, write_json  # noqa: E402
+from benchlib import VIDEOS, limit_cpus, machine, public_argv, shared_clip, write_json  # noqa: E402
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
 
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
@@ -132,6 +132,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=28.0, help="how long each mode relays")
     ap.add_argument("--modes", nargs="*", default=[*LIVE_MODES, GENERATOR_MODE])
     ap.add_argument("--record", action="store_true", help="also record to a file (same encoder, second muxer)")
+    ap.add_argument("--cpus", type=float, default=None,
+                    help="run under a CPU quota of this many cores (camera and receiver included; needs root)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_live.json")
     ap.add_argument("extra", nargs="*", help="extra deidstream options, after --")
     args = ap.parse_args()
@@ -139,6 +141,8 @@ def main() -> int:
     if not args.clip.exists():
         print(f"missing clip (is ../shared/data present?): {args.clip}", file=sys.stderr)
         return 2
+    if args.cpus is not None:
+        limit_cpus(args.cpus)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         size, duration = camera_size(args.clip)
@@ -154,7 +158,7 @@ def main() -> int:
                 time.sleep(1.0)
             print_row(rows[-1])
     meta = {**machine(), "argv": public_argv(), "clip": args.clip.name, "size": list(size), "fps": 30,
-            "seconds_per_mode": args.seconds, "rows": rows}
+            "seconds_per_mode": args.seconds, "cpu_quota_cores": args.cpus, "rows": rows}
     write_json(args.out, meta)
     return 0
 

@@ -34,6 +34,29 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": name, "cpu_mhz": float(info.get("cpu MHz", 0)) or None}
 
 
+def limit_cpus(cores: float, period_us: int = 10_000) -> None:
+    """Run this process, its threads and its children under a CPU quota of ``cores`` (a cgroup; needs
+    root): a stand-in for a slower machine, which says how much CPU a mode needs to meet its targets.
+    It caps the CPU time per 10 ms, not the speed of a core, so one thread runs as fast as before."""
+    quota = max(1000, int(cores * period_us))
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    try:
+        if (v1 / "cpu.cfs_quota_us").exists():
+            group = v1 / "deidstream-bench"
+            group.mkdir(exist_ok=True)
+            (group / "cpu.cfs_period_us").write_text(str(period_us))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            if "cpu" not in (v2 / "cgroup.subtree_control").read_text().split():
+                (v2 / "cgroup.subtree_control").write_text("+cpu")
+            group = v2 / "deidstream-bench"
+            group.mkdir(exist_ok=True)
+            (group / "cpu.max").write_text(f"{quota} {period_us}")
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError as e:
+        raise SystemExit(f"--cpus {cores}: cannot set a CPU quota here (a cgroup needs root): {e}") from e
+
+
 def write_json(path: Path, data: object, *, indent: int = 1) -> None:
     """Write the results and say where (relative to the repository when inside it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
