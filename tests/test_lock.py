@@ -3,6 +3,8 @@ candidate so far, and keeps the farthest that passes every bound in both of the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import shared_file
@@ -82,3 +84,35 @@ def test_the_search_climbs_and_keeps_the_farthest_surrogate_verified_in_both_vie
     # drawn and climbed alike stay near the matched donors (an unbounded climb paints garish skin)
     offsets = [float(np.linalg.norm(c.identity.appearance - centres[0])) for c in candidates]
     assert max(offsets) <= config.appearance_radius + 1e-3, f"a candidate {max(offsets):.1f} SD off its donors"
+
+
+def test_a_live_search_with_no_verified_candidate_goes_on_drawing_and_a_hopeless_one_stops(subject):
+    """A live search that verified none of its first 12 candidates (here: the second view turns them
+    all down) draws more rather than leave its person blurred until a retry; one whose best is far
+    short of τ stops at 12, since more draws only spend the frames' CPU."""
+    from deidstream.engine.online import LIVE_CANDIDATES, LIVE_MAX_CANDIDATES, live_lock_config
+
+    renderer, recognizer, embedding, views = subject
+    config = dataclasses.replace(live_lock_config(GeneratorConfig(tau=0.75)), pause_s=0.0)
+    locker = SurrogateLocker(renderer.model, renderer, recognizer, KEY, config)
+    drawn: list[int] = []  # ids of the candidates, in the order they were described in the search view
+    chips, verify = locker._chips_in_place, locker._verify
+
+    def spy_chips(candidates, view):
+        if view is views[0]:
+            drawn.extend(id(c) for c in candidates)
+        return chips(candidates, view)
+
+    def refuse_the_first_dozen(embedding, candidate, views, first, nearby):
+        return None if id(candidate) in drawn[:LIVE_CANDIDATES] else verify(embedding, candidate, views, first, nearby)
+
+    locker._chips_in_place, locker._verify = spy_chips, refuse_the_first_dozen
+    lock = locker.lock(0, embedding, views)
+    assert lock.locked, "a candidate drawn after the first dozen is verified"
+    assert LIVE_CANDIDATES < lock.attempts <= LIVE_MAX_CANDIDATES
+    assert id(lock.surrogate) not in drawn[:LIVE_CANDIDATES]
+
+    hopeless = SurrogateLocker(renderer.model, renderer, recognizer, KEY,
+                               dataclasses.replace(live_lock_config(GeneratorConfig(tau=1.5)), pause_s=0.0))
+    lock = hopeless.lock(0, embedding, views)
+    assert not lock.locked and lock.attempts == LIVE_CANDIDATES and lock.distance < 1.5 - config.give_up_margin

@@ -40,6 +40,11 @@ MIN_VIEWS_TO_LOCK = 3
 # in two views) delayed the first surrogate from 1.8 to 5.9 s with one face and to 15.2 s with two; 12 in
 # two views cost the two-face relay's p99 and share rendered (benchmarks/bench_live.py, scratch runs).
 LIVE_CANDIDATES = 12
+# A search with none of those 12 verified goes on drawing, up to 24, unless its best is 0.05 short of τ
+# (hopeless). Replays of the two-face benchmark's six first searches, under 24 keys each, locked 137
+# of 144 with 12 and 143 of 144 with this; a failed search leaves its person blurred until a retry about
+# 10 s later. The extra draws cost only the searches that would have failed.
+LIVE_MAX_CANDIDATES = 24
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
 LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates: it runs beside the frames (Python: one GIL)
@@ -47,6 +52,13 @@ LIVE_RETRIES = 2  # further searches for a person whose search failed (a failed 
 RETRY_LOOKS = 24  # usable looks between searches (looks come every 3rd, later every 15th frame)
 RETRY_MIN_FACE_PX = 100  # only faces this wide in all three views are searched again
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
+
+
+def live_lock_config(config: GeneratorConfig) -> LockConfig:
+    """The lock's search for a live source: shorter than a file's, judged in one view, yielding the CPU
+    between candidates (see ``LIVE_CANDIDATES``)."""
+    return LockConfig(tau=config.tau, candidates=min(config.candidates, LIVE_MAX_CANDIDATES), explore=LIVE_CANDIDATES,
+                      give_up_after=LIVE_CANDIDATES, search_views=1, pause_s=LIVE_LOCK_PAUSE_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +130,7 @@ class SurrogatePath:
         self.book = book or IdentityBook()
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
-                                      LockConfig(tau=config.tau, candidates=min(config.candidates, LIVE_CANDIDATES),
-                                                 explore=LIVE_CANDIDATES, give_up_after=LIVE_CANDIDATES, search_views=1,
-                                                 pause_s=LIVE_LOCK_PAUSE_S))
+                                      live_lock_config(config))
         self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
