@@ -31,8 +31,7 @@ sys.path.insert(0, str(ROOT))  # the deidstream of this tree, not whichever one 
 from benchlib import VIDEOS, limit_cpus, machine, public_argv, shared_clip, write_json  # noqa: E402
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
 
-from deidstream.cli import build_parser, config_from_args  # noqa: E402
-from deidstream.config import LiveConfig  # noqa: E402
+from deidstream.cli import build_parser, config_from_args, live_config_from_args  # noqa: E402
 from deidstream.stream.live import LIVE_MODES  # noqa: E402
 from deidstream.stream.live_run import relay  # noqa: E402
 
@@ -49,7 +48,7 @@ def frames_in_file(path: Path) -> int:
 def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: bool, tmp: Path) -> dict:
     args = build_parser().parse_args(["rtsp://camera/stream", "rtsp://server/out", "--mode", mode, *extra])
     config = config_from_args(args, live=True)
-    live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(LiveConfig().max_latency_ms, args.budget))
+    live = live_config_from_args(args)
     received = tmp / f"{mode}.received.mkv"
     load_before = os.getloadavg()[0]
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -99,6 +98,7 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
         "seconds_to_first_render": d["seconds_to_first_render"],
         "faces_over_budget": stats.faces_over_budget + getattr(face_path, "over_budget", 0),
         "faces_repainted": getattr(face_path, "repainted", 0),
+        "faces_backfilled": stats.faces_backfilled,
         "cpu_cores_used": round(cpu_s / stats.seconds, 2) if stats.seconds else 0.0,
         "loadavg_1min_before": round(load_before, 2),
         "loadavg_1min_after": round(os.getloadavg()[0], 2),

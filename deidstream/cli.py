@@ -88,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {d_det.tile_size}; live: 0)")
     g.add_argument("--max-coast", type=int, default=d_trk.max_coast,
                    help="frames a lost face stays covered at its predicted place (default: %(default)s)")
-    g.add_argument("--backfill", type=int, default=d_trk.backfill, metavar="N",
-                   help="files: frames before a face's first detection, within its shot, in which it is "
-                        "also hidden, since detectors can find a face late (default: %(default)s)")
+    g.add_argument("--backfill", type=int, default=None, metavar="N",
+                   help="frames before a face's first detection, within its shot, in which it is also hidden, "
+                        f"since detectors can find a face late (default: {d_trk.backfill}; live: 0: a relay holds "
+                        "N frames back for it, N frame intervals of latency)")
     g = p.add_argument_group("output")
     g.add_argument("--crf", type=int, default=None,
                    help=f"H.264 quality, 0-51, lower is better (default: {d_enc.crf}; live: {d_live.crf})")
@@ -139,10 +140,18 @@ def _given(value: object, default: object) -> object:
     return default if value is None else value
 
 
+def live_config_from_args(args: argparse.Namespace) -> LiveConfig:
+    """A live run's scheduling and encoder settings."""
+    d_live = LiveConfig()
+    return LiveConfig(budget_ms=args.budget, max_latency_ms=max(d_live.max_latency_ms, args.budget),
+                      preset=_given(args.preset, d_live.preset), crf=_given(args.crf, d_live.crf),
+                      hold_frames=_given(args.backfill, d_live.hold_frames))
+
+
 def config_from_args(args: argparse.Namespace, *, live: bool = False) -> PipelineConfig:
-    """The run's configuration. Live runs send every frame at once (no frame is held back for
-    back-fill), so by default they run the full-range model, alone, on every frame, untiled: a
-    constant cost per frame, and the same recall as both models on our labelled faces."""
+    """The run's configuration. Live runs send every frame at once (unless ``--backfill`` holds some
+    back), so by default they run the full-range model, alone, on every frame, untiled: a constant
+    cost per frame, and the same recall as both models on our labelled faces."""
     d_det, d_enc = DetectorConfig(), EncoderConfig()
     detector = DetectorConfig(
         threshold=args.threshold, short_range=not live,
@@ -150,7 +159,7 @@ def config_from_args(args: argparse.Namespace, *, live: bool = False) -> Pipelin
         full_range_every=_given(args.full_range_every, 1 if live else d_det.full_range_every))
     return PipelineConfig(
         detector=detector,
-        tracker=TrackerConfig(max_coast=args.max_coast, backfill=args.backfill,
+        tracker=TrackerConfig(max_coast=args.max_coast, backfill=_given(args.backfill, TrackerConfig().backfill),
                               max_coast_tentative=min(TrackerConfig().max_coast_tentative, args.max_coast)),
         anonymizer=AnonymizerConfig(mode=args.fallback if args.mode == "surrogate" else args.mode, shape=args.shape,
                                     margin=args.margin, strength=args.strength),
@@ -219,9 +228,7 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         generator = generator_config(args, live=True)
         face_path = SurrogatePath(generator, make_renderer(generator))
-    d_live = LiveConfig()
-    live = LiveConfig(budget_ms=args.budget, max_latency_ms=max(d_live.max_latency_ms, args.budget),
-                      preset=_given(args.preset, d_live.preset), crf=_given(args.crf, d_live.crf))
+    live = live_config_from_args(args)
     source_config = LiveSourceConfig(rtsp_transport=args.rtsp_transport, ca_file=args.camera_ca_file,
                                      cert_file=args.camera_cert_file, key_file=args.camera_key_file,
                                      give_up_after_s=args.give_up_after,

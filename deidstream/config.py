@@ -212,6 +212,7 @@ class PipelineConfig:
 
 
 RTSP_TRANSPORTS = ("tcp", "udp")
+MAX_HOLD_FRAMES = 300  # 10 s at 30 fps: every held frame is a full picture in memory
 _DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -293,6 +294,9 @@ class LiveConfig:
     and a frame older than ``max_latency_ms`` when processing starts is dropped: a frame is sent
     only after all its faces were processed, never before. ``gop_s`` is the keyframe interval of
     the live H.264 stream (viewers joining wait at most that long; recording segments start on one).
+    ``hold_frames`` covered frames are held back before sending, so that a face the detector finds
+    late is also hidden in them, back to the start of its shot, as in files (0: every frame is sent
+    at once; each held frame adds a frame interval of latency).
     """
 
     budget_ms: float = 100.0
@@ -302,8 +306,11 @@ class LiveConfig:
     gop_s: float = 1.0
     preset: str = "ultrafast"
     crf: int = 23
+    hold_frames: int = 0
 
     def __post_init__(self) -> None:
+        require(0 <= self.hold_frames <= MAX_HOLD_FRAMES,
+                f"hold_frames must be in [0, {MAX_HOLD_FRAMES}], got {self.hold_frames}")
         require(self.budget_ms > 0, f"budget_ms must be > 0, got {self.budget_ms}")
         require(self.max_latency_ms >= self.budget_ms,
                f"max_latency_ms must be >= budget_ms ({self.budget_ms}), got {self.max_latency_ms}")

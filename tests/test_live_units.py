@@ -400,6 +400,8 @@ def test_missing_webcam_is_a_clear_error():
         (lambda: LiveSourceConfig(rtsp_transport="http"), "RTSP transport"),
         (lambda: LiveSourceConfig(backoff_initial_s=5, backoff_max_s=1), "backoff_max_s"),
         (lambda: LiveSourceConfig(width=4), "width"),
+        (lambda: LiveConfig(hold_frames=-1), "hold_frames"),
+        (lambda: LiveConfig(hold_frames=301), "hold_frames"),
         (lambda: parse_duration("10x"), "duration"),
         (lambda: parse_duration("-5m"), "positive"),
     ],
@@ -454,3 +456,54 @@ def test_the_privacy_distance_defaults_to_standard_for_files_and_low_live(argv, 
 
     args = build_parser().parse_args(["rtsp://cam/s" if live else "in.mp4", "out.mp4", *argv])
     assert generator_config(args, live=live).tau == tau
+
+
+@pytest.mark.parametrize(("argv", "files", "live"), [([], 12, 0), (["--backfill", "20"], 20, 20),
+                                                     (["--backfill", "0"], 0, 0)])
+def test_backfill_defaults_to_12_frames_for_files_and_none_live(argv, files, live):
+    """A live relay holds frames back only when asked: each held frame is a frame interval of latency."""
+    from deidstream.cli import build_parser, config_from_args, live_config_from_args
+
+    assert config_from_args(build_parser().parse_args(["in.mp4", "out.mp4", *argv])).tracker.backfill == files
+    assert live_config_from_args(build_parser().parse_args(["rtsp://cam/s", "out.mp4", *argv])).hold_frames == live
+
+
+class FoundFrom:
+    """The real detector, blind before frame ``first`` (a face the detectors find late)."""
+
+    def __init__(self, detector, first: int) -> None:
+        self.detector, self.first, self.calls = detector, first, 0
+
+    def detect(self, image: np.ndarray) -> FaceDetections:
+        self.calls += 1
+        if self.calls <= self.first:
+            return FaceDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+        return self.detector.detect(image)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("cut_at", [None, 16])
+def test_a_relay_holding_frames_hides_a_face_found_late_in_them_back_to_its_shot(detector, clip_frames, cut_at):
+    """With ``hold_frames`` (``--backfill N`` live), a face first detected in frame 20 is also hidden
+    in the 8 held frames before it, and no further back; nor before a cut (frames 0-15 another shot).
+    Every frame is still sent, in order."""
+    frames = [pattern(i, *clip_frames[0].shape[1::-1]) if cut_at is not None and i < cut_at else f
+              for i, f in enumerate(clip_frames)]
+    live = LiveConfig(budget_ms=1000, max_latency_ms=2000, hold_frames=8)
+    stats = LiveStats()
+    proc = LiveProcessor(FoundFrom(detector, 20), FaceTracker(TrackerConfig()), make_face_path(AnonymizerConfig()),
+                         make_anonymizer(AnonymizerConfig()), live, stats, frame_interval_s=1 / 30)
+    sink = Collect()
+    run_live(ClipSource(frames), proc, [sink])
+    assert [item.frame.index for item in sink.items] == list(range(len(frames))), "every frame sent, in order"
+    (box,) = detector.detect(clip_frames[20]).xyxy
+    x0, y0, x1, y1 = inner_box(box)
+    hidden = [i for i, item in enumerate(sink.items)
+              if not np.array_equal(item.frame.image[y0:y1, x0:x1], frames[i][y0:y1, x0:x1])]
+    first_held = 12 if cut_at is None else cut_at
+    assert hidden == list(range(first_held, len(frames))), "hidden from 8 frames before its detection, or the cut"
+    for i in range(first_held, 20):
+        assert detail(sink.items[i].frame.image[y0:y1, x0:x1]) < 0.5 * detail(frames[i][y0:y1, x0:x1])
+    assert stats.faces_backfilled == 20 - first_held

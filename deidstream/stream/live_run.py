@@ -23,6 +23,7 @@ from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, Pi
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.native import blas_single_threaded, heap_frozen, opencv_single_threaded
 from deidstream.stream.live import FacePath, LiveProcessor, LiveStats, make_face_path
+from deidstream.stream.live_hold import HeldFrames
 from deidstream.stream.live_sink import (
     EncodedSink,
     LiveSink,
@@ -32,7 +33,7 @@ from deidstream.stream.live_sink import (
     VirtualCameraSink,
     check_record_path,
 )
-from deidstream.stream.live_source import LiveSource, open_live_source
+from deidstream.stream.live_source import Captured, LiveSource, open_live_source
 from deidstream.stream.pipeline import END, get_until_stopped, guard, put_until_stopped
 from deidstream.stream.rtsp_push import RtspPush
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
@@ -108,14 +109,27 @@ def run_live(
             put_until_stopped(outbox, END, stop)
         return body
 
+    hold = HeldFrames(config.hold_frames, processor.fallback, processor.tracker.config) if config.hold_frames else None
+
     def cover() -> None:
+        def out(done: Captured) -> None:
+            for sink, q in zip(sinks, q_sinks):
+                _offer(q, done, lambda name=sink.name: stats.drop(f"sink:{name}"))
+
         while (tracked := get_until_stopped(q_cover, stop)) is not END:
+            if hold is not None:  # a dropped frame's news (a cut, a new face) still concerns the held ones
+                hold.note(tracked.born, tracked.cut)
             if time.monotonic() - tracked.item.captured > max_age:
                 stats.drop("stale")
                 continue
             done = processor.cover(tracked)
-            for sink, q in zip(sinks, q_sinks):
-                _offer(q, done, lambda name=sink.name: stats.drop(f"sink:{name}"))
+            for ready in ([done] if hold is None else hold.push(done)):
+                out(ready)
+            if hold is not None:
+                stats.faces_backfilled = hold.faces_backfilled
+        for ready in hold.flush() if hold is not None else ():  # the source ended: all of them, unhurried
+            for q in q_sinks:
+                put_until_stopped(q, ready, stop)
         for q in q_sinks:
             put_until_stopped(q, END, stop)
 
