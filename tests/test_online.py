@@ -22,6 +22,9 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"))
     config = GeneratorConfig(tau=0.7, key=b"live test")
     path = SurrogatePath(config, make_renderer(config))
+    pauses: list[bool] = []  # whether the search yielded after each candidate it rendered
+    would_pause = path.locker.pause_when
+    path.locker.pause_when = lambda: pauses.append(would_pause()) or pauses[-1]
     tracker = FaceTracker()
     outcomes: list[bool] = []
     changed: list[float] = []
@@ -55,6 +58,9 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
     first = outcomes.index(True)
     assert all(outcomes[first:]), "once locked, the person's face keeps being rendered"
     assert min(changed) > 8.0, "a rendered face region must differ from the original"
+    # nothing is rendered while the only person is searched for: the search need not yield (a sooner surrogate)
+    assert pauses and not any(pauses)
+    assert would_pause(), "with a locked face in view, a search yields to its renders"
 
 
 class OnePersonBook:

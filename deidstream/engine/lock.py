@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +134,8 @@ class SurrogateLocker:
         self._key = key
         self._inverter = Inverter(model)
         self._accepted: list[np.ndarray] = []
+        # whether to take ``pause_s`` now (None: always); live, only while faces are being rendered
+        self.pause_when: Callable[[], bool] | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"SurrogateLocker(tau={self.config.tau}, locked={len(self._accepted)})"
@@ -312,7 +315,7 @@ class SurrogateLocker:
             image = exemplar.image.copy()
             self.renderer.paint(image, exemplar.points, shape, candidate)
             chips.append(face_chip(self.recognizer, image, exemplar.points))
-            if self.config.pause_s:
+            if self.config.pause_s and (self.pause_when is None or self.pause_when()):
                 time.sleep(self.config.pause_s)  # the GIL and a core back to the frames
         return chips
 

@@ -47,7 +47,7 @@ LIVE_CANDIDATES = 12
 LIVE_MAX_CANDIDATES = 24
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
-LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates: it runs beside the frames (Python: one GIL)
+LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates while faces are rendered (Python: one GIL)
 LIVE_RETRIES = 2  # further searches for a person whose search failed (a failed person stays blurred)
 RETRY_LOOKS = 24  # usable looks between searches (looks come every 3rd, later every 15th frame)
 RETRY_MIN_FACE_PX = 100  # only faces this wide in all three views are searched again
@@ -131,6 +131,8 @@ class SurrogatePath:
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
                                       config.key or secrets.token_bytes(32),
                                       live_lock_config(config))
+        self._rendering = False  # a locked face was in the last frame prepared: a search yields to its renders
+        self.locker.pause_when = lambda: self._rendering
         self._mesh = renderer.model.mesh
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
@@ -175,6 +177,7 @@ class SurrogatePath:
             known = [self.book.identity_of(t) for t in ids]  # type: ignore[attr-defined]
             people = [None if k is None else self._people.get(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
+        self._rendering = bool(locked.any())
         waiting = sum(p is None for p in people)
         done = [p is not None and (p.surrogate is not None or not self._may_retry(k)) for p, k in zip(people, known)]
         # Landmarks are for rendering (locked faces) and for E_id's looks at the others, which come every
