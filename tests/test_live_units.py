@@ -469,14 +469,19 @@ def test_backfill_defaults_to_12_frames_for_files_and_none_live(argv, files, liv
 
 
 class FoundFrom:
-    """The real detector, blind before frame ``first`` (a face the detectors find late)."""
+    """The real detector, blind before frame ``first`` of ``frames`` (a face the detectors find late).
+    Frames are told apart by a sample of their pixels (a frame dropped on a slow machine shifts no count)."""
 
-    def __init__(self, detector, first: int) -> None:
-        self.detector, self.first, self.calls = detector, first, 0
+    def __init__(self, detector, frames: list[np.ndarray], first: int) -> None:
+        self.detector, self.first = detector, first
+        self.index = {self.key(f): i for i, f in enumerate(frames)}
+
+    @staticmethod
+    def key(image: np.ndarray) -> bytes:
+        return image[::37, ::41].tobytes()
 
     def detect(self, image: np.ndarray) -> FaceDetections:
-        self.calls += 1
-        if self.calls <= self.first:
+        if self.index[self.key(image)] < self.first:
             return FaceDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
         return self.detector.detect(image)
 
@@ -488,22 +493,30 @@ class FoundFrom:
 def test_a_relay_holding_frames_hides_a_face_found_late_in_them_back_to_its_shot(detector, clip_frames, cut_at):
     """With ``hold_frames`` (``--backfill N`` live), a face first detected in frame 20 is also hidden
     in the 8 held frames before it, and no further back; nor before a cut (frames 0-15 another shot).
-    Every frame is still sent, in order."""
+    Frames are sent in order, and all of them unless the machine is too slow for 30 fps."""
     frames = [pattern(i, *clip_frames[0].shape[1::-1]) if cut_at is not None and i < cut_at else f
               for i, f in enumerate(clip_frames)]
+    assert len({FoundFrom.key(f) for f in frames}) == len(frames)
     live = LiveConfig(budget_ms=1000, max_latency_ms=2000, hold_frames=8)
     stats = LiveStats()
-    proc = LiveProcessor(FoundFrom(detector, 20), FaceTracker(TrackerConfig()), make_face_path(AnonymizerConfig()),
-                         make_anonymizer(AnonymizerConfig()), live, stats, frame_interval_s=1 / 30)
+    proc = LiveProcessor(FoundFrom(detector, frames, 20), FaceTracker(TrackerConfig()),
+                         make_face_path(AnonymizerConfig()), make_anonymizer(AnonymizerConfig()), live, stats,
+                         frame_interval_s=1 / 30)
     sink = Collect()
     run_live(ClipSource(frames), proc, [sink])
-    assert [item.frame.index for item in sink.items] == list(range(len(frames))), "every frame sent, in order"
+    sent = [item.frame.index for item in sink.items]
+    assert sent == sorted(sent) and len(sent) == stats.frames_processed >= len(frames) // 2
+    assert len(sent) + stats.frames_dropped == len(frames), "a frame is sent or counted as dropped"
     (box,) = detector.detect(clip_frames[20]).xyxy
     x0, y0, x1, y1 = inner_box(box)
-    hidden = [i for i, item in enumerate(sink.items)
-              if not np.array_equal(item.frame.image[y0:y1, x0:x1], frames[i][y0:y1, x0:x1])]
-    first_held = 12 if cut_at is None else cut_at
-    assert hidden == list(range(first_held, len(frames))), "hidden from 8 frames before its detection, or the cut"
-    for i in range(first_held, 20):
-        assert detail(sink.items[i].frame.image[y0:y1, x0:x1]) < 0.5 * detail(frames[i][y0:y1, x0:x1])
-    assert stats.faces_backfilled == 20 - first_held
+    # the 8 frames held when the face was found (12-19 unless some were dropped), those of its shot
+    backfilled = [i for i in [i for i in sent if i < 20][-8:] if i >= (cut_at or 0)]
+    assert backfilled == (list(range(12, 20)) if cut_at is None else list(range(16, 20))) or stats.frames_dropped
+    assert backfilled, "some of the frames before the detection were sent"
+    for item in sink.items:
+        i = item.frame.index
+        changed = not np.array_equal(item.frame.image[y0:y1, x0:x1], frames[i][y0:y1, x0:x1])
+        assert changed == (i >= 20 or i in backfilled), f"frame {i}: hidden in the held frames of its shot, no others"
+        if i in backfilled:
+            assert detail(item.frame.image[y0:y1, x0:x1]) < 0.5 * detail(frames[i][y0:y1, x0:x1])
+    assert stats.faces_backfilled == len(backfilled)

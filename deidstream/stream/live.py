@@ -278,8 +278,9 @@ class LiveProcessor:
         self.config = config
         self.stats = stats
         self.frame_interval_s = frame_interval_s
-        # shots matter only to back-fill (held frames); a detector costs 2 ms a frame at 1080p
-        self.cuts = cuts if cuts is not None or not config.hold_frames else CutDetector()
+        if cuts is None and config.hold_frames:  # shots matter only to back-fill (2 ms a frame at 1080p)
+            cuts = CutDetector()
+        self.cuts = cuts
         self.face_cost_s = 0.0  # running mean of the face path's time per face
         self._errors_logged: set[str] = set()
 

@@ -125,11 +125,11 @@ def run_live(
             done = processor.cover(tracked)
             for ready in ([done] if hold is None else hold.push(done)):
                 out(ready)
-            if hold is not None:
-                stats.faces_backfilled = hold.faces_backfilled
-        for ready in hold.flush() if hold is not None else ():  # the source ended: all of them, unhurried
-            for q in q_sinks:
-                put_until_stopped(q, ready, stop)
+        if hold is not None:
+            stats.faces_backfilled = hold.faces_backfilled
+            for ready in hold.flush():  # the source ended: all of them, unhurried
+                for q in q_sinks:
+                    put_until_stopped(q, ready, stop)
         for q in q_sinks:
             put_until_stopped(q, END, stop)
 
