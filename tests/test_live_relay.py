@@ -466,3 +466,18 @@ def test_a_missing_camera_ca_file_is_a_clear_error(tmp_path, capsys):
     assert code != 0
     assert "not encrypted" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_relay_holding_frames_for_backfill_records_every_frame_it_processed(camera, tmp_path, caplog):
+    """``--backfill N`` from the command line, a real camera and a recording: the frames held back
+    still all reach the recording when the relay ends, in order, at the camera's spacing."""
+    out = tmp_path / "held.mp4"
+    with caplog.at_level(logging.INFO, logger="deidstream.stream.live_run"):
+        code = main([camera.url, str(out), "--backfill", "15", "--duration", "3s"])
+    assert code == 0
+    summary = next(r.getMessage() for r in caplog.records if "processed" in r.getMessage())
+    processed = int(summary.split(" processed")[0].split()[-1])
+    _, times = decode(out)
+    assert len(times) == processed >= 30, summary  # none of the 15 held at the end is lost
+    frames_apart = np.diff(times) * 30
+    assert (frames_apart > 0.5).all() and np.abs(frames_apart - np.round(frames_apart)).max() < 0.1
