@@ -227,6 +227,8 @@ class LiveStats:
         for name, hist in self.latency.items():
             parts.append(f"{name}: {self.sent[name]} sent, added latency p50 {hist.percentile(50):.0f} ms "
                          f"p99 {hist.percentile(99):.0f} ms")
+        if self.faces_backfilled:
+            parts.append(f"{self.faces_backfilled} faces back-filled into held frames")
         if self.reconnects:
             parts.append(f"{self.reconnects} reconnects")
         return "; ".join(parts)
