@@ -12,7 +12,7 @@ from media import read_rgb
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.inversion import Observation
-from deidstream.engine.lock import LockConfig, SurrogateLocker
+from deidstream.engine.lock import Lock, LockConfig, SurrogateLocker
 from deidstream.twopass import make_renderer
 
 KEY = b"lock test"
@@ -116,3 +116,36 @@ def test_a_live_search_with_no_verified_candidate_goes_on_drawing_and_a_hopeless
                                dataclasses.replace(live_lock_config(GeneratorConfig(tau=1.5)), pause_s=0.0))
     lock = hopeless.lock(0, embedding, views)
     assert not lock.locked and lock.attempts == LIVE_CANDIDATES and lock.distance < 1.5 - config.give_up_margin
+
+
+class Scripted:
+    """A locker whose searches end as scripted; records how each was asked for."""
+
+    def __init__(self, *outcomes) -> None:
+        self.outcomes, self.calls = list(outcomes), []
+        self.config = LockConfig(tau=0.9, candidates=30)
+
+    def lock(self, label, embedding, views, others, **kwargs):
+        self.calls.append(kwargs)
+        return self.outcomes.pop(0)
+
+
+@pytest.mark.parametrize(("face_px", "best", "searches"), [(250, 0.76, 2), (80, 0.76, 1), (250, 0.6, 1)])
+def test_a_file_search_that_failed_is_made_again_for_a_large_face_that_came_near(subject, face_px, best, searches):
+    """Files: a failed search (the sample's woman: best 0.76 at τ 0.9 under 2 of 5 keys) is made once
+    more, with new candidates verified in three views, only for a face 100 px wide or more in its three
+    views whose search came within 0.2 of τ; the second search's surrogate is kept."""
+    from deidstream.twopass import _search
+
+    _, _, embedding, views = subject
+    scale = face_px / float(np.ptp(views[0].points[:, 0]))
+    sized = [Observation(v.image, v.points * scale) for v in views]
+    found = object()
+    locker = Scripted(Lock(0, None, best, 18, 0.9, 9.0), Lock(0, found, 0.93, 24, 0.9, 9.0))
+    lock = _search(locker, 0, embedding, sized, np.zeros((0, 128), np.float32))
+    assert len(locker.calls) == searches
+    if searches == 2:
+        assert locker.calls[1] == {"first_attempt": 30, "verify_views": 3}
+        assert lock.surrogate is found and lock.attempts == 42
+    else:
+        assert not lock.locked and lock.attempts == 18

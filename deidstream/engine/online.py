@@ -28,7 +28,7 @@ from deidstream.engine.deid import Deidentifier, Person
 from deidstream.engine.face_render import FaceRenderer
 from deidstream.engine.follow import AnchorFollower
 from deidstream.engine.inversion import Observation
-from deidstream.engine.lock import LockConfig, SurrogateLocker
+from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, LockConfig, SurrogateLocker, wide_enough
 from deidstream.engine.repaint import Repainter, anchors_of
 from deidstream.native import lower_priority
 from deidstream.types import FaceDetections
@@ -50,7 +50,7 @@ TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
 LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates while faces are rendered (Python: one GIL)
 LIVE_RETRIES = 2  # further searches for a person whose search failed (a failed person stays blurred)
 RETRY_LOOKS = 24  # usable looks between searches (looks come every 3rd, later every 15th frame)
-RETRY_MIN_FACE_PX = 100  # only faces this wide in all three views are searched again
+RETRY_MIN_FACE_PX = SECOND_SEARCH_MIN_FACE_PX  # only faces this wide in all three views are searched again
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
 
 
@@ -346,7 +346,7 @@ class SurrogatePath:
         self._looks[identity] = self._looks.get(identity, 0) + 1
         if self._looks[identity] < self.retry_looks:
             return False
-        if min(float(np.ptp(v.points[:, 0])) for v in views) >= self.retry_min_face_px:
+        if wide_enough(views, self.retry_min_face_px):
             return True
         # too small now: that chance is spent, so a face that stays small stops costing E_id work
         self._attempts[identity] += 1
