@@ -36,14 +36,13 @@ from deidstream.report import RunReport
 from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink
 from deidstream.stream.source import FileSource, VideoInfo
-from deidstream.tracking.boxes import scale_about_centre
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector, detect_upright
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.smoothing import LandmarkSmoother
-from deidstream.tracking.tracker import FaceTracker
+from deidstream.tracking.tracker import FaceTracker, backfill_boxes
 from deidstream.types import FaceDetections, Frame
 
 log = logging.getLogger(__name__)
@@ -144,17 +143,15 @@ class Analysis:
         self.exemplars.setdefault(tid, _Exemplars()).offer(quality, image, p)
 
     def _backfill(self, frame_index: int) -> None:
-        born = [t for t in self.tracker.tracks if t.first_frame == frame_index]
-        if not born or not self.lookback:
+        boxes = self.tracker.born(frame_index)
+        if not len(boxes) or not self.lookback:
             return
-        cfg = self.tracker.config
-        boxes = np.stack([t.last_detection for t in born]).astype(np.float32)
         shot_start = self.cut_frames[-1] if self.cut_frames else 0
         for steps in range(1, self.lookback + 1):
             k = len(self.frames) - 1 - steps
             if k < 0 or self.frames[k].index < shot_start:
                 break
-            grown = scale_about_centre(boxes, min(1.0 + 2 * cfg.coast_growth * steps, cfg.max_coast_scale))
+            grown = backfill_boxes(boxes, steps, self.tracker.config)
             held = self.frames[k]
             self.frames[k] = dataclasses.replace(held, backfill=np.concatenate([held.backfill, grown]))
 

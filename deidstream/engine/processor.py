@@ -12,21 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deidstream.config import TrackerConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.stream.pipeline import StageClock
-from deidstream.tracking.boxes import scale_about_centre
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector, detect_upright
-from deidstream.tracking.tracker import FaceTracker
+from deidstream.tracking.tracker import FaceTracker, backfill_boxes
 from deidstream.types import FaceDetections, Frame
-
-
-def backfill_faces(boxes: np.ndarray, steps: int, config: TrackerConfig) -> FaceDetections:
-    """Where to hide faces first detected now in the frame ``steps`` before: their first boxes,
-    grown as a coasting track's box grows, since the face may have moved in between."""
-    grown = scale_about_centre(boxes, min(1.0 + 2 * config.coast_growth * steps, config.max_coast_scale))
-    return FaceDetections(grown, np.ones(len(grown), np.float32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +97,12 @@ class FaceProcessor:
 
     def _backfill(self, frame_index: int) -> None:
         """Hide faces first found in this frame in the held frames of its shot, newest first."""
-        born = [t for t in self.tracker.tracks if t.first_frame == frame_index]
-        if not born:
+        boxes = self.tracker.born(frame_index)
+        if not len(boxes):
             return
-        boxes = np.stack([t.last_detection for t in born])
         for steps in range(1, self._shot_held + 1):
             held = self._held[-steps]
-            extra = self.anonymizer.apply(held.frame.image, backfill_faces(boxes, steps, self.tracker.config))
+            grown = backfill_boxes(boxes, steps, self.tracker.config)
+            extra = self.anonymizer.apply(held.frame.image, FaceDetections(grown, np.ones(len(grown), np.float32)))
             self._held[-steps] = FrameResult(held.frame, held.detections, held.covered,
                                              np.concatenate([held.regions.reshape(-1, 4), extra]))

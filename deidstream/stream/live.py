@@ -30,6 +30,7 @@ from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 
+_NOBODY = np.zeros((0, 4), np.float32)  # no face first detected in a frame
 LATENCY_BIN_MS = 1.0
 LATENCY_BINS = 10_000  # 10 s; slower frames land in the last bin
 
@@ -244,7 +245,7 @@ class Tracked:
     faces: FaceDetections
     prepared: object
     usable: bool = True
-    born: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # first boxes of new faces
+    born: np.ndarray = field(default_factory=lambda: _NOBODY)  # first boxes of new faces (when frames are held)
     cut: bool = False  # the frame starts a new shot (known only when frames are held for back-fill)
 
 
@@ -269,7 +270,6 @@ class LiveProcessor:
         stats: LiveStats,
         *,
         frame_interval_s: float,
-        cuts: CutDetector | None = None,
     ) -> None:
         if frame_interval_s <= 0:
             raise ConfigError(f"frame_interval_s must be > 0, got {frame_interval_s}")
@@ -280,9 +280,8 @@ class LiveProcessor:
         self.config = config
         self.stats = stats
         self.frame_interval_s = frame_interval_s
-        if cuts is None and config.hold_frames:  # shots matter only to back-fill (2 ms a frame at 1080p)
-            cuts = CutDetector()
-        self.cuts = cuts
+        # shots and new faces matter only to back-fill, when frames are held (a cut check: 2 ms a frame at 1080p)
+        self.cuts = CutDetector() if config.hold_frames else None
         self.face_cost_s = 0.0  # running mean of the face path's time per face
         self._errors_logged: set[str] = set()
 
@@ -295,8 +294,7 @@ class LiveProcessor:
         frame = item.frame
         cut = self.cuts is not None and self.cuts.is_cut(frame.image)
         faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
-        born = np.array([t.last_detection for t in self.tracker.tracks if t.first_frame == frame.index],
-                        np.float32).reshape(-1, 4)
+        born = self.tracker.born(frame.index) if self.cuts is not None else _NOBODY
         prepared = None
         if len(faces):
             try:

@@ -16,8 +16,9 @@ import numpy as np
 
 from deidstream.config import TrackerConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
-from deidstream.engine.processor import backfill_faces
 from deidstream.stream.live_source import Captured
+from deidstream.tracking.tracker import backfill_boxes
+from deidstream.types import FaceDetections
 
 
 class HeldFrames:
@@ -38,9 +39,9 @@ class HeldFrames:
         if cut:
             self._shot = 0
         for steps in range(1, self._shot + 1) if len(born) else ():
-            faces = backfill_faces(born, steps, self.tracker)
-            self.fallback.apply(self._held[-steps].frame.image, faces)
-            self.faces_backfilled += len(faces)
+            grown = backfill_boxes(born, steps, self.tracker)
+            self.fallback.apply(self._held[-steps].frame.image, FaceDetections(grown, np.ones(len(grown), np.float32)))
+            self.faces_backfilled += len(grown)
 
     def push(self, item: Captured) -> list[Captured]:
         """Hold a covered frame; returns the frames that leave, oldest first."""

@@ -88,6 +88,12 @@ class Track:
         self.kf.update(z)
 
 
+def backfill_boxes(boxes: np.ndarray, steps: int, config: TrackerConfig) -> np.ndarray:
+    """Where to hide faces first detected now in the frame ``steps`` before (back-fill): their first
+    boxes, grown as a coasting track's box grows, since the face may have moved in between."""
+    return scale_about_centre(boxes, min(1.0 + 2 * config.coast_growth * steps, config.max_coast_scale))
+
+
 class FaceTracker:
     """Associates detections to tracks frame by frame and says which boxes to cover.
 
@@ -104,6 +110,12 @@ class FaceTracker:
         """End every track (a hard cut: no face of the next shot continues a track of this one)."""
         self.tracks_ended += len(self.tracks)
         self.tracks = []
+
+    def born(self, frame_index: int) -> np.ndarray:
+        """(n, 4) first boxes of the faces first detected in frame ``frame_index``: those back-fill hides
+        in the frames before."""
+        return np.array([t.last_detection for t in self.tracks if t.first_frame == frame_index],
+                        np.float32).reshape(-1, 4)
 
     def update(
         self, detections: FaceDetections, frame_index: int, frame_size: tuple[int, int] | None = None
