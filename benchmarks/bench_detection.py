@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from benchlib import public_argv, write_json  # noqa: E402
 
 from deidstream.config import DetectorConfig  # noqa: E402
-from deidstream.tracking.boxes import iou_matrix  # noqa: E402
+from deidstream.geometry.boxes import iou_matrix  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
 
 

@@ -34,14 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import public_argv, write_json  # noqa: E402
 
-from deidstream.engine.face_render import FaceRenderer, Surrogate  # noqa: E402
-from deidstream.engine.facemodel import default_model  # noqa: E402
-from deidstream.engine.follow import AnchorFollower  # noqa: E402
-from deidstream.engine.inversion import Inverter, Observation  # noqa: E402
-from deidstream.engine.masks import face_oval_mask  # noqa: E402
-from deidstream.engine.pose import fit_pose  # noqa: E402
-from deidstream.engine.render import Generator  # noqa: E402
-from deidstream.engine.repaint import Repainter, anchors_of  # noqa: E402
+from deidstream.engine.generator.face_render import FaceRenderer, Surrogate  # noqa: E402
+from deidstream.engine.generator.facemodel import default_model  # noqa: E402
+from deidstream.engine.generator.follow import AnchorFollower  # noqa: E402
+from deidstream.engine.generator.inversion import Inverter, Observation  # noqa: E402
+from deidstream.engine.generator.masks import face_oval_mask  # noqa: E402
+from deidstream.engine.generator.render import Generator  # noqa: E402
+from deidstream.engine.generator.repaint import Repainter, anchors_of  # noqa: E402
+from deidstream.geometry.pose import fit_pose  # noqa: E402
 from deidstream.modelbuild.calibrate import render_on_canvas  # noqa: E402
 from deidstream.modelbuild.collect import StillLandmarker, image_files, read_rgb  # noqa: E402
 from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
@@ -231,7 +231,7 @@ def describe_render(recognizer, image: np.ndarray, points: np.ndarray) -> np.nda
 
 
 def identities(model, gen: Generator, n: int, gallery: bool, limit: int) -> tuple[dict, list[np.ndarray]]:
-    from deidstream.evaluation.recognition import DlibRecognizer
+    from deidstream.tracking.recognition import DlibRecognizer
 
     recognizer = DlibRecognizer("hog", upsample=1)
     rng = np.random.default_rng(2026)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import write_json  # noqa: E402
 
-from deidstream.engine.mesh import CanonicalMesh  # noqa: E402
-from deidstream.engine.pose import fit_pose  # noqa: E402
+from deidstream.geometry.mesh import CanonicalMesh  # noqa: E402
+from deidstream.geometry.pose import fit_pose  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
 from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
 from deidstream.types import FaceDetections  # noqa: E402

@@ -29,10 +29,11 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from benchlib import machine, public_argv, write_json  # noqa: E402
 
+from deidstream.config import IdentityConfig  # noqa: E402
 from deidstream.stream.source import FileSource  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
 from deidstream.tracking.embedding import FaceEmbedder  # noqa: E402
-from deidstream.tracking.identity import IdentityBook, IdentityConfig  # noqa: E402
+from deidstream.tracking.identity import IdentityBook  # noqa: E402
 from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
 from deidstream.tracking.tracker import FaceTracker  # noqa: E402
 from deidstream.types import Frame  # noqa: E402

@@ -32,8 +32,8 @@ from benchlib import VIDEOS, limit_cpus, machine, public_argv, shared_clip, writ
 from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
 
 from deidstream.cli import build_parser, config_from_args, live_config_from_args  # noqa: E402
-from deidstream.stream.live import LIVE_MODES  # noqa: E402
-from deidstream.stream.live_run import relay  # noqa: E402
+from deidstream.pipelines.live import LIVE_MODES  # noqa: E402
+from deidstream.pipelines.live_run import relay  # noqa: E402
 
 GENERATOR_MODE = "surrogate"
 
@@ -55,8 +55,8 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
     face_path = None
     if mode == GENERATOR_MODE:
         from deidstream.cli import generator_config
-        from deidstream.engine.online import SurrogatePath
-        from deidstream.twopass import make_renderer
+        from deidstream.pipelines.live_surrogate import SurrogatePath
+        from deidstream.engine.generator.face_render import make_renderer
 
         generator = generator_config(args, live=True)
         face_path = SurrogatePath(generator, make_renderer(generator))

@@ -33,15 +33,21 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
 
-from deidstream.config import PRIVACY_PRESETS, GeneratorConfig, PipelineConfig  # noqa: E402
-from deidstream.engine.face_render import Surrogate  # noqa: E402
-from deidstream.engine.lock import LockConfig, SurrogateLocker, face_chip  # noqa: E402
-from deidstream.evaluation.recognition import DlibRecognizer  # noqa: E402
-from deidstream.stream.pipeline import StageClock  # noqa: E402
+from deidstream.config import (  # noqa: E402
+    PRIVACY_PRESETS,
+    GeneratorConfig,
+    LockConfig,  # noqa: E402
+    PipelineConfig,
+)
+from deidstream.engine.generator.face_render import Surrogate  # noqa: E402
+from deidstream.engine.lock import SurrogateLocker, face_chip  # noqa: E402
+from deidstream.geometry.boxes import iou_matrix  # noqa: E402
+from deidstream.engine.generator.face_render import make_renderer  # noqa: E402
+from deidstream.pipelines.twopass import Analysis, _Exemplars  # noqa: E402
 from deidstream.stream.source import FileSource  # noqa: E402
-from deidstream.tracking.boxes import iou_matrix  # noqa: E402
+from deidstream.stream.threads import StageClock  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
-from deidstream.twopass import Analysis, _Exemplars, make_renderer  # noqa: E402
+from deidstream.tracking.recognition import DlibRecognizer  # noqa: E402
 from deidstream.types import Frame  # noqa: E402
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
@@ -180,7 +186,7 @@ def gil_stall(seconds: float = 2.0) -> dict:
 
 def import_seconds() -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import deidstream.cli, deidstream.twopass, deidstream.engine.online"],
+    subprocess.run([sys.executable, "-c", "import deidstream.cli, deidstream.pipelines.twopass, deidstream.pipelines.live_surrogate"],
                    check=True)
     return round(time.perf_counter() - t0, 2)
 

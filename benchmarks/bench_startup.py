@@ -36,11 +36,11 @@ timed("import deidstream.cli", lambda: __import__("deidstream.cli"))
 from deidstream.config import DetectorConfig
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.engine.facemodel import default_model
+from deidstream.engine.generator.facemodel import default_model
 timed("load detector", lambda: MediaPipeDetector(DetectorConfig()).close())
 timed("load FaceMesh", lambda: FaceLandmarker().close())
 timed("load G_3d", default_model)
-import deidstream.engine.online, deidstream.stream.live_run, deidstream.twopass, dlib
+import deidstream.pipelines.live_surrogate, deidstream.pipelines.live_run, deidstream.pipelines.twopass, dlib
 import gc
 timed("full garbage collection", gc.collect)
 gc.freeze()

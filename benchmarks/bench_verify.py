@@ -4,7 +4,7 @@
 
 A live person whose surrogate search failed is searched again with new candidates, each verified
 in all three of their best views instead of two, and only where the face is at least 100 px wide
-(``deidstream.engine.online``). This measures what that buys. Per person of the clips (pass 1 of the
+(``deidstream.pipelines.live_surrogate``). This measures what that buys. Per person of the clips (pass 1 of the
 default mode finds them, their three best views and their landmarks in every frame), the first
 ``--candidates`` candidates are rendered into the three best views and into ``--held-out`` other
 frames spread over the clip, and described by dlib. Of the candidates a search would accept (at
@@ -28,11 +28,15 @@ sys.path.insert(0, str(ROOT))
 from bench_lock import analysed  # noqa: E402
 from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
 
-from deidstream.config import GeneratorConfig  # noqa: E402
-from deidstream.engine.inversion import Observation  # noqa: E402
-from deidstream.engine.lock import LockConfig, SurrogateLocker  # noqa: E402
-from deidstream.evaluation.recognition import SAME_PERSON, DlibRecognizer  # noqa: E402
-from deidstream.twopass import _Exemplars, make_renderer  # noqa: E402
+from deidstream.config import (
+    GeneratorConfig,  # noqa: E402
+    LockConfig,  # noqa: E402
+)
+from deidstream.engine.generator.inversion import Observation  # noqa: E402
+from deidstream.engine.lock import SurrogateLocker  # noqa: E402
+from deidstream.engine.generator.face_render import make_renderer  # noqa: E402
+from deidstream.pipelines.twopass import _Exemplars  # noqa: E402
+from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer  # noqa: E402
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
                  "talking_head_2.mp4", "portrait_s18.mp4", "stage_multi_person_cuts.mp4"]

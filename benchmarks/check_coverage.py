@@ -33,7 +33,7 @@ from benchlib import public_argv, write_json  # noqa: E402
 from deidstream.api import anonymize  # noqa: E402
 from deidstream.cli import build_parser, config_from_args  # noqa: E402
 from deidstream.config import DetectorConfig  # noqa: E402
-from deidstream.tracking.boxes import containment_matrix, rotate_boxes_to_stored  # noqa: E402
+from deidstream.geometry.boxes import containment_matrix, rotate_boxes_to_stored  # noqa: E402
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
 from deidstream.types import Frame  # noqa: E402
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from deidstream.api import anonymize, anonymize_directory  # noqa: E402
+from deidstream.api import anonymize, anonymize_directory, relay  # noqa: E402
 from deidstream.config import (  # noqa: E402
     AnonymizerConfig,
     DetectorConfig,
     EncoderConfig,
+    GeneratorConfig,
+    LiveConfig,
+    LiveSourceConfig,
     PipelineConfig,
     TrackerConfig,
 )
 from deidstream.errors import DeidstreamError  # noqa: E402
+from deidstream.report import RunReport  # noqa: E402
 from deidstream.types import FaceDetections, Frame  # noqa: E402
 
 __all__ = [
@@ -22,8 +26,13 @@ __all__ = [
     "EncoderConfig",
     "FaceDetections",
     "Frame",
+    "GeneratorConfig",
+    "LiveConfig",
+    "LiveSourceConfig",
     "PipelineConfig",
+    "RunReport",
     "TrackerConfig",
     "anonymize",
     "anonymize_directory",
+    "relay",
 ]

@@ -4,7 +4,7 @@
     report = anonymize("in.mp4", "out.mp4", mode="pixelate")
     print(report.summary())
 
-and live sources with ``relay`` (``deidstream.stream.live_run``)::
+and live sources with ``relay`` (``deidstream.pipelines.live_run``)::
 
     from deidstream.api import relay
     stats = relay("rtsp://cam/stream", push="rtsp://server/out", record="out.mp4", segment_s=600)
@@ -12,80 +12,26 @@ and live sources with ``relay`` (``deidstream.stream.live_run``)::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deidstream.config import FALLBACK_MODES, MODES, GeneratorConfig, PipelineConfig
-from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.engine.processor import FaceProcessor, FrameResult
-from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError, InvalidOutputError
+from deidstream.config import PipelineConfig, with_mode
+from deidstream.errors import InputNotFoundError, InvalidInputError, InvalidOutputError
 from deidstream.native import blas_single_threaded, heap_frozen
+from deidstream.pipelines.live_run import relay
+from deidstream.pipelines.onepass import ProgressCallback, run_one_pass
+from deidstream.pipelines.twopass import run_two_pass
 from deidstream.report import RunReport, write_json_atomic
-from deidstream.stream.live_run import relay  # noqa: F401 - the live counterpart of anonymize()
-from deidstream.stream.pipeline import StageClock, run_pipeline
-from deidstream.stream.sink import FileSink, check_output_path
-from deidstream.stream.source import AudioPacket, FileSource, VideoInfo
-from deidstream.tracking.cuts import CutDetector
+from deidstream.stream.sink import check_output_path
+from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
-from deidstream.tracking.tracker import FaceTracker
-from deidstream.types import Frame
+
+__all__ = ["anonymize", "anonymize_directory", "relay"]
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
-
-ProgressCallback = Callable[[VideoInfo | None, int], None]
-
-
-def _config_with_mode(config: PipelineConfig | None, mode: str | None) -> PipelineConfig:
-    """``mode`` "surrogate" renders a surrogate per person (blur etc. as the fallback); the other
-    modes hide every face that way and run no generator."""
-    config = config or PipelineConfig()
-    if mode == "surrogate":
-        config = dataclasses.replace(config, generator=config.generator or GeneratorConfig())
-    elif mode is not None:
-        if mode not in FALLBACK_MODES:
-            raise ConfigError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-        config = dataclasses.replace(config, generator=None,
-                                     anonymizer=dataclasses.replace(config.anonymizer, mode=mode))
-    return config
-
-
-class _DetectStage:
-    """Pipeline stage 1: detection, on its own thread; audio passes through."""
-
-    def __init__(self, processor: FaceProcessor) -> None:
-        self.processor = processor
-
-    def __call__(self, item: Frame | AudioPacket) -> list[object]:
-        return [item if isinstance(item, AudioPacket) else self.processor.detect(item)]
-
-
-class _CoverStage:
-    """Pipeline stage 2: tracking and hiding in frame order; records each frame in the report."""
-
-    def __init__(self, processor: FaceProcessor, report: RunReport, progress: ProgressCallback | None) -> None:
-        self.processor = processor
-        self.report = report
-        self.progress = progress
-
-    def __call__(self, item: object) -> list[Frame | AudioPacket]:
-        if isinstance(item, AudioPacket):
-            return [item]
-        return self._finish(self.processor.cover(item))  # type: ignore[arg-type]
-
-    def flush(self) -> list[Frame | AudioPacket]:
-        return self._finish(self.processor.flush())
-
-    def _finish(self, results: list[FrameResult]) -> list[Frame | AudioPacket]:
-        for result in results:
-            self.report.add_frame(result.frame.index, result.detections, result.covered, result.regions)
-            if self.progress:
-                self.progress(None, self.report.frames)
-        return [r.frame for r in results]
 
 
 def anonymize(
@@ -111,7 +57,7 @@ def anonymize(
     Pass your own ``detector`` to reuse one across files or to bring another model.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    config = _config_with_mode(config, mode)
+    config = with_mode(config, mode)
     if not input_path.exists():
         raise InputNotFoundError(f"{input_path}: no such file")
     check_output_path(input_path, output_path, overwrite=overwrite)
@@ -122,12 +68,10 @@ def anonymize(
     try:
         with blas_single_threaded(), heap_frozen():
             if config.generator is not None:
-                from deidstream.twopass import run_two_pass
-
                 run_two_pass(input_path, output_path, config, report, detector, clock, progress, keep,
                              Path(save_book) if save_book is not None else None)
             else:
-                _run_one_pass(input_path, output_path, config, report, detector, clock, progress)
+                run_one_pass(input_path, output_path, config, report, detector, clock, progress)
     finally:
         if own_detector:
             detector.close()
@@ -138,25 +82,6 @@ def anonymize(
         write_json_atomic(report_path, report.to_dict())
     log.info(report.summary())
     return report
-
-
-def _run_one_pass(input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport,
-                  detector: FaceDetector, clock: StageClock, progress: ProgressCallback | None) -> None:
-    """Blur, pixelate or solid: detect, track and hide in one pass."""
-    with FileSource(input_path) as source:
-        info = source.info
-        if progress:
-            progress(info, 0)
-        processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
-                                  clock, lookback=config.lookback, cuts=CutDetector())
-
-        stages = [_DetectStage(processor), _CoverStage(processor, report, progress)]
-        started = time.perf_counter()
-        with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
-            run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
-        report.seconds = time.perf_counter() - started
-        report.frames_written = sink.frames_written
-        report.decode_errors = source.decode_errors
 
 
 def output_name(path: Path, taken: set[str]) -> str:
@@ -195,7 +120,7 @@ def anonymize_directory(
     if not videos:
         raise InvalidInputError(f"{input_dir}: contains no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     output_dir.mkdir(parents=True, exist_ok=True)
-    config = _config_with_mode(config, mode)
+    config = with_mode(config, mode)
     reports = []
     taken: set[str] = set()
     with MediaPipeDetector(config.detector) as detector:

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from deidstream import __version__
-from deidstream.api import anonymize, anonymize_directory
+from deidstream.api import anonymize, anonymize_directory, relay
 from deidstream.config import (
     DEFAULT_MODE,
+    DEFAULT_TAU,
     FALLBACK_MODES,
     LIVE_PRIVACY,
     MODES,
@@ -27,6 +28,8 @@ from deidstream.config import (
     LiveSourceConfig,
     PipelineConfig,
     TrackerConfig,
+    live_detector_config,
+    live_generator_config,
     parse_duration,
 )
 from deidstream.errors import ConfigError, DeidstreamError
@@ -149,28 +152,27 @@ def live_config_from_args(args: argparse.Namespace) -> LiveConfig:
 
 
 def config_from_args(args: argparse.Namespace, *, live: bool = False) -> PipelineConfig:
-    """The run's configuration. Live runs send every frame at once (unless ``--backfill`` holds some
-    back), so by default they run the full-range model, alone, on every frame, untiled: a constant
-    cost per frame, and the same recall as both models on our labelled faces."""
+    """The run's configuration: the file presets, or the live ones (``config.live_detector_config``)."""
     d_det, d_enc = DetectorConfig(), EncoderConfig()
-    detector = DetectorConfig(
-        threshold=args.threshold, short_range=not live,
-        tile_size=_given(args.tile_size, 0 if live else d_det.tile_size),
-        full_range_every=_given(args.full_range_every, 1 if live else d_det.full_range_every))
+    if live:
+        detector = live_detector_config(threshold=args.threshold, tile_size=args.tile_size,
+                                        full_range_every=args.full_range_every)
+    else:
+        detector = DetectorConfig(threshold=args.threshold, tile_size=_given(args.tile_size, d_det.tile_size),
+                                  full_range_every=_given(args.full_range_every, d_det.full_range_every))
     return PipelineConfig(
         detector=detector,
         tracker=TrackerConfig(max_coast=args.max_coast, backfill=_given(args.backfill, TrackerConfig().backfill),
                               max_coast_tentative=min(TrackerConfig().max_coast_tentative, args.max_coast)),
         anonymizer=AnonymizerConfig(mode=args.fallback if args.mode == "surrogate" else args.mode, shape=args.shape,
                                     margin=args.margin, strength=args.strength),
-        generator=generator_config(args) if args.mode == "surrogate" and not live else None,
+        generator=generator_config(args, live=live) if args.mode == "surrogate" else None,
         encoder=EncoderConfig(crf=_given(args.crf, d_enc.crf), preset=_given(args.preset, d_enc.preset),
                               lossless=args.lossless),
     )
 
 
-def generator_config(args: argparse.Namespace, *, live: bool = False) -> GeneratorConfig:
-    key = None
+def _identity_key(args: argparse.Namespace) -> bytes | None:
     if args.key_file is not None:
         try:
             key = args.key_file.read_bytes().strip()
@@ -178,11 +180,16 @@ def generator_config(args: argparse.Namespace, *, live: bool = False) -> Generat
             raise ConfigError(f"{args.key_file}: cannot read the identity key ({exc.strerror})") from None
         if not key:
             raise ConfigError(f"{args.key_file}: the identity key file is empty")
-    elif args.identity_key is not None:
-        key = args.identity_key.encode()
-    preset = args.privacy or (LIVE_PRIVACY if live else None)
-    tau = args.tau if args.tau is not None else PRIVACY_PRESETS.get(preset or "", GeneratorConfig().tau)
-    return GeneratorConfig(tau=tau, key=key)
+        return key
+    return None if args.identity_key is None else args.identity_key.encode()
+
+
+def generator_config(args: argparse.Namespace, *, live: bool = False) -> GeneratorConfig:
+    """``--privacy``/``--tau`` and the key; without them the file or the live default privacy."""
+    tau = args.tau if args.tau is not None else PRIVACY_PRESETS[args.privacy] if args.privacy else None
+    if live:
+        return live_generator_config(tau=tau, key=_identity_key(args))
+    return GeneratorConfig(tau=DEFAULT_TAU if tau is None else tau, key=_identity_key(args))
 
 
 def is_live(args: argparse.Namespace) -> bool:
@@ -194,8 +201,7 @@ def is_live(args: argparse.Namespace) -> bool:
 
 def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """A live relay until the source gives up, --duration passes or Ctrl-C; recordings are finalised."""
-    from deidstream.stream.live import LIVE_MODES
-    from deidstream.stream.live_run import relay
+    from deidstream.pipelines.live import LIVE_MODES
     from deidstream.stream.live_source import is_live_url, webcam_index
 
     if args.webcam is not None and args.output is None and args.input is not None and webcam_index(args.input) is None:
@@ -221,13 +227,6 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise ConfigError(f"--mode {args.mode} is not available live; live inputs take "
                           f"--mode {', '.join((*LIVE_MODES, 'surrogate'))}")
     config = config_from_args(args, live=True)
-    face_path = None
-    if args.mode == "surrogate":
-        from deidstream.engine.online import SurrogatePath
-        from deidstream.twopass import make_renderer
-
-        generator = generator_config(args, live=True)
-        face_path = SurrogatePath(generator, make_renderer(generator))
     live = live_config_from_args(args)
     source_config = LiveSourceConfig(rtsp_transport=args.rtsp_transport, ca_file=args.camera_ca_file,
                                      cert_file=args.camera_cert_file, key_file=args.camera_key_file,
@@ -237,14 +236,11 @@ def _run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         stats = relay(source, push=push, record=record, segment_s=args.segment, virtual_camera=args.virtual_camera,
                       preview=args.preview, config=config, live=live, source_config=source_config,
-                      overwrite=args.overwrite, duration_s=args.duration, face_path=face_path,
+                      overwrite=args.overwrite, duration_s=args.duration,
                       on_start=lambda src: log.info("%s: connected, %s fps", src.name, src.fps))
     except KeyboardInterrupt:
         print("deidstream: interrupted; recordings finalised", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        if face_path is not None:
-            face_path.close()
     if not args.quiet:
         print(f"deidstream: {stats.summary()}", file=sys.stderr)
     return EXIT_OK

@@ -8,7 +8,7 @@ import pytest
 from deidstream.config import AnonymizerConfig
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.errors import ConfigError
-from deidstream.tracking.boxes import pixel_bounds
+from deidstream.geometry.boxes import pixel_bounds
 from deidstream.types import FaceDetections
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deidstream.tracking.boxes import rotate_boxes_to_stored, rotate_points_to_stored, union_clusters
+from deidstream.geometry.boxes import rotate_boxes_to_stored, rotate_points_to_stored, union_clusters
 from deidstream.tracking.detector import tile_grid
 
 

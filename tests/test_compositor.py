@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deidstream.engine.compositor import Compositor, RenderedFace
+from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.errors import ConfigError
 
 

@@ -7,8 +7,9 @@ import pytest
 from conftest import shared_file
 from media import read_rgb
 
+from deidstream.config import CutConfig
 from deidstream.errors import ConfigError
-from deidstream.tracking.cuts import CutConfig, CutDetector
+from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections
 

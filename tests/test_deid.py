@@ -9,12 +9,12 @@ from media import read_rgb
 
 from deidstream.config import AnonymizerConfig, GeneratorConfig
 from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.engine.aux import canonical_shape
 from deidstream.engine.deid import Deidentifier, FrameFaces, Person
-from deidstream.engine.face_render import Surrogate
+from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.face_render import Surrogate
+from deidstream.engine.generator.face_render import make_renderer
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.twopass import make_renderer
 from deidstream.types import FaceDetections
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from media import read_rgb
 
-from deidstream.evaluation.recognition import DlibRecognizer
+from deidstream.tracking.recognition import DlibRecognizer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample.mp4"
 # A worker holds BLAS to one thread and the test process does not, so sums are ordered differently

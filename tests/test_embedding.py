@@ -12,7 +12,6 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.errors import ConfigError
-from deidstream.evaluation.recognition import SAME_PERSON
 from deidstream.stream.source import FileSource
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright
 from deidstream.tracking.embedding import (
@@ -26,6 +25,7 @@ from deidstream.tracking.embedding import (
     landmark_box,
 )
 from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.tracking.recognition import SAME_PERSON
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
 

@@ -13,7 +13,7 @@ from media import make_clip
 from deidstream.api import anonymize
 from deidstream.cli import main
 from deidstream.evaluation.command import evaluate
-from deidstream.evaluation.recognition import DlibRecognizer
+from deidstream.tracking.recognition import DlibRecognizer
 
 FRAMES = 8
 

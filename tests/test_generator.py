@@ -8,9 +8,9 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from deidstream.engine.compositor import Compositor, RenderedFace
-from deidstream.engine.facemodel import default_model
-from deidstream.engine.render import AuxCode, Generator
+from deidstream.engine.generator.compositor import Compositor, RenderedFace
+from deidstream.engine.generator.facemodel import default_model
+from deidstream.engine.generator.render import AuxCode, Generator
 
 FACE_PX = 256
 

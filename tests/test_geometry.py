@@ -8,8 +8,8 @@ import pytest
 from conftest import shared_file
 from scipy.spatial.transform import Rotation
 
-from deidstream.engine.mesh import CanonicalMesh
-from deidstream.engine.pose import fit_pose
+from deidstream.geometry.mesh import CanonicalMesh
+from deidstream.geometry.pose import fit_pose
 
 METADATA = "face_geometry/geometry_pipeline_metadata_landmarks.pbtxt"
 

@@ -10,9 +10,10 @@ from conftest import shared_file
 from media import read_rgb
 from test_embedding import embedder, track_and_embed
 
+from deidstream.config import IdentityConfig
 from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError
 from deidstream.tracking.embedding import POSE, FaceObservation
-from deidstream.tracking.identity import IdentityBook, IdentityConfig
+from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.keep import KeepList
 from deidstream.types import FaceDetections
 

@@ -23,7 +23,7 @@ from live_peers import PeerMissing, camera_clip, free_port, rtsp_camera, rtsp_re
 from deidstream.cli import main
 from deidstream.config import DetectorConfig, LiveSourceConfig, PipelineConfig
 from deidstream.errors import SourceUnavailable
-from deidstream.stream.live_run import relay
+from deidstream.pipelines.live_run import relay
 from deidstream.stream.live_source import RtspSource
 
 CLIP = "videos/talking_head_1.mp4"  # 700x700, 30 fps, 135 frames, one face
@@ -472,7 +472,7 @@ def test_a_relay_holding_frames_for_backfill_records_every_frame_it_processed(ca
     """``--backfill N`` from the command line, a real camera and a recording: the frames held back
     still all reach the recording when the relay ends, in order, at the camera's spacing."""
     out = tmp_path / "held.mp4"
-    with caplog.at_level(logging.INFO, logger="deidstream.stream.live_run"):
+    with caplog.at_level(logging.INFO, logger="deidstream.pipelines.live_run"):
         code = main([camera.url, str(out), "--backfill", "15", "--duration", "3s"])
     assert code == 0
     summary = next(r.getMessage() for r in caplog.records if "processed" in r.getMessage())

@@ -17,10 +17,10 @@ from media import pattern
 from deidstream.cli import main
 from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, TrackerConfig, parse_duration
 from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.engine.compositor import COVERED_INSET_PX, RenderedFace
+from deidstream.engine.generator.compositor import COVERED_INSET_PX, RenderedFace
 from deidstream.errors import ConfigError, OutputExistsError, SinkUnavailable, SourceUnavailable
-from deidstream.stream.live import LiveProcessor, LiveStats, make_face_path
-from deidstream.stream.live_run import run_live
+from deidstream.pipelines.live import LiveProcessor, LiveStats, make_face_path
+from deidstream.pipelines.live_run import run_live
 from deidstream.stream.live_sink import EncodedSink, PreviewSink, SegmentRecorder, VirtualCameraSink, check_record_path
 from deidstream.stream.live_source import LIVE_TIME_BASE, Backoff, Captured, WebcamSource, _Clock
 from deidstream.tracking.tracker import FaceTracker

@@ -10,10 +10,10 @@ import pytest
 from conftest import shared_file
 from media import read_rgb
 
-from deidstream.config import GeneratorConfig
-from deidstream.engine.inversion import Observation
-from deidstream.engine.lock import Lock, LockConfig, SurrogateLocker
-from deidstream.twopass import make_renderer
+from deidstream.config import GeneratorConfig, LockConfig
+from deidstream.engine.generator.inversion import Observation
+from deidstream.engine.lock import Lock, SurrogateLocker
+from deidstream.engine.generator.face_render import make_renderer
 
 KEY = b"lock test"
 
@@ -21,9 +21,9 @@ KEY = b"lock test"
 @pytest.fixture(scope="module")
 def subject():
     """The talking_head_1 speaker: three views (image, FaceMesh landmarks) and their mean E_id."""
-    from deidstream.evaluation.recognition import DlibRecognizer
     from deidstream.tracking.detector import MediaPipeDetector
     from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.tracking.recognition import DlibRecognizer
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
     recognizer = DlibRecognizer("hog", upsample=1)
@@ -90,7 +90,7 @@ def test_a_live_search_with_no_verified_candidate_goes_on_drawing_and_a_hopeless
     """A live search that verified none of its first 12 candidates (here: the second view turns them
     all down) draws more rather than leave its person blurred until a retry; one whose best is far
     short of τ stops at 12, since more draws only spend the frames' CPU."""
-    from deidstream.engine.online import LIVE_CANDIDATES, LIVE_MAX_CANDIDATES, live_lock_config
+    from deidstream.config import LIVE_CANDIDATES, LIVE_MAX_CANDIDATES, live_lock_config
 
     renderer, recognizer, embedding, views = subject
     config = dataclasses.replace(live_lock_config(GeneratorConfig(tau=0.75)), pause_s=0.0)
@@ -135,7 +135,7 @@ def test_a_file_search_that_failed_is_made_again_for_a_large_face_that_came_near
     """Files: a failed search (the sample's woman: best 0.76 at τ 0.9 under 2 of 5 keys) is made once
     more, with new candidates verified in three views, only for a face 100 px wide or more in its three
     views whose search came within 0.2 of τ; the second search's surrogate is kept."""
-    from deidstream.twopass import _search
+    from deidstream.pipelines.twopass import _search
 
     _, _, embedding, views = subject
     scale = face_px / float(np.ptp(views[0].points[:, 0]))

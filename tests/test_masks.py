@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
-from deidstream.engine.masks import InteriorContours, edge_loops, face_oval_mask, interior_mask, polygons_mask
+from deidstream.engine.generator.masks import InteriorContours, edge_loops, face_oval_mask, interior_mask, polygons_mask
 
 CLIP = "videos/hands_occlusion_expressions.mp4"
 CLOSED_MOUTH, OPEN_MOUTH = 0, 306  # frames of CLIP: lips together / laughing with teeth showing, no hands

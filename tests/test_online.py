@@ -12,10 +12,10 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.config import DetectorConfig, GeneratorConfig
-from deidstream.engine.online import LIVE_RETRIES, SurrogatePath
+from deidstream.pipelines.live_surrogate import LIVE_RETRIES, SurrogatePath
+from deidstream.engine.generator.face_render import make_renderer
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
-from deidstream.twopass import make_renderer
 
 
 def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
@@ -81,8 +81,8 @@ def one_person_path(clip: str, key: bytes, limit: int):
 def person_one(model):
     """Person 1 with a plain surrogate (mean shape, mid appearance), as the worker would lock them."""
     from deidstream.engine.deid import Person
-    from deidstream.engine.face_render import Surrogate
-    from deidstream.engine.facemodel import Identity
+    from deidstream.engine.generator.face_render import Surrogate
+    from deidstream.engine.generator.facemodel import Identity
 
     surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
                                              np.full(model.n_appearance, 0.5, np.float32)))
@@ -123,8 +123,8 @@ def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render(
 
 
 def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
-    from deidstream.engine.online import render_turns
-    from deidstream.engine.repaint import Repainter
+    from deidstream.engine.generator.repaint import Repainter
+    from deidstream.pipelines.live_surrogate import render_turns
 
     def turns(track_ids, locked, frames=12, waiting=0, missed=()):
         planned: dict[int, int] = {}
@@ -210,7 +210,7 @@ def _feed(path, frames, until, limit_s=60.0):
 
 @pytest.mark.parametrize("wide_enough", [True, False])
 def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_large(wide_enough):
-    from deidstream.engine.lock import LockConfig
+    from deidstream.config import LockConfig
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
     config = GeneratorConfig(key=b"retry test")
@@ -238,7 +238,7 @@ def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_l
 def test_a_face_without_a_surrogate_gets_landmarks_only_when_e_id_looks_at_it():
     """Its fallback needs only the box; FaceMesh runs on the frames E_id is due (every frame for the
     first looks, then every 3rd), and those looks still lead to a search."""
-    from deidstream.engine.lock import LockConfig
+    from deidstream.config import LockConfig
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
     config = GeneratorConfig(key=b"looks test")

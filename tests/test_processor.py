@@ -12,8 +12,8 @@ from media import make_clip
 from deidstream.api import anonymize
 from deidstream.config import AnonymizerConfig
 from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.engine.processor import FaceProcessor
-from deidstream.stream.pipeline import run_pipeline
+from deidstream.pipelines.onepass import FaceProcessor
+from deidstream.stream.threads import run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from deidstream.engine.facemodel import default_model
-from deidstream.engine.raster import rasterize, signed_areas
-from deidstream.engine.uvmap import UVAtlas
+from deidstream.engine.generator.facemodel import default_model
+from deidstream.engine.generator.raster import rasterize, signed_areas
+from deidstream.engine.generator.uvmap import UVAtlas
 
 
 def _square(z: float, x0: float = 2.0, x1: float = 12.0) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from media import assert_same_video, facts, make_clip, read_rgb
 from deidstream.api import anonymize
 from deidstream.cli import main
 from deidstream.config import DetectorConfig
-from deidstream.tracking.boxes import containment_matrix
+from deidstream.geometry.boxes import containment_matrix
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright
 from deidstream.types import Frame
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deidstream.engine.compositor import RenderedFace
-from deidstream.engine.repaint import Repainter, anchors_of
+from deidstream.engine.generator.compositor import RenderedFace
+from deidstream.engine.generator.repaint import Repainter, anchors_of
 
 RNG = np.random.default_rng(3)
 
@@ -86,7 +86,7 @@ def test_flow_follows_the_anchors_as_facemesh_finds_them_and_stops_where_it_shou
     from conftest import shared_file
     from media import read_rgb
 
-    from deidstream.engine.follow import AnchorFollower
+    from deidstream.engine.generator.follow import AnchorFollower
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=4)
     mesh = _mesh_anchors(frames)

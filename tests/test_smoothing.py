@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
+from deidstream.config import OneEuroConfig
 from deidstream.errors import ConfigError
-from deidstream.tracking.smoothing import LandmarkSmoother, OneEuroConfig
+from deidstream.tracking.smoothing import LandmarkSmoother
 
 FPS = 30.0
 

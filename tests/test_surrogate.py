@@ -32,7 +32,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from deidstream.evaluation.recognition import DlibRecognizer
+    from deidstream.tracking.recognition import DlibRecognizer
 
     return DlibRecognizer("hog", upsample=1)
 

@@ -7,7 +7,7 @@ import pytest
 
 from deidstream.config import TrackerConfig
 from deidstream.errors import ConfigError
-from deidstream.tracking.boxes import containment_matrix
+from deidstream.geometry.boxes import containment_matrix
 from deidstream.tracking.tracker import FaceTracker, TrackState
 from deidstream.types import FaceDetections
 

@@ -10,11 +10,11 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.engine.deid import FrameFaces, Person
-from deidstream.engine.face_render import Surrogate
-from deidstream.engine.facemodel import default_model
-from deidstream.stream.pipeline import StageClock
+from deidstream.engine.generator.face_render import Surrogate
+from deidstream.engine.generator.facemodel import default_model
+from deidstream.pipelines.twopass import LandmarkStage
+from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import MediaPipeDetector
-from deidstream.twopass import LandmarkStage
 from deidstream.types import FaceDetections, Frame
 
 

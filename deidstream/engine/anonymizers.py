@@ -16,7 +16,7 @@ import numpy as np
 
 from deidstream.config import AnonymizerConfig
 from deidstream.errors import ConfigError
-from deidstream.tracking.boxes import expand, pixel_bounds
+from deidstream.geometry.boxes import expand, pixel_bounds
 from deidstream.types import FaceDetections
 
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
-from deidstream.engine.aux import encode_aux
-from deidstream.engine.compositor import RenderedFace, covered_pixels, restore_covered
-from deidstream.engine.face_render import FaceRenderer, Surrogate
-from deidstream.tracking.boxes import iou_matrix
+from deidstream.engine.generator.aux import encode_aux
+from deidstream.engine.generator.compositor import RenderedFace, covered_pixels, restore_covered
+from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.geometry.boxes import iou_matrix
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from deidstream.engine.face_render import FaceRenderer, Surrogate
-from deidstream.engine.facemodel import FaceModel, Identity
-from deidstream.engine.inversion import Inverter, Observation
-from deidstream.errors import ConfigError, require
+from deidstream.config import LockConfig
+from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.engine.generator.facemodel import FaceModel, Identity, skin_ita
+from deidstream.engine.generator.inversion import Inverter, Observation
+from deidstream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 # A person whose search failed gets a second one, with new candidates each verified in all three of their
@@ -50,65 +51,6 @@ SECOND_SEARCH_WITHIN = 0.2
 def wide_enough(views: list[Observation], px: float = SECOND_SEARCH_MIN_FACE_PX) -> bool:
     """Whether a person has three views and their face is at least ``px`` wide in each."""
     return len(views) >= 3 and min(float(np.ptp(v.points[:, 0])) for v in views[:3]) >= px
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LockConfig:
-    """``tau``: minimum E_id distance of an accepted surrogate to its subject; ``min_distance``:
-    to donors and to other surrogates; ``candidates``: how many to try per person;
-    ``per_round``: how many are drawn around the donors first (and again while none passes the
-    donor and other-people bounds); ``climb_round``: how many step off the farthest so far in each
-    later round, by ``climb_step`` of a first-round step; ``explore``: how many are compared before
-    the farthest that passes is kept; after ``give_up_after`` a search whose best is
-    still ``give_up_margin`` short of ``tau`` stops; ``pause_s``: seconds the search sleeps after each
-    candidate it renders into a view (live, where it runs beside the frames); ``appearance_step``/``shape_spread``: how
-    far a candidate moves from its donor mix (in standard deviations); ``skin_tolerance``: ITA°
-    window for matching donors."""
-
-    tau: float = 0.9
-    # dlib's same-person threshold is 0.6; one surrogate's output moves a median 0.15 (0.05-0.31)
-    # between a person's frames (benchmarks/bench_lock.py), so keep 0.1 in hand
-    min_distance: float = 0.7
-    # dlib puts 44% of 4,072 unrelated real people within 0.6 of one of the 348 donors (median 0.61;
-    # and 90% of donors within 0.6 of another donor: SFHQ varies one synthetic person by age, hair,
-    # expression; benchmarks/bench_generator.py), so 0.6 against every donor turns away most faces
-    # there are; 0.5 keeps out near-twins.
-    donor_distance: float = 0.5
-    candidates: int = 30
-    per_round: int = 6
-    climb_round: int = 3
-    climb_step: float = 0.7
-    search_views: int = 2
-    explore: int = 24
-    # a search whose best is still 0.05 short after 18 is spending seconds on a lucky draw, and a lucky
-    # draw is what lets a poorly verified surrogate through (a small face's descriptor varies by
-    # 0.4-0.6 between its frames)
-    give_up_after: int = 18
-    give_up_margin: float = 0.05
-    pause_s: float = 0.0
-    appearance_step: float = 0.8
-    # a climb that may go anywhere reaches dlib distances through garish textures (orange and blue
-    # skin, painted stripes) no donor has; a surrogate stays within this distance (in standard
-    # deviations) of its matched donors' centre, about where the median donor lies from the mean face
-    appearance_radius: float = 7.0
-    shape_spread: float = 1.5
-    mix: int = 8
-    skin_tolerance: float = 12.0
-
-    def __post_init__(self) -> None:
-        require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
-        require(0.0 < self.min_distance < 2.0 and 0.0 < self.donor_distance < 2.0,
-                f"min_distance and donor_distance must be in (0, 2), got {self.min_distance}, {self.donor_distance}")
-        require(min(self.candidates, self.per_round, self.climb_round, self.explore, self.mix, self.give_up_after) >= 1,
-                f"candidates, per_round, climb_round, explore, mix and give_up_after must be >= 1, got "
-                f"{self.candidates}, {self.per_round}, {self.climb_round}, {self.explore}, {self.mix}, "
-                f"{self.give_up_after}")
-        require(self.climb_step > 0, f"climb_step must be > 0, got {self.climb_step}")
-        require(self.give_up_margin >= 0 and self.pause_s >= 0,
-                f"give_up_margin and pause_s must be >= 0, got {self.give_up_margin}, {self.pause_s}")
-        require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
-                "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
-        require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +102,6 @@ class SurrogateLocker:
         return float(expit(x @ w[0])), float(x @ w[1])
 
     def skin_ita(self, exemplars: list[Observation]) -> float:
-        from deidstream.modelbuild.spaces import skin_ita
-
         albedo, trust = self._inverter.albedo(exemplars)
         return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
 

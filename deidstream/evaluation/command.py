@@ -10,9 +10,9 @@ from pathlib import Path
 
 from deidstream.errors import DeidstreamError, InputNotFoundError
 from deidstream.evaluation.metrics import Evaluation, Evaluator
-from deidstream.evaluation.recognition import DETECTORS, DlibRecognizer
 from deidstream.evaluation.report import table, write_plots
 from deidstream.report import write_json_atomic
+from deidstream.tracking.recognition import DETECTORS, DlibRecognizer
 
 log = logging.getLogger(__name__)
 

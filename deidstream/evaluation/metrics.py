@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from deidstream.evaluation.align import Comparison, FramePair, StreamFacts, aligned_pairs
-from deidstream.evaluation.recognition import SAME_PERSON, DlibRecognizer
-from deidstream.tracking.boxes import expand, iou_matrix, pixel_bounds
+from deidstream.geometry.boxes import expand, iou_matrix, pixel_bounds
+from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from deidstream.engine.compositor import Compositor, RenderedFace
-from deidstream.engine.facemodel import FaceModel
-from deidstream.engine.render import AuxCode, Generator
+from deidstream.engine.generator.compositor import Compositor, RenderedFace
+from deidstream.engine.generator.facemodel import FaceModel
+from deidstream.engine.generator.render import AuxCode, Generator
 from deidstream.modelbuild.collect import StillLandmarker
 
 log = logging.getLogger(__name__)

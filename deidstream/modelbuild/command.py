@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deidstream.engine.facemodel import DEFAULT_MODEL, FaceModel
-from deidstream.engine.mesh import CanonicalMesh
-from deidstream.engine.uvmap import UVAtlas
+from deidstream.engine.generator.facemodel import DEFAULT_MODEL, FaceModel, skin_ita
+from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.errors import DeidstreamError
+from deidstream.geometry.mesh import CanonicalMesh
 from deidstream.modelbuild.attributes import describe_largest, fit_attributes
 from deidstream.modelbuild.calibrate import calibrate_depth
 from deidstream.modelbuild.collect import Sample, StillLandmarker, still_samples, video_samples
-from deidstream.modelbuild.spaces import appearance_space, frontal, shape_space, skin_ita, unwrap_all
+from deidstream.modelbuild.spaces import appearance_space, frontal, shape_space, unwrap_all
 
 log = logging.getLogger(__name__)
 MESH_FILE = "face_geometry/geometry_pipeline_metadata_landmarks.pbtxt"
@@ -89,7 +89,7 @@ def build(args: argparse.Namespace) -> dict:
         textures, atlas.mask, variance=args.appearance_variance, max_components=args.max_appearance,
         component_size=args.component_size)
 
-    from deidstream.evaluation.recognition import DlibRecognizer
+    from deidstream.tracking.recognition import DlibRecognizer
 
     recognizer = DlibRecognizer("hog", upsample=1)
     attributes, attribute_facts = fit_attributes(recognizer, data / "donors/utkface_1500", limit=args.limit)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.facemodel import masked_lowpass, normalise_lighting
-from deidstream.engine.mesh import CanonicalMesh
-from deidstream.engine.pose import fit_pose
-from deidstream.engine.uvmap import UVAtlas
+from deidstream.engine.generator.facemodel import normalise_lighting
+from deidstream.engine.generator.uvmap import UVAtlas
+from deidstream.geometry.mesh import CanonicalMesh
+from deidstream.geometry.pose import fit_pose
 from deidstream.modelbuild.collect import Sample
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,3 @@ def appearance_space(
                           for c in comps])
     mean = mean * mask[..., None]
     return mean.astype(np.float32), Space(space.mean, comps, space.explained, space.samples, space.coefficients)
-
-
-def skin_ita(albedo: np.ndarray, mask: np.ndarray) -> float:
-    """Individual typology angle (degrees) of the skin: higher is lighter (Chardon et al. 1991)."""
-    region = masked_lowpass(albedo, mask.astype(np.float32), 4.0)[mask]
-    lab = cv2.cvtColor(region.reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB).reshape(-1, 3)
-    lightness, b = float(np.median(lab[:, 0])), float(np.median(lab[:, 2]))
-    return float(np.degrees(np.arctan2(lightness - 50.0, b)))

@@ -7,32 +7,10 @@ Comparing colour histograms of consecutive (downscaled) frames finds hard cuts c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-from deidstream.errors import ConfigError
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CutConfig:
-    """A cut is a frame whose hue-saturation histogram correlates with the previous frame's
-    below ``threshold`` (1 = identical), or below ``soft_threshold`` while the mean grey-level
-    change is above ``min_change`` (a cut between shots of similar colours). On the shared
-    clips: the three cuts of the stage clip score 0.44, 0.50 and 0.68 (grey change 28-31);
-    motion within a shot stays above 0.93 or below a change of 14."""
-
-    threshold: float = 0.5
-    soft_threshold: float = 0.9
-    min_change: float = 20.0
-    size: int = 64
-
-    def __post_init__(self) -> None:
-        if not -1.0 < self.threshold < 1.0:
-            raise ConfigError(f"cut threshold must be in (-1, 1), got {self.threshold}")
-        if self.size < 16:
-            raise ConfigError(f"cut size must be >= 16, got {self.size}")
+from deidstream.config import CutConfig
 
 
 class CutDetector:

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from deidstream.config import DetectorConfig
+from deidstream.geometry.boxes import rotate_boxes_to_stored, rotate_points_to_stored, union_clusters
 from deidstream.native import native_stderr_silenced
-from deidstream.tracking.boxes import rotate_boxes_to_stored, rotate_points_to_stored, union_clusters
 from deidstream.types import FaceDetections, Frame
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from deidstream.engine.mesh import CanonicalMesh
-from deidstream.engine.pose import fit_pose
-from deidstream.errors import require
-from deidstream.evaluation.recognition import DlibRecognizer
+from deidstream.config import EmbedderConfig
+from deidstream.geometry.mesh import CanonicalMesh, default_mesh
+from deidstream.geometry.pose import fit_pose
+from deidstream.tracking.recognition import DlibRecognizer
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
@@ -41,59 +41,6 @@ BLUR = "blur"
 ALIGNMENT = "alignment"
 REASONS = (NO_LANDMARKS, SMALL, POSE, BLUR, ALIGNMENT)
 
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EmbedderConfig:
-    """Which faces E_id trusts and how often it looks at each track.
-
-    ``min_face_px``: side of the dlib-like face box below which descriptors are noise;
-    ``full_quality_px``: side from which size no longer adds quality. ``max_yaw_deg`` /
-    ``max_pitch_deg``: pose gates (dlib's network is trained on near-frontal faces).
-    ``min_sharpness``: variance of the Laplacian on the aligned 150 px grey chip: defocused
-    background faces measure 2-10 (and give descriptors 0.6-0.8 from anyone), a soft but clean
-    talking head 16-21 (descriptors within 0.17 of their mean), sharp faces 40-240.
-    ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides.
-    ``every_n_frames``: a track is embedded at most every N frames, to bound the cost (the
-    network takes about 30 ms per face, benchmarks/bench_identity.py); its first ``first_frames`` usable
-    observations are taken on consecutive frames so an identity can be given quickly, unless
-    ``first_frames`` looks in a row found no landmarks (the back of a head, a face too small or
-    turned for FaceMesh: each such look is a FaceMesh call for nothing), then every N until one
-    does. Faces FaceMesh finds but E_id turns down (turned, defocused, misaligned) are still looked
-    at on every frame: their usable frames are few and come and go, and the best of them become
-    the views a surrogate is verified in (backing off for those too locked 1 person of 16 on
-    crowd_1080p instead of 5, ``benchmarks/bench_privacy.py --methods surrogate``). After
-    ``settled_after`` usable observations the track's embedding no longer moves (the mean of 12
-    good looks), so it is looked at every ``settled_every`` frames only: enough to find a better
-    view later, at a fraction of the cost.
-    """
-
-    min_face_px: float = 40.0
-    full_quality_px: float = 96.0
-    max_yaw_deg: float = 35.0
-    max_pitch_deg: float = 30.0
-    min_sharpness: float = 10.0
-    max_alignment_error: float = 0.06
-    every_n_frames: int = 3
-    first_frames: int = 3
-    settled_after: int = 12
-    settled_every: int = 15
-
-    def __post_init__(self) -> None:
-        require(8.0 <= self.min_face_px <= 1000.0, f"expected min_face_px in [8, 1000], got {self.min_face_px}")
-        require(self.full_quality_px >= self.min_face_px,
-               f"expected full_quality_px >= min_face_px ({self.min_face_px}), got {self.full_quality_px}")
-        require(0.0 < self.max_yaw_deg <= 90.0, f"expected max_yaw_deg in (0, 90], got {self.max_yaw_deg}")
-        require(0.0 < self.max_pitch_deg <= 90.0, f"expected max_pitch_deg in (0, 90], got {self.max_pitch_deg}")
-        require(self.min_sharpness >= 0.0, f"expected min_sharpness >= 0, got {self.min_sharpness}")
-        require(0.0 < self.max_alignment_error <= 1.0,
-               f"expected max_alignment_error in (0, 1], got {self.max_alignment_error}")
-        require(self.every_n_frames >= 1, f"expected every_n_frames >= 1, got {self.every_n_frames}")
-        require(self.first_frames >= 0, f"expected first_frames >= 0, got {self.first_frames}")
-        require(self.settled_after >= self.first_frames,
-               f"expected settled_after >= first_frames ({self.first_frames}), got {self.settled_after}")
-        require(self.settled_every >= self.every_n_frames,
-               f"expected settled_every >= every_n_frames ({self.every_n_frames}), got {self.settled_every}")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -187,11 +134,7 @@ class FaceEmbedder:
     ) -> None:
         self.config = config or EmbedderConfig()
         self.recognizer = recognizer or DlibRecognizer()
-        if canonical is None:
-            from deidstream.engine.facemodel import default_model
-
-            canonical = default_model().mesh
-        self._canonical = canonical
+        self._canonical = canonical or default_mesh()
         self._tracks: dict[int, _TrackState] = {}
         self.descriptors_computed = 0
 

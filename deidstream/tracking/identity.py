@@ -29,45 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deidstream.errors import InvalidInputError, require
+from deidstream.config import IdentityConfig
+from deidstream.errors import InvalidInputError
 from deidstream.tracking.embedding import DESCRIPTOR_SIZE, FaceObservation
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 
 BOOK_FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IdentityConfig:
-    """``threshold``: E_id distance under which two tracks' mean embeddings are one person.
-    Track means are less noisy than single descriptors, so it sits below dlib's 0.6 per-image
-    threshold: on the shared clips the performer's two tracks across a cut are 0.33 apart (his
-    single close-up descriptors 0.39-0.59 from the other track's mean), different people's track
-    means 0.69-0.71 (crowd_1080p, two_faces_selfie_portrait; benchmarks/bench_identity.py).
-    ``min_observations``: usable observations a track needs before it is merged with others
-    (offline) or joins an identity (online); tracks with fewer keep an identity of their own.
-    ``new_identity_after``: usable observations an online track without a match waits before it
-    founds a new identity: the first frames after a cut are the least like the person's mean
-    (after a cut on stage_multi_person_cuts the mean of the first 3 is 0.56-0.58 from the person, of
-    the first 8 0.45-0.47, of the whole track 0.32), and an online identity can never be merged
-    later. ``new_identity_margin``: unless no identity it could belong to lies within this distance
-    (far beyond those 0.56-0.58; always so for the first people of a stream): then it founds one
-    after ``min_observations``, so that live, a newcomer's surrogate is not held back for nothing."""
-
-    threshold: float = 0.52
-    min_observations: int = 3
-    new_identity_after: int = 8
-    new_identity_margin: float = 0.75
-
-    def __post_init__(self) -> None:
-        require(0.0 < self.threshold < 2.0, f"expected an identity threshold in (0, 2), got {self.threshold}")
-        require(self.min_observations >= 1, f"expected min_observations >= 1, got {self.min_observations}")
-        require(self.new_identity_after >= self.min_observations,
-                f"expected new_identity_after >= min_observations ({self.min_observations}), "
-                f"got {self.new_identity_after}")
-        require(self.threshold <= self.new_identity_margin < 2.0,
-                f"expected new_identity_margin in [threshold ({self.threshold}), 2), got {self.new_identity_margin}")
 
 
 class _Runs:

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError
-from deidstream.evaluation.recognition import DlibRecognizer
 from deidstream.tracking.embedding import DESCRIPTOR_SIZE
+from deidstream.tracking.recognition import DlibRecognizer
 
 KEEP_THRESHOLD = 0.45
 

@@ -20,31 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deidstream.errors import ConfigError
+from deidstream.config import OneEuroConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class OneEuroConfig:
-    """``min_cutoff`` Hz at rest; ``beta`` Hz more per face size per second of speed; ``d_cutoff`` Hz for
-    the speed estimate; a point's own motion counts where it exceeds ``residual_gate`` times the median."""
-
-    min_cutoff: float = 0.5
-    beta: float = 60.0
-    d_cutoff: float = 4.0
-    residual_gate: float = 3.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "min_cutoff": (self.min_cutoff, 1e-3, 100.0),
-            "beta": (self.beta, 0.0, 1e4),
-            "d_cutoff": (self.d_cutoff, 1e-3, 100.0),
-            "residual_gate": (self.residual_gate, 1.0, 100.0),
-        }
-        for name, (value, lo, hi) in checks.items():
-            if not (isinstance(value, (int, float)) and lo <= value <= hi):
-                raise ConfigError(f"expected {name} in [{lo}, {hi}], got {value!r}")
 
 
 def _smoothing(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:

@@ -17,7 +17,7 @@ from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
 from deidstream.config import TrackerConfig
-from deidstream.tracking.boxes import iou_matrix, scale_about_centre
+from deidstream.geometry.boxes import iou_matrix, scale_about_centre
 from deidstream.types import FaceDetections
 
 _INVALID = 1e6

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError
-from deidstream.tracking.boxes import iou_matrix
+from deidstream.geometry.boxes import iou_matrix
 
 _MIN_TOP_PX = 4  # the coarsest pyramid level keeps at least this many pixels across the crop...
 _MIN_TOP_FACE_PX = 8  # ...and the face: its widest band stays well inside it, so its middle is all render

@@ -1,14 +1,12 @@
-"""Typed configuration for every stage, checked on construction.
-
-Defaults live here and nowhere else, so a threshold has one value in the whole program.
-"""
+"""Configuration of a file run: detection, tracking, the anonymisers, the generator, the encoder."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import secrets
 from dataclasses import dataclass, field
 
-from deidstream.errors import ConfigError, require
+from deidstream.errors import require
 
 # "surrogate" renders a generated identity per person; the others hide faces and are also the
 # fail-closed fallback of "surrogate".
@@ -139,12 +137,9 @@ class EncoderConfig:
 # search reaches 0.9 for 6 of 7 people of the shared clips (benchmarks/bench_lock.py); a person it
 # cannot reach gets the fallback. "low" renders more people, each less far from themselves.
 PRIVACY_PRESETS = {"low": 0.75, "standard": 0.9, "high": 1.0}
-# A live relay's default. Its searches run beside the frames, from a person's first few views, with 12
-# candidates: at 0.9 one of the two people of the two-face benchmark was never locked, and the failed
-# searches cost the other's renders (two interleaved pairs of relays: 1.5-2.6% of frames dropped, p99
-# 188-193 ms, 72-84% rendered once locked, against 0.5-0.6%, 143-164 ms and 90-92% for the previous
-# search, random draws at 0.75).
-LIVE_PRIVACY = "low"
+DEFAULT_TAU = PRIVACY_PRESETS["standard"]
+LOCK_CANDIDATES = 30  # surrogates tried per person at most
+LOCK_EXPLORE = 24  # ... of which at least this many are compared before the farthest that passes is kept
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,9 +157,9 @@ class GeneratorConfig:
     one a random key is drawn per run. The key is never printed.
     """
 
-    tau: float = PRIVACY_PRESETS["standard"]
-    candidates: int = 30
-    explore: int = 24
+    tau: float = DEFAULT_TAU
+    candidates: int = LOCK_CANDIDATES
+    explore: int = LOCK_EXPLORE
     min_face_px: int = 32
     max_yaw_deg: float = 70.0
     shading_sigma: float = 0.12
@@ -180,6 +175,10 @@ class GeneratorConfig:
         require(0.0 < self.shading_sigma < 1.0, f"shading_sigma must be in (0, 1), got {self.shading_sigma}")
         require(self.raster_px >= 32, f"raster_px must be >= 32, got {self.raster_px}")
         require(self.key is None or len(self.key) > 0, "the identity key must not be empty")
+
+    def run_key(self) -> bytes:
+        """The key of one run: the user's, or a random one (surrogates then differ from run to run)."""
+        return self.key or secrets.token_bytes(32)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,113 +210,14 @@ class PipelineConfig:
         return max(self.tracker.backfill, self.detector.full_range_every - 1)
 
 
-RTSP_TRANSPORTS = ("tcp", "udp")
-MAX_HOLD_FRAMES = 300  # 10 s at 30 fps: every held frame is a full picture in memory
-_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``10m`` or ``1h``.
-
-    >>> parse_duration("10m"), parse_duration("1.5h"), parse_duration("45")
-    (600.0, 5400.0, 45.0)
-    """
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in ("s", "m", "h") else ""
-    try:
-        seconds = float(value[: len(value) - len(unit)]) * _DURATION_UNITS[unit]
-    except ValueError:
-        raise ConfigError(f"expected a duration like 90s, 10m or 1h, got {text!r}") from None
-    require(seconds > 0, f"expected a positive duration, got {text!r}")
-    return seconds
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LiveSourceConfig:
-    """A live source: RTSP transport, timeouts, reconnection, and what to ask a webcam for.
-
-    After a connection is lost or stalls (no picture for ``read_timeout_s``), the source reconnects,
-    waiting ``backoff_initial_s``, then ``backoff_factor`` times longer after each failed attempt, up to
-    ``backoff_max_s``; it gives up after ``give_up_after_s`` without a picture (None: never). A source that
-    cannot be opened at all at start is an error at once. ``width``/``height``/``fps`` (webcam only, None:
-    the camera's default) are requested from the driver, which may pick the nearest mode it has.
-    ``ca_file``: PEM certificates an ``rtsps://`` camera's certificate must chain to (None: not
-    verified, as in ffmpeg; whoever sits between the camera and us then sees the faces).
-    ``cert_file``/``key_file``: the client certificate and its key (PEM) shown to an ``rtsps://``
-    camera that lets in only known clients (mutual TLS); both or neither.
-    """
-
-    rtsp_transport: str = "tcp"
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    backoff_initial_s: float = 0.5
-    backoff_factor: float = 2.0
-    backoff_max_s: float = 30.0
-    give_up_after_s: float | None = None
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-
-    def __post_init__(self) -> None:
-        require(self.rtsp_transport in RTSP_TRANSPORTS,
-               f"unknown RTSP transport {self.rtsp_transport!r}; expected one of {', '.join(RTSP_TRANSPORTS)}")
-        require(self.open_timeout_s > 0, f"open_timeout_s must be > 0, got {self.open_timeout_s}")
-        require(self.read_timeout_s > 0, f"read_timeout_s must be > 0, got {self.read_timeout_s}")
-        require(self.backoff_initial_s > 0, f"backoff_initial_s must be > 0, got {self.backoff_initial_s}")
-        require(self.backoff_factor >= 1, f"backoff_factor must be >= 1, got {self.backoff_factor}")
-        require(self.backoff_max_s >= self.backoff_initial_s,
-               f"backoff_max_s must be >= backoff_initial_s, got {self.backoff_max_s}")
-        require(self.give_up_after_s is None or self.give_up_after_s > 0,
-               f"give_up_after_s must be > 0 or None, got {self.give_up_after_s}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            require(value is None or 16 <= value <= 8192, f"{name} must be in [16, 8192], got {value}")
-        require(self.fps is None or 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps}")
-        require(self.ca_file is None or os.path.isfile(self.ca_file), f"{self.ca_file}: no such CA file")
-        require((self.cert_file is None) == (self.key_file is None),
-                "a client certificate needs its key, and a key its certificate (cert_file and key_file)")
-        for name, path in (("client certificate", self.cert_file), ("client key", self.key_file)):
-            require(path is None or os.path.isfile(path), f"{path}: no such {name} file")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LiveConfig:
-    """Live scheduling: bounded queues, a time budget per frame, the fallback, and the live encoder.
-
-    A frame's faces must be processed by ``budget_ms`` after its capture (and each frame's rendering
-    may take at most one frame interval, so processing keeps up with the source). A face whose
-    expensive path (the generator) would end later, fails or refuses gets ``fallback_mode`` instead.
-    Every queue holds at most ``queue_size`` frames; when one is full its oldest frame is dropped,
-    and a frame older than ``max_latency_ms`` when processing starts is dropped: a frame is sent
-    only after all its faces were processed, never before. ``gop_s`` is the keyframe interval of
-    the live H.264 stream (viewers joining wait at most that long; recording segments start on one).
-    ``hold_frames`` covered frames are held back before sending, so that a face the detector finds
-    late is also hidden in them, back to the start of its shot, as in files (0: every frame is sent
-    at once; each held frame adds a frame interval of latency).
-    """
-
-    budget_ms: float = 100.0
-    max_latency_ms: float = 500.0
-    queue_size: int = 2
-    fallback_mode: str = "blur"
-    gop_s: float = 1.0
-    preset: str = "ultrafast"
-    crf: int = 23
-    hold_frames: int = 0
-
-    def __post_init__(self) -> None:
-        require(0 <= self.hold_frames <= MAX_HOLD_FRAMES,
-                f"hold_frames must be in [0, {MAX_HOLD_FRAMES}], got {self.hold_frames}")
-        require(self.budget_ms > 0, f"budget_ms must be > 0, got {self.budget_ms}")
-        require(self.max_latency_ms >= self.budget_ms,
-               f"max_latency_ms must be >= budget_ms ({self.budget_ms}), got {self.max_latency_ms}")
-        require(1 <= self.queue_size <= 64, f"queue_size must be in [1, 64], got {self.queue_size}")
-        require(self.fallback_mode in FALLBACK_MODES,
-               f"unknown fallback mode {self.fallback_mode!r}; expected one of {', '.join(FALLBACK_MODES)}")
-        require(0 < self.gop_s <= 60, f"gop_s must be in (0, 60], got {self.gop_s}")
-        require(self.preset in PRESETS, f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
-        require(0 <= self.crf <= 51, f"crf must be in [0, 51], got {self.crf}")
-
+def with_mode(config: PipelineConfig | None, mode: str | None) -> PipelineConfig:
+    """``config`` (or the defaults) in ``mode``: "surrogate" renders a surrogate per person (the
+    anonymiser is its fallback); the other modes hide every face that way and run no generator;
+    None keeps ``config``'s own mode."""
+    config = config or PipelineConfig()
+    if mode == "surrogate":
+        return dataclasses.replace(config, generator=config.generator or GeneratorConfig())
+    if mode is None:
+        return config
+    require(mode in FALLBACK_MODES, f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    return dataclasses.replace(config, generator=None, anonymizer=dataclasses.replace(config.anonymizer, mode=mode))

@@ -4,7 +4,7 @@
 turned and placed by z_d, scale and translation), rasterises it with a depth test, and samples
 the identity's albedo texture with ``grid_sample`` at each covered pixel's UV, so the image is
 differentiable w.r.t. the appearance coefficients and, through barycentrics recomputed in
-torch, w.r.t. the shape coefficients. :class:`deidstream.engine.fast.FastPath` is the same
+torch, w.r.t. the shape coefficients. :class:`deidstream.engine.generator.fast.FastPath` is the same
 render without autograd, the one that runs per frame; it also carries this frame's shading and
 colour over as a smooth ratio (the frame's low-pass over the render's), which matches the
 scene's light.
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deidstream.engine.facemodel import FaceModel, Identity
-from deidstream.engine.fast import AuxCode, Crop, rotation_matrix
-from deidstream.engine.masks import InteriorContours, polygons_mask
-from deidstream.engine.raster import rasterize, signed_areas
+from deidstream.engine.generator.facemodel import FaceModel, Identity
+from deidstream.engine.generator.fast import AuxCode, Crop, rotation_matrix
+from deidstream.engine.generator.masks import InteriorContours, polygons_mask
+from deidstream.engine.generator.raster import rasterize, signed_areas
 
 __all__ = ["AuxCode", "Crop", "Generator", "Render", "rotation_matrix"]
 

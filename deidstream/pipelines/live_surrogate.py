@@ -14,51 +14,37 @@ from __future__ import annotations
 
 import logging
 import queue
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from deidstream.config import GeneratorConfig
-from deidstream.engine.aux import canonical_shape
-from deidstream.engine.compositor import RenderedFace
+from deidstream.config import GeneratorConfig, live_lock_config
 from deidstream.engine.deid import Deidentifier, Person
-from deidstream.engine.face_render import FaceRenderer
-from deidstream.engine.follow import AnchorFollower
-from deidstream.engine.inversion import Observation
-from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, LockConfig, SurrogateLocker, wide_enough
-from deidstream.engine.repaint import Repainter, anchors_of
+from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.compositor import RenderedFace
+from deidstream.engine.generator.face_render import FaceRenderer
+from deidstream.engine.generator.follow import AnchorFollower
+from deidstream.engine.generator.inversion import Observation
+from deidstream.engine.generator.repaint import Repainter, anchors_of
+from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, SurrogateLocker, wide_enough
 from deidstream.native import lower_priority
+from deidstream.tracking.embedding import FaceEmbedder
+from deidstream.tracking.identity import IdentityBook
+from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.tracking.smoothing import LandmarkSmoother
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
-# A search runs beside the frames, so it is shorter than a file's: the first draws and two climbing
-# rounds, each candidate judged in the best view and verified in the next. The files' search (24 candidates
-# in two views) delayed the first surrogate from 1.8 to 5.9 s with one face and to 15.2 s with two; 12 in
-# two views cost the two-face relay's p99 and share rendered (benchmarks/bench_live.py, scratch runs).
-LIVE_CANDIDATES = 12
-# A search with none of those 12 verified goes on drawing, up to 24, unless its best is 0.05 short of τ
-# (hopeless). Replays of the two-face benchmark's six first searches, under 24 keys each, locked 137
-# of 144 with 12 and 143 of 144 with this; a failed search leaves its person blurred until a retry about
-# 10 s later. The extra draws cost only the searches that would have failed.
-LIVE_MAX_CANDIDATES = 24
 TURN_CYCLE_MIN = 3  # frames in which locked faces take their turns at a new render, when there are several
 TURN_NEVER = 1 << 30  # the age of a face that never had a turn: due first
-LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates while faces are rendered (Python: one GIL)
 LIVE_RETRIES = 2  # further searches for a person whose search failed (a failed person stays blurred)
 RETRY_LOOKS = 24  # usable looks between searches (looks come every 3rd, later every 15th frame)
 RETRY_MIN_FACE_PX = SECOND_SEARCH_MIN_FACE_PX  # only faces this wide in all three views are searched again
 WORK_QUEUE = 4  # frames waiting for the worker; more are skipped (the worker is behind, not the stream)
-
-
-def live_lock_config(config: GeneratorConfig) -> LockConfig:
-    """The lock's search for a live source: shorter than a file's, judged in one view, yielding the CPU
-    between candidates (see ``LIVE_CANDIDATES``)."""
-    return LockConfig(tau=config.tau, candidates=min(config.candidates, LIVE_MAX_CANDIDATES), explore=LIVE_CANDIDATES,
-                      give_up_after=LIVE_CANDIDATES, search_views=1, pause_s=LIVE_LOCK_PAUSE_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +95,13 @@ class SurrogatePath:
     name = "surrogate"
     budgets_itself = True  # a repaint fits where a new render would not
 
-    def __init__(self, config: GeneratorConfig, renderer: FaceRenderer, *, landmarker: object | None = None,
-                 embedder: object | None = None, book: object | None = None,
-                 recognizer: object | None = None) -> None:
-        from deidstream.evaluation.recognition import DlibRecognizer
+    def __init__(self, config: GeneratorConfig, renderer: FaceRenderer, *, landmarker: FaceLandmarker | None = None,
+                 embedder: FaceEmbedder | None = None, book: IdentityBook | None = None,
+                 recognizer: DlibRecognizer | None = None) -> None:
         from deidstream.tracking.embedding import FaceEmbedder
         from deidstream.tracking.identity import IdentityBook
         from deidstream.tracking.landmarks import FaceLandmarker
-        from deidstream.tracking.smoothing import LandmarkSmoother
+        from deidstream.tracking.recognition import DlibRecognizer
 
         self.config = config
         self.renderer = renderer
@@ -129,8 +114,7 @@ class SurrogatePath:
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
         self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
-                                      config.key or secrets.token_bytes(32),
-                                      live_lock_config(config))
+                                      config.run_key(), live_lock_config(config))
         self._rendering = False  # a locked face was in the last frame prepared: a search yields to its renders
         self.locker.pause_when = lambda: self._rendering
         self._mesh = renderer.model.mesh
@@ -158,9 +142,9 @@ class SurrogatePath:
     def close(self) -> None:
         self._jobs.put(None)
         self._worker.join(timeout=30)
-        self.landmarker.close()  # type: ignore[attr-defined]
+        self.landmarker.close()
         if self._own_recognizer:
-            self.recognizer.close()  # type: ignore[attr-defined]
+            self.recognizer.close()
 
     # -- per frame: ``prepare`` on the scheduler's tracking thread, ``render_face`` on its cover thread --
     def prepare(self, image: np.ndarray, faces: FaceDetections) -> _Prepared:
@@ -169,12 +153,12 @@ class SurrogatePath:
         self._frame_index += 1
         index, now = self._frame_index, time.monotonic()
         if faces.track_id is None:
-            points = tuple(self.landmarker.landmarks(image, faces, t=now))  # type: ignore[attr-defined]
+            points = tuple(self.landmarker.landmarks(image, faces, t=now))
             return _Prepared(index, points, tuple(None if p is None else anchors_of(p) for p in points),
                              (False,) * len(faces))
         ids = [int(t) for t in faces.track_id]
         with self._state:
-            known = [self.book.identity_of(t) for t in ids]  # type: ignore[attr-defined]
+            known = [self.book.identity_of(t) for t in ids]
             people = [None if k is None else self._people.get(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
         self._rendering = bool(locked.any())
@@ -183,7 +167,7 @@ class SurrogatePath:
         # Landmarks are for rendering (locked faces) and for E_id's looks at the others, which come every
         # 3rd, later every 15th frame; the fallback needs only the box. (The worker decides again: a
         # look it finds due without landmarks is spent as "no landmarks", which only delays it.)
-        looking = [not d and self.embedder.due(t, index) for d, t in zip(done, ids)]  # type: ignore[attr-defined]
+        looking = [not d and self.embedder.due(t, index) for d, t in zip(done, ids)]
         turns = render_turns(index, faces.track_id, locked, waiting, self._planned)
         for gone in set(self._planned) - set(ids):
             self._planned.pop(gone, None)
@@ -217,7 +201,7 @@ class SurrogatePath:
             for i, tid in enumerate(ids):
                 if taking_turns[i] and not turns[i] and follower.can_follow(tid, self._frame_index):
                     anchors[i] = follower.follow(tid, self._frame_index, image)
-        points = self.landmarker.landmarks(image, faces, t=now, skip=[not n for n in needed],  # type: ignore[attr-defined]
+        points = self.landmarker.landmarks(image, faces, t=now, skip=[not n for n in needed],
                                            hold=[a is not None for a in anchors])
         for i, (tid, p) in enumerate(zip(ids, points)):
             if p is not None:
@@ -287,7 +271,7 @@ class SurrogatePath:
         if faces.track_id is None:
             return None
         with self._state:
-            identity = self.book.identity_of(int(faces.track_id[i]))  # type: ignore[attr-defined]
+            identity = self.book.identity_of(int(faces.track_id[i]))
             person = self._people.get(identity) if identity is not None else None
         return person if person is not None and person.surrogate is not None else None
 
@@ -305,12 +289,12 @@ class SurrogatePath:
                             exc_info=True)
 
     def _digest(self, job: _Job) -> None:
-        observations = self.embedder.observe(job.image, job.faces, list(job.points), job.index)  # type: ignore[attr-defined]
+        observations = self.embedder.observe(job.image, job.faces, list(job.points), job.index)
         with self._state:
-            self.book.see(job.faces, job.index)  # type: ignore[attr-defined]
+            self.book.see(job.faces, job.index)
         for obs in observations:
             with self._state:
-                identity = self.book.add(obs)  # type: ignore[attr-defined]
+                identity = self.book.add(obs)
             if not obs.usable:
                 continue
             i = int(np.flatnonzero(job.faces.track_id == obs.track_id)[0])
@@ -359,12 +343,12 @@ class SurrogatePath:
         attempt = self._attempts.get(identity, 0)
         self._attempts[identity] = attempt + 1
         self._looks[identity] = 0
-        embedding = self.book.embedding(identity)  # type: ignore[attr-defined]
+        embedding = self.book.embedding(identity)
         views = [v for _, v in self._views[track_id]]
         book = self.book
         with self._state:  # the other people met so far: the surrogate must not look like them
-            known = [i for i in book.identities() if i != identity and book.has_embedding(i)]  # type: ignore[attr-defined]
-            others = np.array([book.embedding(i) for i in known], np.float32).reshape(-1, 128)  # type: ignore[attr-defined]
+            known = [i for i in book.identities() if i != identity and book.has_embedding(i)]
+            others = np.array([book.embedding(i) for i in known], np.float32).reshape(-1, 128)
         lock = self.locker.lock(identity, embedding, views, others, verify_views=3 if retry else 2,
                                 first_attempt=attempt * self.locker.config.candidates)
         person = Person(identity, lock.surrogate, np.mean(self._shapes[track_id], axis=0).astype(np.float32))

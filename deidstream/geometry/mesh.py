@@ -11,11 +11,15 @@ face looking at the camera has the identity rotation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 N_VERTICES = 468
+# The mesh above in image axes, as the face model stores it (MediaPipe authors, Apache-2.0): for the
+# rooms that need the canonical face without the generator (E_id alignment, pose gates).
+DEFAULT_MESH = Path(__file__).resolve().parent / "canonical_mesh.npz"
 _TO_IMAGE_AXES = np.array([1.0, -1.0, -1.0], np.float32)
 
 
@@ -49,3 +53,10 @@ class CanonicalMesh:
             triangles=np.array(mesh.index_buffer, np.int32).reshape(-1, 3),
             weights=weights,
         )
+
+
+@cache
+def default_mesh() -> CanonicalMesh:
+    """MediaPipe's canonical mesh, shipped beside this module (loaded once)."""
+    with np.load(DEFAULT_MESH) as z:
+        return CanonicalMesh(z["vertices"], z["uvs"], z["triangles"], z["weights"])

@@ -19,11 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from deidstream.config import AnonymizerConfig, LiveConfig, LiveSourceConfig, PipelineConfig
+from deidstream.config import (
+    AnonymizerConfig,
+    LiveConfig,
+    LiveSourceConfig,
+    PipelineConfig,
+    live_generator_config,
+    with_mode,
+)
 from deidstream.engine.anonymizers import make_anonymizer
+from deidstream.engine.generator.face_render import make_renderer
 from deidstream.native import blas_single_threaded, heap_frozen, opencv_single_threaded
-from deidstream.stream.live import FacePath, LiveProcessor, LiveStats, make_face_path
-from deidstream.stream.live_hold import HeldFrames
+from deidstream.pipelines.core import BackfillWindow
+from deidstream.pipelines.live import FacePath, LiveProcessor, LiveStats, make_face_path
+from deidstream.pipelines.live_surrogate import SurrogatePath
 from deidstream.stream.live_sink import (
     EncodedSink,
     LiveSink,
@@ -34,10 +43,11 @@ from deidstream.stream.live_sink import (
     check_record_path,
 )
 from deidstream.stream.live_source import Captured, LiveSource, open_live_source
-from deidstream.stream.pipeline import END, get_until_stopped, guard, put_until_stopped
 from deidstream.stream.rtsp_push import RtspPush
+from deidstream.stream.threads import END, get_until_stopped, guard, put_until_stopped
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
+from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +119,12 @@ def run_live(
             put_until_stopped(outbox, END, stop)
         return body
 
-    hold = HeldFrames(config.hold_frames, processor.fallback, processor.tracker.config) if config.hold_frames else None
+    def hide(item: Captured, boxes: np.ndarray) -> Captured:
+        processor.fallback.apply(item.frame.image, FaceDetections(boxes, np.ones(len(boxes), np.float32)))
+        return item
+
+    tracker = processor.core.tracker.config
+    hold = BackfillWindow(config.hold_frames, tracker, hide) if config.hold_frames else None
 
     def cover() -> None:
         def out(done: Captured) -> None:
@@ -118,7 +133,7 @@ def run_live(
 
         while (tracked := get_until_stopped(q_cover, stop)) is not END:
             if hold is not None:  # a dropped frame's news (a cut, a new face) still concerns the held ones
-                hold.note(tracked.born, tracked.cut)
+                hold.note(tracked.tracked.born, tracked.tracked.cut)
             if time.monotonic() - tracked.item.captured > max_age:
                 stats.drop("stale")
                 continue
@@ -199,13 +214,17 @@ def relay(
     face_path: FacePath | None = None,
     sinks: Sequence[LiveSink] = (),
     on_start: Callable[[LiveSource], None] | None = None,
+    mode: str | None = None,
 ) -> LiveStats:
     """De-identify a live source (``rtsp://…``, a webcam number or ``/dev/videoN``) into live outputs:
     ``push`` (an ``rtsp://`` URL on a media server), ``record`` (a file, in ``segment_s`` segments),
-    ``virtual_camera``, ``preview``, and any extra ``sinks``. ``face_path`` is the expensive per-face
-    path (default: the mode's anonymiser); the fallback is ``live.fallback_mode``. Blocks until the
+    ``virtual_camera``, ``preview``, and any extra ``sinks``. ``mode`` (or ``config``'s) as for files: the
+    surrogate mode renders each person's surrogate once it is locked, the others hide every face; the
+    fallback is ``live.fallback_mode``. ``face_path`` replaces the mode's per-face path. Blocks until the
     source ends or gives up, ``stop`` is set, or a limit is reached; returns the counters."""
-    config = config or PipelineConfig()
+    if mode == "surrogate" and (config is None or config.generator is None):
+        config = dataclasses.replace(config or PipelineConfig(), generator=live_generator_config())
+    config = with_mode(config, mode)
     live = live or LiveConfig()
     stop = stop or threading.Event()
     if record is not None:
@@ -249,9 +268,10 @@ def relay(
                     output.prepare(width, height)
             src.open()
         fallback = make_anonymizer(fallback_config(config.anonymizer, live))
-        processor = LiveProcessor(
-            detector, FaceTracker(config.tracker), face_path or make_face_path(config.anonymizer), fallback, live,
-            LiveStats(), frame_interval_s=1 / float(src.fps))
+        own_path = face_path is None
+        path = face_path or _mode_path(config)
+        processor = LiveProcessor(detector, FaceTracker(config.tracker), path, fallback, live, LiveStats(),
+                                  frame_interval_s=1 / float(src.fps))
     except BaseException:
         src.close()
         if own_detector:
@@ -261,10 +281,19 @@ def relay(
         with blas_single_threaded(), opencv_single_threaded(), heap_frozen():
             stats = run_live(src, processor, outputs, stop=stop, max_frames=max_frames, duration_s=duration_s)
     finally:
+        if own_path:
+            path.close()
         if own_detector:
             detector.close()
     log.info(stats.summary())
     return stats
+
+
+def _mode_path(config: PipelineConfig) -> FacePath:
+    """The per-face path of the run's mode: each person's surrogate, or the mode's anonymiser."""
+    if config.generator is not None:
+        return SurrogatePath(config.generator, make_renderer(config.generator))
+    return make_face_path(config.anonymizer)
 
 
 def fallback_config(config: AnonymizerConfig, live: LiveConfig) -> AnonymizerConfig:

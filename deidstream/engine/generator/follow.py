@@ -1,7 +1,7 @@
 """Live: where a locked face's anchor landmarks are now, by optical flow instead of FaceMesh.
 
 When locked faces take turns at a new render, the others get their last render moved
-(:mod:`deidstream.engine.repaint`), which needs only where the anchor landmarks are now.
+(:mod:`deidstream.engine.generator.repaint`), which needs only where the anchor landmarks are now.
 FaceMesh costs 4.8-6.5 ms per face and frame, Lucas-Kanade flow of the 47 anchors from the
 previous frame 1.2-2.2 ms (128- and 256-px faces, two runs of ``python benchmarks/bench_generator.py
 --only speed``); with two faces taking turns, four of every six faces need only their anchors. The flow
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.repaint import rigid_motion
+from deidstream.engine.generator.repaint import rigid_motion
 
 _LK = {"winSize": (21, 21), "maxLevel": 3,
        "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
@@ -40,7 +40,7 @@ class AnchorFollower:
     ``max_gap``: frames flow may run after FaceMesh's landmarks; ``margin``: grey pixels kept
     around the anchors, as a fraction of their box; ``min_tracked``: the share of anchors flow must
     find (the others, often off the frame's edge, move with them); ``max_error``, ``max_scale``: the rigid-motion
-    test of :func:`~deidstream.engine.repaint.rigid_motion` against FaceMesh's last anchors.
+    test of :func:`~deidstream.engine.generator.repaint.rigid_motion` against FaceMesh's last anchors.
     One per thread (the scheduler's tracking thread)."""
 
     def __init__(self, *, max_gap: int = 2, margin: float = 0.3, min_tracked: float = 0.8,

@@ -47,7 +47,7 @@ class DlibRecognizer:
 
     def __init__(self, detector: str = "hog", upsample: int = 1, *, workers: int = 0, background: bool = False) -> None:
         """``workers``: run the descriptor network in that many child processes (see
-        :mod:`deidstream.evaluation.descriptor_worker`: dlib holds the GIL for the whole pass);
+        :mod:`deidstream.tracking.descriptor_worker`: dlib holds the GIL for the whole pass);
         ``background``: at a lower CPU priority (live, where frames come first)."""
         try:
             import dlib
@@ -69,7 +69,7 @@ class DlibRecognizer:
         network = models / "dlib_face_recognition_resnet_model_v1.dat"
         self._worker = None
         if workers:
-            from deidstream.evaluation.descriptor_worker import DescriptorPool
+            from deidstream.tracking.descriptor_worker import DescriptorPool
 
             self._worker = DescriptorPool(network, workers)
             if background:

@@ -20,17 +20,17 @@ import numpy as np
 
 from deidstream.config import AnonymizerConfig, LiveConfig
 from deidstream.engine.anonymizers import FaceAnonymizer, make_anonymizer
-from deidstream.engine.compositor import RenderedFace, covered_pixels, restore_covered
+from deidstream.engine.generator.compositor import RenderedFace, covered_pixels, restore_covered
 from deidstream.errors import ConfigError
+from deidstream.pipelines.core import FrameCore, Tracked
 from deidstream.stream.live_source import Captured
 from deidstream.tracking.cuts import CutDetector
-from deidstream.tracking.detector import FaceDetector, detect_upright
+from deidstream.tracking.detector import FaceDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 
-_NOBODY = np.zeros((0, 4), np.float32)  # no face first detected in a frame
 LATENCY_BIN_MS = 1.0
 LATENCY_BINS = 10_000  # 10 s; slower frames land in the last bin
 
@@ -65,6 +65,10 @@ class FacePath(Protocol):
         with an anonymiser."""
         ...
 
+    def close(self) -> None:
+        """Free what the path holds (models, worker threads and processes)."""
+        ...
+
 
 class AnonymizerPath:
     """A blur / pixelate / solid anonymiser as the per-face path (the modes that exist today)."""
@@ -88,6 +92,9 @@ class AnonymizerPath:
 
     def painted(self) -> Sequence[RenderedFace]:
         return ()
+
+    def close(self) -> None:
+        return None
 
 
 LIVE_MODES = ("blur", "pixelate", "solid")  # the surrogate mode resolves identities in two passes over a file
@@ -236,23 +243,25 @@ class LiveStats:
 
 
 @dataclass(frozen=True, slots=True)
-class Tracked:
-    """A frame between tracking and covering: its tracked faces and the face path's analysis of
-    them (``usable`` False: the analysis failed, every face gets the fallback), and what back-fill
-    needs: the faces first detected in it, and whether it starts a shot."""
+class LiveTracked:
+    """A captured frame between tracking and covering: the core's tracking of it (faces, faces first
+    detected in it, whether it starts a shot) and the face path's analysis of its faces (``usable``
+    False: the analysis failed, every face gets the fallback)."""
 
     item: Captured
-    faces: FaceDetections
+    tracked: Tracked
     prepared: object
     usable: bool = True
-    born: np.ndarray = field(default_factory=lambda: _NOBODY)  # first boxes of new faces (when frames are held)
-    cut: bool = False  # the frame starts a new shot (known only when frames are held for back-fill)
+
+    @property
+    def faces(self) -> FaceDetections:
+        return self.tracked.faces
 
 
 class LiveProcessor:
     """Detector → tracker → per-face expensive path or fallback, for one live stream, within a time budget.
 
-    Three stages, each on its own thread in :func:`~deidstream.stream.live_run.run_live`: ``detect``,
+    Three stages, each on its own thread in :func:`~deidstream.pipelines.live_run.run_live`: ``detect``,
     ``track`` (with the face path's per-frame ``prepare``, e.g. landmarks) and ``cover``, so one frame's
     analysis overlaps the previous frame's rendering. A frame's deadline is ``budget_ms`` after its
     capture, and at most one frame interval after its covering starts (so covering keeps up with the
@@ -273,38 +282,34 @@ class LiveProcessor:
     ) -> None:
         if frame_interval_s <= 0:
             raise ConfigError(f"frame_interval_s must be > 0, got {frame_interval_s}")
-        self.detector = detector
-        self.tracker = tracker
+        # shots and new faces matter only to back-fill, when frames are held (a cut check: 2 ms a frame at 1080p)
+        held = config.hold_frames > 0
+        self.core = FrameCore(detector, tracker, backfill=held, cuts=CutDetector() if held else None)
         self.face_path = face_path
         self.fallback = fallback
         self.config = config
         self.stats = stats
         self.frame_interval_s = frame_interval_s
-        # shots and new faces matter only to back-fill, when frames are held (a cut check: 2 ms a frame at 1080p)
-        self.cuts = CutDetector() if config.hold_frames else None
         self.face_cost_s = 0.0  # running mean of the face path's time per face
         self._errors_logged: set[str] = set()
 
     def detect(self, item: Captured) -> tuple[Captured, FaceDetections]:
-        return item, detect_upright(self.detector, item.frame)
+        return item, self.core.detect(item.frame)[1]
 
-    def track(self, detected: tuple[Captured, FaceDetections]) -> Tracked:
+    def track(self, detected: tuple[Captured, FaceDetections]) -> LiveTracked:
         """Second stage, in frame order: the tracked faces and the face path's per-frame analysis."""
         item, detections = detected
-        frame = item.frame
-        cut = self.cuts is not None and self.cuts.is_cut(frame.image)
-        faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
-        born = self.tracker.born(frame.index) if self.cuts is not None else _NOBODY
+        tracked = self.core.track((item.frame, detections))
         prepared = None
-        if len(faces):
+        if len(tracked.faces):
             try:
-                prepared = self.face_path.prepare(frame.image, faces)
+                prepared = self.face_path.prepare(item.frame.image, tracked.faces)
             except Exception as exc:  # noqa: BLE001 - without its analysis every face of the frame falls back
                 self._failed(exc)
-                return Tracked(item, faces, None, usable=False, born=born, cut=cut)
-        return Tracked(item, faces, prepared, born=born, cut=cut)
+                return LiveTracked(item, tracked, None, usable=False)
+        return LiveTracked(item, tracked, prepared)
 
-    def cover(self, tracked: Tracked) -> Captured:
+    def cover(self, tracked: LiveTracked) -> Captured:
         """Last stage: hide every tracked face of the frame (in place); returns the frame, ready to send."""
         item, faces = tracked.item, tracked.faces
         start = time.monotonic()

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.aux import encode_aux
-from deidstream.engine.compositor import Compositor, RenderedFace
-from deidstream.engine.facemodel import FaceModel, Identity
-from deidstream.engine.fast import AuxCode, FastPath, FastRender
-from deidstream.engine.masks import interior_mask
+from deidstream.config import GeneratorConfig
+from deidstream.engine.generator.aux import encode_aux
+from deidstream.engine.generator.compositor import Compositor, RenderedFace
+from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
+from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender
+from deidstream.engine.generator.masks import interior_mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +72,8 @@ class FaceRenderer:
         face, _ = self.render(frame, points, person_shape, surrogate, aux)
         self.compositor.apply(frame, face)
         return face
+
+
+def make_renderer(config: GeneratorConfig) -> FaceRenderer:
+    """The renderer of the shipped face model with ``config``'s light and raster settings."""
+    return FaceRenderer(default_model(), shading_sigma=config.shading_sigma, raster_px=config.raster_px)

@@ -5,7 +5,7 @@ frame on two cores (a new render and blend: 12.9-18.6 ms for a 256-px face here,
 `benchmarks/bench_generator.py`). :class:`Repainter` lets the live path render each face in turn
 and give the others, in between, the pixels its last render blended in: warped by the similarity
 that takes that frame's anchor landmarks (:func:`anchors_of`; FaceMesh's, or followed by optical
-flow, :mod:`deidstream.engine.follow`) to this frame's and blended with that render's own alpha (eye
+flow, :mod:`deidstream.engine.generator.follow`) to this frame's and blended with that render's own alpha (eye
 openings and mouth included). A paint older than ``max_age`` frames, or a face that moved in a way
 a similarity does not explain (a turn, a fast change of expression), is not repainted: the caller
 renders it anew or falls back.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.compositor import RenderedFace
+from deidstream.engine.generator.compositor import RenderedFace
 
 # stable points for the similarity: the face oval, brows, nose ridge and eye corners of the 468
 ANCHORS = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,

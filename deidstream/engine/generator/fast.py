@@ -1,7 +1,7 @@
 """The per-frame render of G_3d: numpy and OpenCV only (no torch at run time).
 
 z_aux (:class:`AuxCode`), where a render sits in the frame (:class:`Crop`), and
-:class:`FastPath`, the inference render that :mod:`deidstream.engine.render`'s differentiable
+:class:`FastPath`, the inference render that :mod:`deidstream.engine.generator.render`'s differentiable
 ``Generator`` defines: the same maths without autograd. Keeping it apart keeps torch (1.8 s to
 import here) out of every run that only renders.
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.facemodel import FaceModel
-from deidstream.engine.raster import rasterize_attributes, signed_areas
+from deidstream.engine.generator.facemodel import FaceModel
+from deidstream.engine.generator.raster import rasterize_attributes, signed_areas
 
 
 @dataclass(frozen=True, slots=True)

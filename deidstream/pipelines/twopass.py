@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,25 +23,26 @@ from pathlib import Path
 
 import numpy as np
 
-from deidstream.config import GeneratorConfig, PipelineConfig
-from deidstream.engine.aux import canonical_shape
+from deidstream.config import GeneratorConfig, PipelineConfig, file_lock_config
 from deidstream.engine.deid import Deidentifier, FrameFaces, Person
-from deidstream.engine.face_render import FaceRenderer
-from deidstream.engine.facemodel import default_model
-from deidstream.engine.inversion import Observation
-from deidstream.engine.lock import SECOND_SEARCH_WITHIN, Lock, LockConfig, SurrogateLocker, wide_enough
-from deidstream.evaluation.recognition import DlibRecognizer
+from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.face_render import FaceRenderer, make_renderer
+from deidstream.engine.generator.inversion import Observation
+from deidstream.engine.lock import SECOND_SEARCH_WITHIN, Lock, SurrogateLocker, wide_enough
+from deidstream.geometry.mesh import default_mesh
+from deidstream.pipelines.core import BackfillWindow, FrameCore
 from deidstream.report import RunReport
-from deidstream.stream.pipeline import StageClock, run_pipeline
 from deidstream.stream.sink import FileSink
 from deidstream.stream.source import FileSource, VideoInfo
+from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
-from deidstream.tracking.detector import FaceDetector, detect_upright
+from deidstream.tracking.detector import FaceDetector
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.tracking.recognition import DlibRecognizer
 from deidstream.tracking.smoothing import LandmarkSmoother
-from deidstream.tracking.tracker import FaceTracker, backfill_boxes
+from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
 
 log = logging.getLogger(__name__)
@@ -73,46 +73,50 @@ class _Exemplars:
         del self.views[EXEMPLARS_PER_TRACK:]
 
 
+def _with_backfill(known: FrameFaces, boxes: np.ndarray) -> FrameFaces:
+    return dataclasses.replace(known, backfill=np.concatenate([known.backfill, boxes]))
+
+
 class Analysis:
     """Pass 1 state: per-frame faces, the identity book, and per-track shapes and best views."""
 
     def __init__(self, detector: FaceDetector, config: PipelineConfig, clock: StageClock) -> None:
-        self.detector = detector
-        self.tracker = FaceTracker(config.tracker)
-        self.cuts = CutDetector()
-        self.cut_frames: list[int] = []
+        # a face of a new shot must not inherit a track (and a surrogate): tracks end at cuts
+        self.core = FrameCore(detector, FaceTracker(config.tracker), backfill=config.lookback > 0,
+                              cuts=CutDetector(), end_tracks_at_cuts=True, clock=clock)
+        self.window: BackfillWindow[FrameFaces] = BackfillWindow(config.lookback, config.tracker, _with_backfill)
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
         self.recognizer = DlibRecognizer(workers=DESCRIPTOR_WORKERS)
         self.embedder = FaceEmbedder(recognizer=self.recognizer)
         self.book = IdentityBook()
         self.clock = clock
-        self.lookback = config.lookback
-        self.frames: list[FrameFaces] = []
+        self.frames: list[FrameFaces] = []  # every frame, once it has left the back-fill window
         # frame index -> landmarks, where found: the embed thread's, apart from ``frames`` (the track
         # thread's, which back-filling revises)
         self.points: dict[int, tuple[np.ndarray | None, ...]] = {}
         self.shapes: dict[int, list[np.ndarray]] = {}
         self.exemplars: dict[int, _Exemplars] = {}
-        self._canonical = default_model().mesh
+        self._canonical = default_mesh()
+
+    @property
+    def cut_frames(self) -> list[int]:
+        return self.core.cut_frames
 
     def detect(self, frame: Frame) -> tuple[Frame, FaceDetections]:
-        t0 = time.perf_counter()
-        found = detect_upright(self.detector, frame)
-        self.clock.add("detect", time.perf_counter() - t0)
-        return frame, found
+        return self.core.detect(frame)
 
     def track(self, detected: tuple[Frame, FaceDetections]) -> tuple[Frame, FaceDetections]:
-        """Cuts and tracking (the second thread)."""
-        frame, detections = detected
-        t0 = time.perf_counter()
-        if self.cuts.is_cut(frame.image):
-            self.cut_frames.append(frame.index)
-            self.tracker.end_all()  # a face of the new shot must not inherit a track (and a surrogate)
-        faces = self.tracker.update(detections, frame.index, (frame.width, frame.height))
-        self.clock.add("track", time.perf_counter() - t0)
-        self.frames.append(FrameFaces(frame.index, faces, (None,) * len(faces), detections=detections))
-        self._backfill(frame.index)
-        return frame, faces
+        """Cuts, tracking and back-fill (the second thread)."""
+        tracked = self.core.track(detected)
+        self.window.note(tracked.born, tracked.cut)
+        known = FrameFaces(tracked.frame.index, tracked.faces, (None,) * len(tracked.faces),
+                           detections=tracked.detections)
+        self.frames.extend(self.window.push(known))
+        return tracked.frame, tracked.faces
+
+    def finish(self) -> None:
+        """The frames still held for back-fill, once the input has ended."""
+        self.frames.extend(self.window.flush())
 
     def embed(self, tracked: tuple[Frame, FaceDetections]) -> None:
         """Landmarks, E_id and the identity book (the third thread: it mostly waits for dlib's
@@ -142,19 +146,6 @@ class Analysis:
         self.shapes.setdefault(tid, []).append(canonical_shape(p, mesh.vertices, mesh.weights))
         self.exemplars.setdefault(tid, _Exemplars()).offer(quality, image, p)
 
-    def _backfill(self, frame_index: int) -> None:
-        boxes = self.tracker.born(frame_index)
-        if not len(boxes) or not self.lookback:
-            return
-        shot_start = self.cut_frames[-1] if self.cut_frames else 0
-        for steps in range(1, self.lookback + 1):
-            k = len(self.frames) - 1 - steps
-            if k < 0 or self.frames[k].index < shot_start:
-                break
-            grown = backfill_boxes(boxes, steps, self.tracker.config)
-            held = self.frames[k]
-            self.frames[k] = dataclasses.replace(held, backfill=np.concatenate([held.backfill, grown]))
-
     def close(self) -> None:
         """Frees the landmarker (the recogniser stays for the lock; the caller closes it)."""
         self.landmarker.close()
@@ -171,10 +162,8 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
             ident = track_to_identity.get(int(tid))
             if ident is not None:
                 first_seen.setdefault(ident, ff.index)
-    key = generator_config.key or secrets.token_bytes(32)
-    locker = SurrogateLocker(renderer.model, renderer, recognizer, key,
-                             LockConfig(tau=generator_config.tau, candidates=generator_config.candidates,
-                                        explore=generator_config.explore))
+    locker = SurrogateLocker(renderer.model, renderer, recognizer, generator_config.run_key(),
+                             file_lock_config(generator_config))
     people: dict[int, Person] = {}
     locks: dict[int, Lock] = {}
     embeddings = {i: analysis.book.embedding(i) for i in first_seen if analysis.book.has_embedding(i)}
@@ -214,10 +203,6 @@ def _search(locker: SurrogateLocker, label: int, embedding: np.ndarray, views: l
         log.warning("person %d: no surrogate reached tau=%.2f (best %.2f in %d candidates); fallback blur",
                     label, locker.config.tau, lock.distance, lock.attempts)
     return lock
-
-
-def make_renderer(config: GeneratorConfig) -> FaceRenderer:
-    return FaceRenderer(default_model(), shading_sigma=config.shading_sigma, raster_px=config.raster_px)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +285,7 @@ def run_two_pass(
             stages = [lambda item: [analysis.detect(item)] if isinstance(item, Frame) else [],
                       lambda item: [analysis.track(item)], lambda item: [analysis.embed(item)]]
             run_pipeline(source.items(), stages, lambda _: None, queue_size=config.queue_size, clock=clock)
+        analysis.finish()
     except BaseException:
         analysis.recognizer.close()
         raise

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.masks import InteriorContours, polygons_mask
-from deidstream.engine.raster import Raster, rasterize, signed_areas
+from deidstream.engine.generator.masks import InteriorContours, polygons_mask
+from deidstream.engine.generator.raster import Raster, rasterize, signed_areas
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deidstream.engine.mesh import CanonicalMesh
 from deidstream.errors import ConfigError
+from deidstream.geometry.mesh import CanonicalMesh
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "g3d_default.npz"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "g3d_default.npz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +156,11 @@ def normalise_lighting(texture: np.ndarray, weight: np.ndarray, reference: np.nd
     inside = weight > 0
     shading /= max(float(np.average(shading[inside], weights=weight[inside])), 1e-3) if inside.any() else 1.0
     return np.clip(texture / np.maximum(shading, 0.2)[..., None], 0.0, 1.0)
+
+
+def skin_ita(albedo: np.ndarray, mask: np.ndarray) -> float:
+    """Individual typology angle (degrees) of the skin: higher is lighter (Chardon et al. 1991)."""
+    region = masked_lowpass(albedo, mask.astype(np.float32), 4.0)[mask]
+    lab = cv2.cvtColor(region.reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    lightness, b = float(np.median(lab[:, 0])), float(np.median(lab[:, 2]))
+    return float(np.degrees(np.arctan2(lightness - 50.0, b)))

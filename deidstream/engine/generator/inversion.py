@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deidstream.engine.aux import canonical_shape
-from deidstream.engine.facemodel import FaceModel, Identity, normalise_lighting
-from deidstream.engine.uvmap import UVAtlas
+from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.facemodel import FaceModel, Identity, normalise_lighting
+from deidstream.engine.generator.uvmap import UVAtlas
 
 log = logging.getLogger(__name__)
 

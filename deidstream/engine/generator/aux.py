@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deidstream.engine.fast import AuxCode
-from deidstream.engine.pose import fit_pose
+from deidstream.engine.generator.fast import AuxCode
+from deidstream.geometry.pose import fit_pose
 
 
 def encode_aux(points: np.ndarray, identity_shape: np.ndarray, weights: np.ndarray) -> AuxCode:

@@ -1,0 +1,1 @@
+"""Shared geometry of faces: boxes, the canonical face mesh, head pose from landmarks."""
