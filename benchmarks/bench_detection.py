@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 VOC = ROOT.parent / "shared" / "data" / "images" / "voc_faces_annotated"
 sys.path.insert(0, str(ROOT))
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import public_argv, write_json
 
-from deidstream.config import DetectorConfig  # noqa: E402
-from deidstream.geometry.boxes import iou_matrix  # noqa: E402
-from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
+from deidstream.config import DetectorConfig
+from deidstream.geometry.boxes import iou_matrix
+from deidstream.tracking.detector import MediaPipeDetector
 
 
 def load_labels(folder: Path) -> dict[str, np.ndarray]:

@@ -32,20 +32,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import public_argv, write_json
 
-from deidstream.engine.generator.face_render import FaceRenderer, Surrogate  # noqa: E402
-from deidstream.engine.generator.facemodel import default_model  # noqa: E402
-from deidstream.engine.generator.follow import AnchorFollower  # noqa: E402
-from deidstream.engine.generator.inversion import Inverter, Observation  # noqa: E402
-from deidstream.engine.generator.masks import face_oval_mask  # noqa: E402
-from deidstream.engine.generator.render import Generator  # noqa: E402
-from deidstream.engine.generator.repaint import Repainter, anchors_of  # noqa: E402
-from deidstream.geometry.pose import fit_pose  # noqa: E402
-from deidstream.modelbuild.calibrate import render_on_canvas  # noqa: E402
-from deidstream.modelbuild.collect import StillLandmarker, image_files, read_rgb  # noqa: E402
-from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
-from deidstream.types import FaceDetections  # noqa: E402
+from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.engine.generator.facemodel import default_model
+from deidstream.engine.generator.follow import AnchorFollower
+from deidstream.engine.generator.inversion import Inverter, Observation
+from deidstream.engine.generator.masks import face_oval_mask
+from deidstream.engine.generator.render import Generator
+from deidstream.engine.generator.repaint import Repainter, anchors_of
+from deidstream.geometry.pose import fit_pose
+from deidstream.modelbuild.calibrate import render_on_canvas
+from deidstream.modelbuild.collect import StillLandmarker, image_files, read_rgb
+from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.types import FaceDetections
 
 CLIPS = ("talking_head_1.mp4", "talking_head_2.mp4", "talking_head_4.mp4", "talking_head_5.mp4",
          "talking_head_speech.mp4", "single_face_short.mp4", "talking_d6.mp4", "talking_d9.mp4",

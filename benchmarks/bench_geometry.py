@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
-from benchlib import write_json  # noqa: E402
+from benchlib import write_json
 
-from deidstream.geometry.mesh import CanonicalMesh  # noqa: E402
-from deidstream.geometry.pose import fit_pose  # noqa: E402
-from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
-from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
-from deidstream.types import FaceDetections  # noqa: E402
+from deidstream.geometry.mesh import CanonicalMesh
+from deidstream.geometry.pose import fit_pose
+from deidstream.tracking.detector import MediaPipeDetector
+from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.types import FaceDetections
 
 
 def main() -> int:

@@ -27,16 +27,16 @@ VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from benchlib import machine, public_argv, write_json  # noqa: E402
+from benchlib import machine, public_argv, write_json
 
-from deidstream.config import IdentityConfig  # noqa: E402
-from deidstream.stream.source import FileSource  # noqa: E402
-from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
-from deidstream.tracking.embedding import FaceEmbedder  # noqa: E402
-from deidstream.tracking.identity import IdentityBook  # noqa: E402
-from deidstream.tracking.landmarks import FaceLandmarker  # noqa: E402
-from deidstream.tracking.tracker import FaceTracker  # noqa: E402
-from deidstream.types import Frame  # noqa: E402
+from deidstream.config import IdentityConfig
+from deidstream.stream.source import FileSource
+from deidstream.tracking.detector import MediaPipeDetector, detect_upright
+from deidstream.tracking.embedding import FaceEmbedder
+from deidstream.tracking.identity import IdentityBook
+from deidstream.tracking.landmarks import FaceLandmarker
+from deidstream.tracking.tracker import FaceTracker
+from deidstream.types import Frame
 
 NEAR = 0.75  # report track pairs closer than this
 

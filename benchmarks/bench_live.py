@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))  # the deidstream of this tree, not whichever one is installed
 
-from benchlib import VIDEOS, limit_cpus, machine, public_argv, shared_clip, write_json  # noqa: E402
-from live_peers import camera_clip, rtsp_camera, rtsp_receiver  # noqa: E402
+from benchlib import VIDEOS, limit_cpus, machine, public_argv, shared_clip, write_json
+from live_peers import camera_clip, rtsp_camera, rtsp_receiver
 
-from deidstream.cli import build_parser, config_from_args, live_config_from_args  # noqa: E402
-from deidstream.pipelines.live import LIVE_MODES  # noqa: E402
-from deidstream.pipelines.live_run import relay  # noqa: E402
+from deidstream.cli import build_parser, config_from_args, live_config_from_args
+from deidstream.pipelines.live import LIVE_MODES
+from deidstream.pipelines.live_run import relay
 
 GENERATOR_MODE = "surrogate"
 
@@ -55,8 +55,8 @@ def bench_mode(mode: str, clip: Path, seconds: float, extra: list[str], record: 
     face_path = None
     if mode == GENERATOR_MODE:
         from deidstream.cli import generator_config
-        from deidstream.pipelines.live_surrogate import SurrogatePath
         from deidstream.engine.generator.face_render import make_renderer
+        from deidstream.pipelines.live_surrogate import SurrogatePath
 
         generator = generator_config(args, live=True)
         face_path = SurrogatePath(generator, make_renderer(generator))

@@ -31,24 +31,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
+from benchlib import VIDEOS, public_argv, shared_clip, write_json
 
-from deidstream.config import (  # noqa: E402
+from deidstream.config import (
     PRIVACY_PRESETS,
     GeneratorConfig,
-    LockConfig,  # noqa: E402
+    LockConfig,
     PipelineConfig,
 )
-from deidstream.engine.generator.face_render import Surrogate  # noqa: E402
-from deidstream.engine.lock import SurrogateLocker, face_chip  # noqa: E402
-from deidstream.geometry.boxes import iou_matrix  # noqa: E402
-from deidstream.engine.generator.face_render import make_renderer  # noqa: E402
-from deidstream.pipelines.twopass import Analysis, _Exemplars  # noqa: E402
-from deidstream.stream.source import FileSource  # noqa: E402
-from deidstream.stream.threads import StageClock  # noqa: E402
-from deidstream.tracking.detector import MediaPipeDetector  # noqa: E402
-from deidstream.tracking.recognition import DlibRecognizer  # noqa: E402
-from deidstream.types import Frame  # noqa: E402
+from deidstream.engine.generator.face_render import (
+    Surrogate,
+    make_renderer,
+)
+from deidstream.engine.lock import SurrogateLocker, face_chip
+from deidstream.geometry.boxes import iou_matrix
+from deidstream.pipelines.twopass import Analysis, _Exemplars
+from deidstream.stream.source import FileSource
+from deidstream.stream.threads import StageClock
+from deidstream.tracking.detector import MediaPipeDetector
+from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.types import Frame
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
                  "talking_head_2.mp4", "portrait_s18.mp4"]
@@ -186,8 +188,8 @@ def gil_stall(seconds: float = 2.0) -> dict:
 
 def import_seconds() -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import deidstream.cli, deidstream.pipelines.twopass, deidstream.pipelines.live_surrogate"],
-                   check=True)
+    modules = "deidstream.cli, deidstream.pipelines.twopass, deidstream.pipelines.live_surrogate"
+    subprocess.run([sys.executable, "-c", f"import {modules}"], check=True)
     return round(time.perf_counter() - t0, 2)
 
 

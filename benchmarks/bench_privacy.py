@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import public_argv, write_json
 
-from deidstream.evaluation.command import evaluate  # noqa: E402
+from deidstream.evaluation.command import evaluate
 
 DEFAULT_CLIPS = ["stage_multi_person_cuts.mp4", "talking_head_1.mp4", "hands_occlusion_expressions.mp4",
                  "two_faces_selfie_portrait.mp4", "crowd_1080p.mp4"]

@@ -25,18 +25,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_lock import analysed  # noqa: E402
-from benchlib import VIDEOS, public_argv, shared_clip, write_json  # noqa: E402
+from bench_lock import analysed
+from benchlib import VIDEOS, public_argv, shared_clip, write_json
 
 from deidstream.config import (
-    GeneratorConfig,  # noqa: E402
-    LockConfig,  # noqa: E402
+    GeneratorConfig,
+    LockConfig,
 )
-from deidstream.engine.generator.inversion import Observation  # noqa: E402
-from deidstream.engine.lock import SurrogateLocker  # noqa: E402
-from deidstream.engine.generator.face_render import make_renderer  # noqa: E402
-from deidstream.pipelines.twopass import _Exemplars  # noqa: E402
-from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer  # noqa: E402
+from deidstream.engine.generator.face_render import make_renderer
+from deidstream.engine.generator.inversion import Observation
+from deidstream.engine.lock import SurrogateLocker
+from deidstream.pipelines.twopass import _Exemplars
+from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
                  "talking_head_2.mp4", "portrait_s18.mp4", "stage_multi_person_cuts.mp4"]

@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT))
 
-from benchlib import public_argv, write_json  # noqa: E402
+from benchlib import public_argv, write_json
 
-from deidstream.api import anonymize  # noqa: E402
-from deidstream.cli import build_parser, config_from_args  # noqa: E402
-from deidstream.config import DetectorConfig  # noqa: E402
-from deidstream.geometry.boxes import containment_matrix, rotate_boxes_to_stored  # noqa: E402
-from deidstream.tracking.detector import MediaPipeDetector, detect_upright  # noqa: E402
-from deidstream.types import Frame  # noqa: E402
+from deidstream.api import anonymize
+from deidstream.cli import build_parser, config_from_args
+from deidstream.config import DetectorConfig
+from deidstream.geometry.boxes import containment_matrix, rotate_boxes_to_stored
+from deidstream.tracking.detector import MediaPipeDetector, detect_upright
+from deidstream.types import Frame
 
 
 def bare(faces: np.ndarray, regions: list[list[int]], contain: float, size: tuple[int, int]) -> int:

@@ -11,8 +11,7 @@ from deidstream.config import AnonymizerConfig, GeneratorConfig
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.deid import Deidentifier, FrameFaces, Person
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.face_render import Surrogate
-from deidstream.engine.generator.face_render import make_renderer
+from deidstream.engine.generator.face_render import Surrogate, make_renderer
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.types import FaceDetections

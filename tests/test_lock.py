@@ -11,9 +11,9 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.config import GeneratorConfig, LockConfig
+from deidstream.engine.generator.face_render import make_renderer
 from deidstream.engine.generator.inversion import Observation
 from deidstream.engine.lock import Lock, SurrogateLocker
-from deidstream.engine.generator.face_render import make_renderer
 
 KEY = b"lock test"
 

@@ -12,8 +12,8 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.config import DetectorConfig, GeneratorConfig
-from deidstream.pipelines.live_surrogate import LIVE_RETRIES, SurrogatePath
 from deidstream.engine.generator.face_render import make_renderer
+from deidstream.pipelines.live_surrogate import LIVE_RETRIES, SurrogatePath
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.tracker import FaceTracker
 
