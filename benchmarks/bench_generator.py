@@ -37,7 +37,7 @@ from benchlib import public_argv, write_json
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.generator.facemodel import default_model
 from deidstream.engine.generator.follow import AnchorFollower
-from deidstream.engine.generator.inversion import Inverter, Observation
+from deidstream.engine.generator.inversion import Inverter
 from deidstream.engine.generator.masks import face_oval_mask
 from deidstream.engine.generator.render import Generator
 from deidstream.engine.generator.repaint import Repainter, anchors_of
@@ -45,7 +45,7 @@ from deidstream.geometry.pose import fit_pose
 from deidstream.modelbuild.calibrate import render_on_canvas
 from deidstream.modelbuild.collect import StillLandmarker, image_files, read_rgb
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.types import FaceDetections
+from deidstream.types import FaceDetections, FaceView
 
 CLIPS = ("talking_head_1.mp4", "talking_head_2.mp4", "talking_head_4.mp4", "talking_head_5.mp4",
          "talking_head_speech.mp4", "single_face_short.mp4", "talking_d6.mp4", "talking_d9.mp4",
@@ -56,7 +56,7 @@ GALLERY = ("donors/lfw_2000", "donors/utkface_1500", "identities/johns_5x11", "i
            "identities/cmu_multiview_20")
 
 
-def clip_faces(marker: StillLandmarker, path: Path, every: int, limit: int) -> list[Observation]:
+def clip_faces(marker: StillLandmarker, path: Path, every: int, limit: int) -> list[FaceView]:
     out = []
     with av.open(str(path)) as c:
         for i, f in enumerate(c.decode(video=0)):
@@ -65,13 +65,13 @@ def clip_faces(marker: StillLandmarker, path: Path, every: int, limit: int) -> l
             img = f.to_ndarray(format="rgb24")
             p = marker.largest(img)
             if p is not None:
-                out.append(Observation(img, p))
+                out.append(FaceView(img, p))
             if len(out) >= limit:
                 break
     return out
 
 
-def frontal(model, o: Observation, limit: float = 20.0) -> bool:
+def frontal(model, o: FaceView, limit: float = 20.0) -> bool:
     yaw, pitch, _ = fit_pose(o.points, model.mesh.vertices, model.mesh.weights).yaw_pitch_roll()
     return abs(yaw) <= limit and abs(pitch) <= limit
 
@@ -88,7 +88,7 @@ def face_scores(original: np.ndarray, output: np.ndarray, points: np.ndarray) ->
     return float(psnr), float(np.asarray(ssim_map)[mask[box]].mean())
 
 
-def speed(model, gen: Generator, renderer: FaceRenderer, obs: Observation, runs: int) -> list[dict]:
+def speed(model, gen: Generator, renderer: FaceRenderer, obs: FaceView, runs: int) -> list[dict]:
     rows = []
     person = model.shape_of(model.mean_identity())
     sur = Surrogate.of(gen.model, model.random_identity(np.random.default_rng(0)))
@@ -144,7 +144,7 @@ def speed(model, gen: Generator, renderer: FaceRenderer, obs: Observation, runs:
     return rows
 
 
-def new_track(obs: Observation, runs: int) -> dict:
+def new_track(obs: FaceView, runs: int) -> dict:
     """A new track's first landmarks: with its FaceMesh graph built then, or a graph kept ready
     (``spares``, as live does). Only the first call is timed, not the landmarker's construction."""
     box = np.array([[*obs.points[:, :2].min(0), *obs.points[:, :2].max(0)]], np.float32)

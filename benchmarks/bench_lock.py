@@ -45,7 +45,7 @@ from deidstream.engine.generator.face_render import (
 )
 from deidstream.engine.lock import SurrogateLocker, face_chip
 from deidstream.geometry.boxes import iou_matrix
-from deidstream.pipelines.twopass import Analysis, _Exemplars
+from deidstream.pipelines.twopass import Analysis
 from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import MediaPipeDetector
@@ -83,10 +83,9 @@ def people_of(clip: Path, rec: DlibRecognizer) -> list[tuple[np.ndarray, list]]:
     for ident in sorted(set(to_identity.values())):
         if not analysis.book.has_embedding(ident):
             continue
-        views = sorted((v for t, i in to_identity.items() if i == ident
-                        for v in analysis.exemplars.get(t, _Exemplars()).views), key=lambda v: -v[0])
+        views = analysis.book.person(ident).views
         if len(views) >= 2:
-            out.append((analysis.book.embedding(ident), [v for _, v in views]))
+            out.append((analysis.book.embedding(ident), views))
     return out
 
 
@@ -142,7 +141,8 @@ def person_row(locker: SurrogateLocker, rec: DlibRecognizer, embedding: np.ndarr
         held_d = (float(np.linalg.norm(fresh._describe_in_place([lock.surrogate], held)[0] - embedding))
                   if lock.locked else None)
         row[f"lock_{preset}"] = {"tau": PRIVACY_PRESETS[preset], "locked": lock.locked,
-                                 "verified": round(lock.distance, 3), "held_out": held_d and round(held_d, 3),
+                                 "verified": lock.distance and round(lock.distance, 3),
+                                 "held_out": held_d and round(held_d, 3),
                                  "tried": lock.attempts, "seconds": round(seconds, 2)}
     return row
 

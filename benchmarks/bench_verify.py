@@ -33,10 +33,9 @@ from deidstream.config import (
     LockConfig,
 )
 from deidstream.engine.generator.face_render import make_renderer
-from deidstream.engine.generator.inversion import Observation
 from deidstream.engine.lock import SurrogateLocker
-from deidstream.pipelines.twopass import _Exemplars
 from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer
+from deidstream.types import FaceView
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",
                  "talking_head_2.mp4", "portrait_s18.mp4", "stage_multi_person_cuts.mp4"]
@@ -53,16 +52,16 @@ def people_with_frames(clip: Path, held_out: int) -> list[dict]:
         tracks = {t for t, i in to_identity.items() if i == ident}
         if not analysis.book.has_embedding(ident):
             continue
-        best = sorted((v for t in tracks for v in analysis.exemplars.get(t, _Exemplars()).views), key=lambda v: -v[0])
+        best = analysis.book.person(ident).views
         if len(best) < 3:
             continue
         seen = [(ff.index, p) for ff in analysis.frames for tid, p in zip(
             ff.faces.track_id if ff.faces.track_id is not None else [], ff.landmarks)
             if int(tid) in tracks and p is not None]
         picks = np.linspace(0, len(seen) - 1, min(held_out, len(seen))).round().astype(int)
-        others = [Observation(images[seen[k][0]], seen[k][1]) for k in sorted(set(picks.tolist()))]
-        width = float(np.median([np.ptp(v.points[:, 0]) for _, v in best[:3]]))
-        out.append({"embedding": analysis.book.embedding(ident), "best": [v for _, v in best[:3]],
+        others = [FaceView(images[seen[k][0]], seen[k][1]) for k in sorted(set(picks.tolist()))]
+        width = float(np.median([np.ptp(v.points[:, 0]) for v in best[:3]]))
+        out.append({"embedding": analysis.book.embedding(ident), "best": best[:3],
                     "held_out": others, "face_px": round(width, 1)})
     return out
 

@@ -20,9 +20,9 @@ from deidstream.config import PipelineConfig, with_mode
 from deidstream.errors import InputNotFoundError, InvalidInputError, InvalidOutputError
 from deidstream.native import blas_single_threaded, heap_frozen
 from deidstream.pipelines.live_run import relay
-from deidstream.pipelines.onepass import ProgressCallback, run_one_pass
+from deidstream.pipelines.onepass import run_one_pass
 from deidstream.pipelines.twopass import run_two_pass
-from deidstream.report import RunReport, write_json_atomic
+from deidstream.report import ProgressCallback, RunReport, write_json_atomic
 from deidstream.stream.sink import check_output_path
 from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import FaceDetector, MediaPipeDetector
@@ -53,7 +53,7 @@ def anonymize(
     the file; ``keep(embedding)`` True leaves that person unaltered (``--keep PHOTO``);
     ``save_book`` writes the people's E_id embeddings there (biometric data: only on request).
 
-    ``progress(info, frames_done)`` is called once with the input's info and 0, then per frame.
+    ``progress`` is called with a :class:`~deidstream.report.Progress` at each phase and each frame of each pass.
     Pass your own ``detector`` to reuse one across files or to bring another model.
     """
     input_path, output_path = Path(input_path), Path(output_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -126,3 +127,41 @@ def write_json_atomic(path: str | Path, data: object) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where one file's run stands: ``done`` of ``total`` steps in ``phase`` (a step is one frame of one
+    pass, so a two-pass run has twice the frames; ``total`` None: the length is not known)."""
+
+    name: str
+    phase: str
+    done: int
+    total: int | None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class ProgressReporter:
+    """Counts a run's steps and hands each change to the caller's callback (or to nobody)."""
+
+    def __init__(self, callback: ProgressCallback | None, name: str, frames: int | None,
+                 passes: int = 1) -> None:
+        self.callback = callback
+        self.name = name
+        self.total = frames * passes if frames else None
+        self.done = 0
+        self.phase = ""
+
+    def start(self, phase: str) -> None:
+        self.phase = phase
+        self._emit()
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        self._emit()
+
+    def _emit(self) -> None:
+        if self.callback is not None:
+            self.callback(Progress(self.name, self.phase, self.done, self.total))

@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEIDSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Shipped with the project (Pexels licence): one real face, hands over it, strong expressions, audio. The
+# always-present real-face fixture, on a clone without the shared data too.
+SAMPLE = REPO / "examples" / "sample.mp4"
 
 # Run by the system Python (python3-gi) as a subprocess, never imported by pytest.
 collect_ignore = ["rtsp_camera.py"]

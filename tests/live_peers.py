@@ -89,13 +89,14 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGKILL, timeout_s: float = 
 
 
 def camera_clip(src: Path, dst: Path, *, gop: int = 15, fps: int = 30, size: tuple[int, int] | None = None,
-                loops: int = 0) -> Path:
+                loops: int = 0, seconds: float | None = None) -> Path:
     """Re-encode ``src`` the way a camera streams: H.264 without B-frames, a keyframe every ``gop`` frames,
-    no audio; optionally scaled to ``size`` and played ``loops`` extra times."""
+    no audio; optionally scaled to ``size``, played ``loops`` extra times, cut to its first ``seconds``."""
     reason = ffmpeg_missing()
     if reason:
         raise PeerMissing(reason)
     scale = ["-vf", f"scale={size[0]}:{size[1]}"] if size else []
+    scale += ["-t", str(seconds)] if seconds else []
     subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-stream_loop", str(loops), "-i",
                     str(src), "-an", *scale, "-r", str(fps), "-c:v", "libx264", "-preset", "veryfast", "-bf", "0",
                     "-g", str(gop), "-pix_fmt", "yuv420p", "-y", str(dst)], check=True, timeout=300)

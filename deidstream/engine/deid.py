@@ -17,9 +17,9 @@ from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.engine.generator.aux import encode_aux
 from deidstream.engine.generator.compositor import RenderedFace, covered_pixels, restore_covered
-from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.geometry.boxes import iou_matrix
-from deidstream.types import FaceDetections
+from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
 MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this they describe another face
@@ -27,24 +27,13 @@ MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this th
 
 @dataclass(frozen=True, slots=True)
 class FrameFaces:
-    """What pass 1 learnt about one frame: the boxes to hide (with track ids, coasting flags),
-    each face's landmarks (or None), and boxes of faces first found in a later frame."""
+    """What is known of one frame's faces: the boxes to hide (with track ids, coasting flags and, where
+    found, landmarks), and boxes of faces first found in a later frame (back-fill)."""
 
     index: int
     faces: FaceDetections
-    landmarks: tuple[np.ndarray | None, ...]
     backfill: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     detections: FaceDetections | None = None  # the detector's own boxes, for the report
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """One resolved identity as the renderer needs it."""
-
-    identity: int
-    surrogate: Surrogate | None  # None: not locked, fallback
-    shape: np.ndarray  # (468, 3) the person's own identity shape, canonical units
-    keep: bool = False
 
 
 @dataclass(slots=True)
@@ -85,7 +74,7 @@ class Deidentifier:
             if person is not None and person.keep:
                 self.counts.kept += 1
                 continue
-            face = self.render_face(image, box, frame.landmarks[i], person)
+            face = self.render_face(image, box, faces.landmark(i), person)
             if face is None:
                 boxes.append(box)
             elif face.bounds(image.shape) is not None:

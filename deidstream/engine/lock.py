@@ -34,8 +34,9 @@ from scipy.special import expit
 from deidstream.config import LockConfig
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.generator.facemodel import FaceModel, Identity, skin_ita
-from deidstream.engine.generator.inversion import Inverter, Observation
+from deidstream.engine.generator.inversion import Inverter
 from deidstream.errors import ConfigError
+from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
 # A person whose search failed gets a second one, with new candidates each verified in all three of their
@@ -48,7 +49,7 @@ SECOND_SEARCH_MIN_FACE_PX = 100
 SECOND_SEARCH_WITHIN = 0.2
 
 
-def wide_enough(views: list[Observation], px: float = SECOND_SEARCH_MIN_FACE_PX) -> bool:
+def wide_enough(views: list[FaceView], px: float = SECOND_SEARCH_MIN_FACE_PX) -> bool:
     """Whether a person has three views and their face is at least ``px`` wide in each."""
     return len(views) >= 3 and min(float(np.ptp(v.points[:, 0])) for v in views[:3]) >= px
 
@@ -59,7 +60,9 @@ class Lock:
 
     label: int
     surrogate: Surrogate | None
-    distance: float  # E_id distance of the accepted (or best) candidate to the subject
+    # E_id distance of the accepted (or best) candidate to the subject; None: no candidate passed the
+    # donor and other-people bounds, so none was judged against τ
+    distance: float | None
     attempts: int
     nearest_donor: float
     nearest_other: float
@@ -101,11 +104,11 @@ class SurrogateLocker:
         w = self.model.attribute_weights.astype(np.float64)
         return float(expit(x @ w[0])), float(x @ w[1])
 
-    def skin_ita(self, exemplars: list[Observation]) -> float:
+    def skin_ita(self, exemplars: list[FaceView]) -> float:
         albedo, trust = self._inverter.albedo(exemplars)
         return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
 
-    def lock(self, label: int, embedding: np.ndarray, exemplars: list[Observation],
+    def lock(self, label: int, embedding: np.ndarray, exemplars: list[FaceView],
              others: np.ndarray | None = None, *, first_attempt: int = 0, verify_views: int = 2) -> Lock:
         """The surrogate of person ``label`` (a stable number within the run), verified on
         ``exemplars`` (their best frames, most frontal first): the first ``verify_views`` of them.
@@ -168,11 +171,12 @@ class SurrogateLocker:
             verdict, candidate, output = kept
             self._accepted.append(output)
             return Lock(label, candidate, verdict[0], tried, verdict[1], verdict[2])
-        log.info("person %d: no surrogate reached tau=%.2f in %d candidates (best %.2f)",
-                 label, cfg.tau, tried, best[0])
-        return Lock(label, None, best[0], tried, best[1], best[2])
+        judged = best[0] if scored else None
+        log.info("person %d: no surrogate reached tau=%.2f in %d candidates (%s)", label, cfg.tau, tried,
+                 "none cleared the donor and other-people bounds" if judged is None else f"best {judged:.2f}")
+        return Lock(label, None, judged, tried, best[1], best[2])
 
-    def _farthest_verified(self, embedding: np.ndarray, scored: list, failed: set[int], views: list[Observation],
+    def _farthest_verified(self, embedding: np.ndarray, scored: list, failed: set[int], views: list[FaceView],
                            nearby: np.ndarray) -> tuple[tuple[float, float, float], Surrogate, np.ndarray] | None:
         """The farthest of ``scored`` over τ whose worst over ``views`` also passes every bound;
         candidates that fail are remembered in ``failed`` and not verified again."""
@@ -187,7 +191,7 @@ class SurrogateLocker:
             failed.add(id(candidate))
         return None
 
-    def _verify(self, embedding: np.ndarray, candidate: Surrogate, views: list[Observation],
+    def _verify(self, embedding: np.ndarray, candidate: Surrogate, views: list[FaceView],
                 first: tuple[float, float, float], nearby: np.ndarray) -> tuple[float, float, float] | None:
         """The candidate's worst (distance, nearest donor, nearest other) over ``views`` as well,
         or None if one of them fails a bound."""
@@ -251,17 +255,17 @@ class SurrogateLocker:
         shape = rng.standard_normal(self.model.n_shape) * cfg.shape_spread
         return Identity(shape.astype(np.float32), (mixed + step).astype(np.float32))
 
-    def _describe_in_place(self, candidates: list[Surrogate], exemplar: Observation) -> np.ndarray:
+    def _describe_in_place(self, candidates: list[Surrogate], exemplar: FaceView) -> np.ndarray:
         return self._describe_in_views(candidates, [exemplar])[0]
 
-    def _describe_in_views(self, candidates: list[Surrogate], views: list[Observation]) -> list[np.ndarray]:
+    def _describe_in_views(self, candidates: list[Surrogate], views: list[FaceView]) -> list[np.ndarray]:
         """E_id of each output in each view: the surrogate rendered into the subject's own frame
         (their pose, light, eyes, hair), which is what a recogniser will see; one batch for the
         network, so that it splits evenly over the descriptor workers."""
         chips = [chip for view in views for chip in self._chips_in_place(candidates, view)]
         return np.split(self.recognizer.describe_chips(chips), len(views))  # type: ignore[attr-defined]
 
-    def _chips_in_place(self, candidates: list[Surrogate], exemplar: Observation) -> list[np.ndarray]:
+    def _chips_in_place(self, candidates: list[Surrogate], exemplar: FaceView) -> list[np.ndarray]:
         shape = self._inverter.person_shape([exemplar])
         chips = []
         for candidate in candidates:

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from deidstream.config import GeneratorConfig, live_lock_config
-from deidstream.engine.deid import Deidentifier, Person
+from deidstream.engine.deid import Deidentifier
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.compositor import RenderedFace
 from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.generator.follow import AnchorFollower
-from deidstream.engine.generator.inversion import Observation
 from deidstream.engine.generator.repaint import Repainter, anchors_of
 from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, SurrogateLocker, wide_enough
 from deidstream.native import lower_priority
@@ -35,7 +34,7 @@ from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.recognition import DlibRecognizer
 from deidstream.tracking.smoothing import LandmarkSmoother
-from deidstream.types import FaceDetections
+from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
 MIN_VIEWS_TO_LOCK = 3
@@ -121,12 +120,9 @@ class SurrogatePath:
         # per face only: the scheduler applies the fallback to the faces this path declines
         self._deid = Deidentifier(renderer, None, config, {})
         self._state = threading.Lock()
-        self._people: dict[int, Person] = {}  # identity → locked person (or not locked: surrogate None)
-        self._shapes: dict[int, list[np.ndarray]] = {}  # track → pose-normalised shapes
-        self._views: dict[int, list[tuple[float, Observation]]] = {}  # track → best views
+        # each person's record (views, shapes, searches, surrogate) is the book's; a person has a verdict
+        # once ``searches`` > 0 (locked, or not: the fallback, with retries while they are left)
         self.retry_looks, self.retry_min_face_px = RETRY_LOOKS, RETRY_MIN_FACE_PX
-        self._attempts: dict[int, int] = {}  # identity → searches made for its surrogate
-        self._looks: dict[int, int] = {}  # identity → usable looks since its last search
         self._frame_index = -1
         self._painting = -1  # the frame render_face is working on (the cover thread's)
         self._painted: list[RenderedFace] = []  # what render_face blended into that frame
@@ -159,7 +155,7 @@ class SurrogatePath:
         ids = [int(t) for t in faces.track_id]
         with self._state:
             known = [self.book.identity_of(t) for t in ids]
-            people = [None if k is None else self._people.get(k) for k in known]
+            people = [None if k is None else self._verdict(k) for k in known]
         locked = np.array([p is not None and p.surrogate is not None for p in people], bool)
         self._rendering = bool(locked.any())
         waiting = sum(p is None for p in people)
@@ -272,8 +268,13 @@ class SurrogatePath:
             return None
         with self._state:
             identity = self.book.identity_of(int(faces.track_id[i]))
-            person = self._people.get(identity) if identity is not None else None
+            person = self._verdict(identity) if identity is not None else None
         return person if person is not None and person.surrogate is not None else None
+
+    def _verdict(self, identity: int) -> Person | None:
+        """The person's record once their first search is over (call holding ``_state``)."""
+        person = self.book.people.get(identity)
+        return person if person is not None and person.searches else None
 
     # -- the worker: E_id, online identities, locks --------------------------------------------------
     def _work(self) -> None:
@@ -301,59 +302,57 @@ class SurrogatePath:
             p = job.points[i]
             if p is None:
                 continue
-            self._shapes.setdefault(obs.track_id, []).append(canonical_shape(p, self._mesh.vertices,
-                                                                             self._mesh.weights))
-            views = self._views.setdefault(obs.track_id, [])
-            views.append((obs.quality, Observation(job.image, p)))
-            views.sort(key=lambda v: -v[0])
-            del views[3:]
-            if identity is None or len(views) < MIN_VIEWS_TO_LOCK:
+            shape = canonical_shape(p, self._mesh.vertices, self._mesh.weights)
+            with self._state:
+                self.book.people.remember(obs.track_id, obs.quality, job.image, p, shape)
+                person = self.book.person(identity) if identity is not None else None
+            if person is None or self.book.people.views_of(obs.track_id) < MIN_VIEWS_TO_LOCK:
                 continue
-            if identity not in self._people:
-                self._lock(identity, obs.track_id)
-            elif self._retry_due(identity, [v for _, v in views]):
-                self._lock(identity, obs.track_id, retry=True)
+            if not person.searches:
+                self._lock(person)
+            elif self._retry_due(person):
+                self._lock(person, retry=True)
 
     def _may_retry(self, identity: int | None) -> bool:
         """Whether a person without a surrogate may still get one (their search failed, retries are left)."""
-        return identity is not None and self._attempts.get(identity, 0) <= LIVE_RETRIES
+        person = None if identity is None else self.book.people.get(identity)
+        return person is not None and person.searches <= LIVE_RETRIES
 
-    def _retry_due(self, identity: int, views: list[Observation]) -> bool:
+    def _retry_due(self, person: Person) -> bool:
         """A failed person's next search: after ``retry_looks`` more usable looks (better views than
         the first three), on faces at least ``retry_min_face_px`` wide in all three views. A small
         face's descriptor moves 0.4-0.6 between its frames, and more draws against a noisy check is
         how a surrogate that does not hold passes (measured on files: one such second search left a
         stage performer re-identified in 2 of 34 faces), so small faces are not retried: a chance
         that comes when the face is too small is spent without a search."""
-        if self._people[identity].surrogate is not None or not self._may_retry(identity):
+        if person.surrogate is not None or person.searches > LIVE_RETRIES:
             return False
-        self._looks[identity] = self._looks.get(identity, 0) + 1
-        if self._looks[identity] < self.retry_looks:
+        person.looks_since_search += 1
+        if person.looks_since_search < self.retry_looks:
             return False
-        if wide_enough(views, self.retry_min_face_px):
+        if wide_enough(person.views, self.retry_min_face_px):
             return True
         # too small now: that chance is spent, so a face that stays small stops costing E_id work
-        self._attempts[identity] += 1
-        self._looks[identity] = 0
+        with self._state:
+            person.searches += 1
+            person.looks_since_search = 0
         return False
 
-    def _lock(self, identity: int, track_id: int, *, retry: bool = False) -> None:
+    def _lock(self, person: Person, *, retry: bool = False) -> None:
         """A search for the person's surrogate; a retry draws new candidates and verifies each in all
         three views instead of two."""
-        attempt = self._attempts.get(identity, 0)
-        self._attempts[identity] = attempt + 1
-        self._looks[identity] = 0
-        embedding = self.book.embedding(identity)
-        views = [v for _, v in self._views[track_id]]
+        identity, attempt = person.identity, person.searches
         book = self.book
         with self._state:  # the other people met so far: the surrogate must not look like them
+            embedding = book.embedding(identity)
             known = [i for i in book.identities() if i != identity and book.has_embedding(i)]
             others = np.array([book.embedding(i) for i in known], np.float32).reshape(-1, 128)
-        lock = self.locker.lock(identity, embedding, views, others, verify_views=3 if retry else 2,
+        lock = self.locker.lock(identity, embedding, person.views, others, verify_views=3 if retry else 2,
                                 first_attempt=attempt * self.locker.config.candidates)
-        person = Person(identity, lock.surrogate, np.mean(self._shapes[track_id], axis=0).astype(np.float32))
         with self._state:
-            self._people[identity] = person
+            person.surrogate, person.distance = lock.surrogate, lock.distance
+            person.candidates_tried += lock.attempts
+            person.searches, person.looks_since_search = attempt + 1, 0
         search = f" (search {attempt + 1}, verified in {3 if retry else 2} views)" if attempt else ""
         if lock.locked:
             log.info("person %d: surrogate locked%s", identity, search)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,16 +16,14 @@ import numpy as np
 from deidstream.config import PipelineConfig
 from deidstream.engine.anonymizers import FaceAnonymizer, make_anonymizer
 from deidstream.pipelines.core import BackfillWindow, FrameCore
-from deidstream.report import RunReport
+from deidstream.report import ProgressCallback, ProgressReporter, RunReport
 from deidstream.stream.sink import FileSink
-from deidstream.stream.source import AudioPacket, FileSource, VideoInfo
+from deidstream.stream.source import AudioPacket, FileSource
 from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
-
-ProgressCallback = Callable[[VideoInfo | None, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +95,7 @@ class _DetectStage:
 class _CoverStage:
     """Pipeline stage 2: tracking and hiding in frame order; records each frame in the report."""
 
-    def __init__(self, processor: FaceProcessor, report: RunReport, progress: ProgressCallback | None) -> None:
+    def __init__(self, processor: FaceProcessor, report: RunReport, progress: ProgressReporter) -> None:
         self.processor = processor
         self.report = report
         self.progress = progress
@@ -114,8 +111,7 @@ class _CoverStage:
     def _finish(self, results: list[FrameResult]) -> list[Frame | AudioPacket]:
         for result in results:
             self.report.add_frame(result.frame.index, result.detections, result.covered, result.regions)
-            if self.progress:
-                self.progress(None, self.report.frames)
+            self.progress.step()
         return [r.frame for r in results]
 
 
@@ -124,11 +120,11 @@ def run_one_pass(input_path: Path, output_path: Path, config: PipelineConfig, re
     """The whole file, decode, detection, covering and encode each on its own thread; fills ``report``."""
     with FileSource(input_path) as source:
         info = source.info
-        if progress:
-            progress(info, 0)
+        reporter = ProgressReporter(progress, input_path.name, info.frame_count)
+        reporter.start("anonymising")
         processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
                                   clock, lookback=config.lookback, cuts=CutDetector())
-        stages = [_DetectStage(processor), _CoverStage(processor, report, progress)]
+        stages = [_DetectStage(processor), _CoverStage(processor, report, reporter)]
         started = time.perf_counter()
         with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
             run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)

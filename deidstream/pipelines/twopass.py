@@ -18,22 +18,22 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from deidstream.config import GeneratorConfig, PipelineConfig, file_lock_config
-from deidstream.engine.deid import Deidentifier, FrameFaces, Person
+from deidstream.engine.anonymizers import make_anonymizer
+from deidstream.engine.deid import Deidentifier, FrameFaces
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.face_render import FaceRenderer, make_renderer
-from deidstream.engine.generator.inversion import Observation
 from deidstream.engine.lock import SECOND_SEARCH_WITHIN, Lock, SurrogateLocker, wide_enough
 from deidstream.geometry.mesh import default_mesh
 from deidstream.pipelines.core import BackfillWindow, FrameCore
-from deidstream.report import RunReport
+from deidstream.report import ProgressCallback, ProgressReporter, RunReport
 from deidstream.stream.sink import FileSink
-from deidstream.stream.source import FileSource, VideoInfo
+from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
@@ -43,34 +43,13 @@ from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.recognition import DlibRecognizer
 from deidstream.tracking.smoothing import LandmarkSmoother
 from deidstream.tracking.tracker import FaceTracker
-from deidstream.types import FaceDetections, Frame
+from deidstream.types import FaceDetections, FaceView, Frame, Person
 
 log = logging.getLogger(__name__)
-EXEMPLARS_PER_TRACK = 3
 # dlib's network in child processes: on a thread it would hold the GIL and stall detection.
 # Pass 1 sends one face at a time; the lock between the passes, when nothing else runs, batches
 # candidates over both. Both start with pass 1, so their loading is hidden behind it.
 DESCRIPTOR_WORKERS = 2
-EXEMPLAR_MARGIN = 0.6  # crop kept around a face for verifying surrogates, times its size
-
-
-@dataclass(slots=True)
-class _Exemplars:
-    """The best views of a track: (quality, Observation on a crop), best first."""
-
-    views: list[tuple[float, Observation]] = field(default_factory=list)
-
-    def offer(self, quality: float, image: np.ndarray, points: np.ndarray) -> None:
-        if len(self.views) >= EXEMPLARS_PER_TRACK and quality <= self.views[-1][0]:
-            return
-        lo, hi = points[:, :2].min(0), points[:, :2].max(0)
-        pad = (hi - lo) * EXEMPLAR_MARGIN
-        x0, y0 = np.maximum(np.floor(lo - pad), 0).astype(int)
-        x1, y1 = np.ceil(hi + pad).astype(int)
-        crop = image[y0:y1, x0:x1].copy()
-        self.views.append((quality, Observation(crop, points - np.array([x0, y0, 0], np.float32))))
-        self.views.sort(key=lambda v: -v[0])
-        del self.views[EXEMPLARS_PER_TRACK:]
 
 
 def _with_backfill(known: FrameFaces, boxes: np.ndarray) -> FrameFaces:
@@ -94,8 +73,6 @@ class Analysis:
         # frame index -> landmarks, where found: the embed thread's, apart from ``frames`` (the track
         # thread's, which back-filling revises)
         self.points: dict[int, tuple[np.ndarray | None, ...]] = {}
-        self.shapes: dict[int, list[np.ndarray]] = {}
-        self.exemplars: dict[int, _Exemplars] = {}
         self._canonical = default_mesh()
 
     @property
@@ -109,8 +86,7 @@ class Analysis:
         """Cuts, tracking and back-fill (the second thread)."""
         tracked = self.core.track(detected)
         self.window.note(tracked.born, tracked.cut)
-        known = FrameFaces(tracked.frame.index, tracked.faces, (None,) * len(tracked.faces),
-                           detections=tracked.detections)
+        known = FrameFaces(tracked.frame.index, tracked.faces, detections=tracked.detections)
         self.frames.extend(self.window.push(known))
         return tracked.frame, tracked.faces
 
@@ -143,8 +119,7 @@ class Analysis:
         if p is None:
             return
         mesh = self._canonical
-        self.shapes.setdefault(tid, []).append(canonical_shape(p, mesh.vertices, mesh.weights))
-        self.exemplars.setdefault(tid, _Exemplars()).offer(quality, image, p)
+        self.book.people.remember(tid, quality, image, p, canonical_shape(p, mesh.vertices, mesh.weights))
 
     def close(self) -> None:
         """Frees the landmarker (the recogniser stays for the lock; the caller closes it)."""
@@ -152,10 +127,11 @@ class Analysis:
 
 
 def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
-                   recognizer: object, keep: Callable[[np.ndarray], bool] | None = None) -> tuple[
-                       dict[int, Person], dict[int, Lock]]:
-    """Tracks → people (by track) → locked surrogates (the searches, by identity): the step between the passes."""
-    track_to_identity = analysis.book.resolve()
+                   recognizer: DlibRecognizer, keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
+    """Tracks → people → locked surrogates (one search per person): the step between the passes. Returns
+    each track's person record."""
+    book = analysis.book
+    track_to_identity = book.resolve()
     first_seen: dict[int, int] = {}
     for ff in analysis.frames:
         for tid in (ff.faces.track_id if ff.faces.track_id is not None else []):
@@ -165,43 +141,40 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
     locker = SurrogateLocker(renderer.model, renderer, recognizer, generator_config.run_key(),
                              file_lock_config(generator_config))
     people: dict[int, Person] = {}
-    locks: dict[int, Lock] = {}
-    embeddings = {i: analysis.book.embedding(i) for i in first_seen if analysis.book.has_embedding(i)}
+    embeddings = {i: book.embedding(i) for i in first_seen if book.has_embedding(i)}
     for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
-        tracks = [t for t, i in track_to_identity.items() if i == ident]
-        shapes = [s for t in tracks for s in analysis.shapes.get(t, [])]
-        views = sorted((v for t in tracks for v in analysis.exemplars.get(t, _Exemplars()).views),
-                       key=lambda v: -v[0])
+        person = book.person(ident)
         embedding = embeddings.get(ident)
-        if embedding is None or not shapes or not views:
-            person = Person(ident, None, np.zeros((468, 3), np.float32))
-        elif keep is not None and keep(embedding):
-            person = Person(ident, None, np.mean(shapes, axis=0), keep=True)
-        else:
-            others = np.array([e for i, e in embeddings.items() if i != ident], np.float32).reshape(-1, 128)
-            lock = _search(locker, label, embedding, [v for _, v in views], others)
-            locks[ident] = lock
-            person = Person(ident, lock.surrogate, np.mean(shapes, axis=0).astype(np.float32))
-        for t in tracks:
+        if embedding is not None and person.shapes and person.views:
+            if keep is not None and keep(embedding):
+                person.keep = True
+            else:
+                others = np.array([e for i, e in embeddings.items() if i != ident], np.float32).reshape(-1, 128)
+                lock = _search(locker, label, embedding, person.views, others)
+                person.surrogate, person.distance = lock.surrogate, lock.distance
+                person.searches, person.candidates_tried = person.searches + 1, lock.attempts
+        for t in person.tracks:
             people[t] = person
-    return people, locks
+    return people
 
 
-def _search(locker: SurrogateLocker, label: int, embedding: np.ndarray, views: list[Observation],
+def _search(locker: SurrogateLocker, label: int, embedding: np.ndarray, views: list[FaceView],
             others: np.ndarray) -> Lock:
     """A person's surrogate; a failed search that came within ``SECOND_SEARCH_WITHIN`` of τ is made
     again once, with new candidates verified in all three best views, for a face wide enough in them
     (``SECOND_SEARCH_MIN_FACE_PX``); the farther of the two is reported. One search at τ 0.9 failed
     for the README's sample in 2 of 5 random keys (best 0.76)."""
     lock = locker.lock(label, embedding, views, others)
-    if not lock.locked and lock.distance >= locker.config.tau - SECOND_SEARCH_WITHIN and wide_enough(views):
+    close = lock.distance is not None and lock.distance >= locker.config.tau - SECOND_SEARCH_WITHIN
+    if not lock.locked and close and wide_enough(views):
         log.info("person %d: searching again, with new candidates verified in three views", label)
         again = locker.lock(label, embedding, views, others, first_attempt=locker.config.candidates, verify_views=3)
-        lock = dataclasses.replace(again if again.locked or again.distance > lock.distance else lock,
-                                   attempts=lock.attempts + again.attempts)
+        farther = again.locked or (again.distance or 0.0) > (lock.distance or 0.0)
+        lock = dataclasses.replace(again if farther else lock, attempts=lock.attempts + again.attempts)
     if not lock.locked:
-        log.warning("person %d: no surrogate reached tau=%.2f (best %.2f in %d candidates); fallback blur",
-                    label, locker.config.tau, lock.distance, lock.attempts)
+        best = "no candidate cleared the bounds" if lock.distance is None else f"best {lock.distance:.2f}"
+        log.warning("person %d: no surrogate reached tau=%.2f (%s in %d candidates); fallback blur",
+                    label, locker.config.tau, best, lock.attempts)
     return lock
 
 
@@ -232,14 +205,14 @@ class LandmarkStage:
         known = self.frames.pop(item.index, None)
         if known is None:  # decoded now but not in pass 1: never write it unprocessed
             raise RuntimeError(f"frame {item.index} was not seen by the analysis pass")
-        points = list(self.points.pop(item.index, known.landmarks))
+        points = list(self.points.pop(item.index, (None,) * len(known.faces)))
         if self.landmarker is not None and known.faces.track_id is not None:
             t0 = time.perf_counter()
             missing = [p is None and int(t) in self.rendered for p, t in zip(points, known.faces.track_id)]
             found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
             points = [f if m else p for p, f, m in zip(points, found, missing)]
             self.clock.add("landmarks", time.perf_counter() - t0)
-        return [_Known(item, dataclasses.replace(known, landmarks=tuple(points)))]
+        return [_Known(item, dataclasses.replace(known, faces=known.faces.with_landmarks(points)))]
 
     def close(self) -> None:
         if self.landmarker is not None:
@@ -267,34 +240,19 @@ class RenderStage:
 
 def run_two_pass(
     input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport, detector: FaceDetector,
-    clock: StageClock, progress: Callable[[VideoInfo | None, int], None] | None = None,
+    clock: StageClock, progress: ProgressCallback | None = None,
     keep: Callable[[np.ndarray], bool] | None = None, save_book: Path | None = None,
 ) -> None:
     """Both passes over one file; fills ``report`` (frames, tracks, people, face outcomes).
     ``save_book`` writes the identity book (biometric embeddings) there: only when asked."""
-    from deidstream.engine.anonymizers import make_anonymizer
-
     generator_config = config.generator or GeneratorConfig()
-    analysis = Analysis(detector, config, clock)
     started = time.perf_counter()
-    try:
-        with FileSource(input_path) as source:
-            info = source.info
-            if progress:
-                progress(info, 0)
-            stages = [lambda item: [analysis.detect(item)] if isinstance(item, Frame) else [],
-                      lambda item: [analysis.track(item)], lambda item: [analysis.embed(item)]]
-            run_pipeline(source.items(), stages, lambda _: None, queue_size=config.queue_size, clock=clock)
-        analysis.finish()
-    except BaseException:
-        analysis.recognizer.close()
-        raise
-    finally:
-        analysis.close()
+    analysis, reporter = _analyse(input_path, detector, config, clock, progress)
+    reporter.start("choosing surrogates")
     t0 = time.perf_counter()
     renderer = make_renderer(generator_config)
     try:
-        people, locks = resolve_people(analysis, generator_config, renderer, analysis.recognizer, keep)
+        people = resolve_people(analysis, generator_config, renderer, analysis.recognizer, keep)
     finally:
         analysis.recognizer.close()
     if save_book is not None:
@@ -305,9 +263,9 @@ def run_two_pass(
     def on_frame(frame: Frame, known: FrameFaces, regions: np.ndarray) -> None:
         report.add_frame(frame.index, known.detections if known.detections is not None else known.faces,
                          known.faces, regions)
-        if progress:
-            progress(None, report.frames)
+        reporter.step()
 
+    reporter.start("rendering")
     landmarks = LandmarkStage(analysis.frames, analysis.points, people, clock)
     try:
         with FileSource(input_path) as source:
@@ -319,20 +277,49 @@ def run_two_pass(
     finally:
         landmarks.close()
     report.seconds = time.perf_counter() - started
-    report.people = _people_summary(people, locks)
+    report.people = _people_summary(people)
     report.cuts = analysis.cut_frames
     report.face_outcomes = {"rendered": deid.counts.rendered, "fallback": deid.counts.fallback,
                             "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}
 
 
-def _people_summary(people: dict[int, Person], locks: dict[int, Lock]) -> list[dict]:
+
+
+def _analyse(input_path: Path, detector: FaceDetector, config: PipelineConfig, clock: StageClock,
+             progress: ProgressCallback | None) -> tuple[Analysis, ProgressReporter]:
+    """Pass 1 over the whole file (three threads: detection, tracking, landmarks and E_id). The
+    recogniser stays open for the lock; on failure everything is closed."""
+    analysis = Analysis(detector, config, clock)
+    try:
+        with FileSource(input_path) as source:
+            reporter = ProgressReporter(progress, input_path.name, source.info.frame_count, passes=2)
+            reporter.start("analysing")
+
+            def embed(item: tuple[Frame, FaceDetections]) -> list[object]:
+                analysis.embed(item)
+                reporter.step()
+                return []
+
+            stages = [lambda item: [analysis.detect(item)] if isinstance(item, Frame) else [],
+                      lambda item: [analysis.track(item)], embed]
+            run_pipeline(source.items(), stages, lambda _: None, queue_size=config.queue_size, clock=clock)
+        analysis.finish()
+    except BaseException:
+        analysis.recognizer.close()
+        raise
+    finally:
+        analysis.close()
+    return analysis, reporter
+
+
+def _people_summary(people: dict[int, Person]) -> list[dict]:
     by_identity: dict[int, dict] = {}
     for track, person in sorted(people.items()):
         entry = by_identity.setdefault(person.identity, {
-            "person": len(by_identity), "tracks": [], "keep": person.keep, "locked": person.surrogate is not None})
+            "person": len(by_identity), "tracks": [], "keep": person.keep, "locked": person.locked})
         entry["tracks"].append(track)
-    for identity, lk in locks.items():
-        if identity in by_identity:  # a search without a surrogate reports its best candidate's distance
-            distance = "id_distance_verified" if lk.surrogate is not None else "best_id_distance"
-            by_identity[identity].update({distance: round(lk.distance, 3), "candidates_tried": lk.attempts})
+        if person.searches:
+            entry["candidates_tried"] = person.candidates_tried
+            if person.distance is not None:  # a search without a surrogate reports its best candidate's distance
+                entry["id_distance_verified" if person.locked else "best_id_distance"] = round(person.distance, 3)
     return list(by_identity.values())

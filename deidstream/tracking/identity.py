@@ -32,7 +32,8 @@ import numpy as np
 from deidstream.config import IdentityConfig
 from deidstream.errors import InvalidInputError
 from deidstream.tracking.embedding import DESCRIPTOR_SIZE, FaceObservation
-from deidstream.types import FaceDetections
+from deidstream.tracking.people import People
+from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class IdentityBook:
         self._observations = 0
         self._rejected: Counter[str] = Counter()
         self._conflicts: set[tuple[int, int]] = set()
+        self.people = People()  # each track's best views and shapes, each identity's record
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -208,6 +210,10 @@ class IdentityBook:
     def tracks_of(self, identity_id: int) -> list[int]:
         return sorted(self._identities[identity_id].tracks)
 
+    def person(self, identity_id: int) -> Person:
+        """The one record of this person (tracks, best views, shapes, surrogate search), kept for the run."""
+        return self.people.person(identity_id, self.tracks_of(identity_id))
+
     def embedding(self, identity_id: int) -> np.ndarray:
         """(128,) float32 quality-weighted mean of every usable descriptor of the identity's tracks.
 
@@ -273,6 +279,7 @@ class IdentityBook:
             for t in tracks:
                 self._tracks[t].identity = iid
         self._conflicts.clear()
+        self.people.forget_people()
         return {t: self._tracks[t].identity for t in tids}  # type: ignore[misc]
 
     def _seed_mean(self, identity_id: int) -> np.ndarray:

@@ -27,6 +27,9 @@ from deidstream.tracking.smoothing import LandmarkSmoother
 from deidstream.types import FaceDetections
 
 N_LANDMARKS = 468
+# MediaPipe's C++ logs one warning per process ("landmark_projection_calculator ... IMAGE_DIMENSIONS") the
+# first time FaceMesh projects a face; a blank warm-up image finds none, so the calls are silenced until one does.
+_first_face = {"pending": True}
 
 
 class FaceLandmarker:
@@ -132,7 +135,12 @@ class FaceLandmarker:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         warp = np.array([[k, 0, size / 2 - cx * k], [0, k, size / 2 - cy * k]], np.float32)
         crop = cv2.warpAffine(image, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        result = mesh.process(crop).multi_face_landmarks  # type: ignore[attr-defined]
+        if _first_face["pending"]:
+            with native_stderr_silenced():
+                result = mesh.process(crop).multi_face_landmarks  # type: ignore[attr-defined]
+            _first_face["pending"] = not result
+        else:
+            result = mesh.process(crop).multi_face_landmarks  # type: ignore[attr-defined]
         if not result:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in result[0].landmark[:N_LANDMARKS]], np.float32) * size

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,16 +18,9 @@ import numpy as np
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.facemodel import FaceModel, Identity, normalise_lighting
 from deidstream.engine.generator.uvmap import UVAtlas
+from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One frame of the person: ``image`` (H, W, 3) uint8 RGB, ``points`` (468, 3) landmarks."""
-
-    image: np.ndarray
-    points: np.ndarray
 
 
 class Inverter:
@@ -44,18 +36,18 @@ class Inverter:
         self._small_mask = small_mask
         self._basis = model.app_basis[:, small_mask].reshape(model.n_appearance, -1).T.astype(np.float64)
 
-    def person_shape(self, observations: Sequence[Observation]) -> np.ndarray:
+    def person_shape(self, observations: Sequence[FaceView]) -> np.ndarray:
         mesh = self.model.mesh
         return np.mean([canonical_shape(o.points, mesh.vertices, mesh.weights) for o in observations], axis=0)
 
-    def invert(self, observations: Sequence[Observation]) -> Identity:
+    def invert(self, observations: Sequence[FaceView]) -> Identity:
         if not observations:
             raise ValueError("inversion needs at least one observation")
         shape_coef = self.model.project_shape(self.person_shape(observations))
         albedo, trust = self.albedo(observations)
         return Identity(shape_coef, self.project_albedo(albedo, trust))
 
-    def albedo(self, observations: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray]:
+    def albedo(self, observations: Sequence[FaceView]) -> tuple[np.ndarray, np.ndarray]:
         """Lighting-normalised (T, T, 3) texture and (T, T) trust in [0, 1] from all frames."""
         total = np.zeros((self.model.tex_size, self.model.tex_size, 3), np.float64)
         weight = np.zeros((self.model.tex_size, self.model.tex_size), np.float64)

@@ -9,12 +9,12 @@ from media import read_rgb
 
 from deidstream.config import AnonymizerConfig, GeneratorConfig
 from deidstream.engine.anonymizers import make_anonymizer
-from deidstream.engine.deid import Deidentifier, FrameFaces, Person
+from deidstream.engine.deid import Deidentifier, FrameFaces
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.face_render import Surrogate, make_renderer
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.types import FaceDetections
+from deidstream.types import FaceDetections, Person
 
 
 def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
@@ -28,8 +28,8 @@ def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
     assert points is not None
     renderer = make_renderer(GeneratorConfig())
     mesh = renderer.model.mesh
-    person = Person(0, Surrogate.of(renderer.model, renderer.model.mean_identity()),
-                    canonical_shape(points, mesh.vertices, mesh.weights))
+    person = Person(0, surrogate=Surrogate.of(renderer.model, renderer.model.mean_identity()),
+                    shapes=[canonical_shape(points, mesh.vertices, mesh.weights)])
     # a box of the face's size, half over its right side: as a false detection beside the face was
     width = face[2] - face[0]
     beside = face + np.array([0.6 * width, 0.2 * width, 0.6 * width, 0.2 * width], np.float32)
@@ -38,7 +38,7 @@ def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
     def run(boxes: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         out = image.copy()
         faces = FaceDetections(boxes, np.ones(len(boxes), np.float32), track_id=np.array(ids))
-        regions = deid.apply(out, FrameFaces(0, faces, (points,) + (None,) * (len(ids) - 1)))
+        regions = deid.apply(out, FrameFaces(0, faces.with_landmarks([points] + [None] * (len(ids) - 1))))
         return out, regions
 
     alone, _ = run(found.xyxy, [1])

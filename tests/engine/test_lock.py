@@ -12,8 +12,8 @@ from media import read_rgb
 
 from deidstream.config import GeneratorConfig, LockConfig
 from deidstream.engine.generator.face_render import make_renderer
-from deidstream.engine.generator.inversion import Observation
 from deidstream.engine.lock import Lock, SurrogateLocker
+from deidstream.types import FaceView
 
 KEY = b"lock test"
 
@@ -32,7 +32,7 @@ def subject():
         for i in (5, 30, 55):
             (points,) = landmarker.landmarks(frames[i], detector.detect(frames[i]))
             assert points is not None, f"frame {i}: FaceMesh finds the speaker"
-            views.append(Observation(frames[i], points))
+            views.append(FaceView(frames[i], points))
             (face,) = recognizer.detect(frames[i])
             descriptors.append(recognizer.describe(frames[i], [face])[0])
     yield make_renderer(GeneratorConfig()), recognizer, np.mean(descriptors, axis=0), views
@@ -139,7 +139,7 @@ def test_a_file_search_that_failed_is_made_again_for_a_large_face_that_came_near
 
     _, _, embedding, views = subject
     scale = face_px / float(np.ptp(views[0].points[:, 0]))
-    sized = [Observation(v.image, v.points * scale) for v in views]
+    sized = [FaceView(v.image, v.points * scale) for v in views]
     found = object()
     locker = Scripted(Lock(0, None, best, 18, 0.9, 9.0), Lock(0, found, 0.93, 24, 0.9, 9.0))
     lock = _search(locker, 0, embedding, sized, np.zeros((0, 128), np.float32))

@@ -15,6 +15,7 @@ from deidstream.config import DetectorConfig, GeneratorConfig
 from deidstream.engine.generator.face_render import make_renderer
 from deidstream.pipelines.live_surrogate import LIVE_RETRIES, SurrogatePath
 from deidstream.tracking.detector import MediaPipeDetector
+from deidstream.tracking.people import People
 from deidstream.tracking.tracker import FaceTracker
 
 
@@ -66,6 +67,9 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
 class OnePersonBook:
     """Every track is person 1 (the identity book's online answer, without E_id)."""
 
+    def __init__(self) -> None:
+        self.people = People()
+
     def identity_of(self, track_id: int) -> int:
         return 1
 
@@ -78,15 +82,20 @@ def one_person_path(clip: str, key: bytes, limit: int):
     return frames, renderer, SurrogatePath(config, renderer, book=OnePersonBook())
 
 
-def person_one(model):
-    """Person 1 with a plain surrogate (mean shape, mid appearance), as the worker would lock them."""
-    from deidstream.engine.deid import Person
+def plain_surrogate(model):
+    """A plain surrogate: mean shape, mid appearance."""
     from deidstream.engine.generator.face_render import Surrogate
     from deidstream.engine.generator.facemodel import Identity
 
-    surrogate = Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
-                                             np.full(model.n_appearance, 0.5, np.float32)))
-    return Person(1, surrogate, model.mesh.vertices.astype(np.float32))
+    return Surrogate.of(model, Identity(np.zeros(model.n_shape, np.float32),
+                                        np.full(model.n_appearance, 0.5, np.float32)))
+
+
+def lock_person_one(path, model) -> None:
+    """Person 1's record in the path's book: searched once and locked to a plain surrogate, as by the worker."""
+    person = path.book.people.person(1, [])
+    person.surrogate, person.searches = plain_surrogate(model), 1
+    person.shapes = [model.mesh.vertices.astype(np.float32)]
 
 
 def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render():
@@ -99,7 +108,7 @@ def test_a_repaint_needs_landmarks_on_the_tracked_face_and_no_time_for_a_render(
             found = [tracker.update(detector.detect(f), i, (f.shape[1], f.shape[0])) for i, f in enumerate(frames)]
         first = found[0]
         prepared = path.prepare(frames[0], first)
-        path._people[1] = person_one(renderer.model)  # locked, as by the worker
+        lock_person_one(path, renderer.model)
         image = frames[0].copy()
         assert path.render_face(image, first, 0, time.monotonic() + 1.0, prepared)  # a new render, remembered
         assert path.repainted == 0
@@ -158,7 +167,7 @@ def test_locked_faces_take_turns_at_a_new_render_and_no_repaint_gets_too_old():
 def test_faces_waiting_for_their_turn_are_followed_by_flow_and_repainted():
     frames, renderer, path = one_person_path("two_faces_selfie_portrait.mp4", b"follow test", limit=7)
     try:
-        path._people[1] = person_one(renderer.model)  # both faces: locked
+        lock_person_one(path, renderer.model)  # both faces: person 1, locked
         tracker = FaceTracker()
         with MediaPipeDetector() as detector:
             for k, frame in enumerate(frames):
@@ -217,7 +226,7 @@ def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_l
     renderer = make_renderer(config)
     path = SurrogatePath(config, renderer)
     try:
-        surrogate = person_one(renderer.model).surrogate
+        surrogate = plain_surrogate(renderer.model)
         path.locker = ScriptedLocker(LockConfig(candidates=24), surrogate)
         path.retry_looks = 2
         path.retry_min_face_px = 100 if wide_enough else 10_000
@@ -227,10 +236,10 @@ def test_a_person_whose_search_failed_is_searched_again_with_new_candidates_if_l
         if wide_enough:
             assert calls[1] == (24, 3, 3), "the next: new candidates, verified in all three views"
             time.sleep(0.2)
-            assert path._people[1].surrogate is surrogate
+            assert path.book.people.get(1).surrogate is surrogate
         else:
-            assert len(calls) == 1 and path._people[1].surrogate is None, "a small face is not searched again"
-            assert path._attempts[1] == 1 + LIVE_RETRIES, "its chances came and were spent without a search"
+            assert len(calls) == 1 and path.book.people.get(1).surrogate is None, "a small face is not searched again"
+            assert path.book.people.get(1).searches == 1 + LIVE_RETRIES, "its chances were spent without a search"
     finally:
         path.close()
 
@@ -257,7 +266,7 @@ def test_a_face_without_a_surrogate_gets_landmarks_only_when_e_id_looks_at_it():
         path.locker = ScriptedLocker(LockConfig(candidates=24), None)  # every search fails: the person stays unlocked
         _feed(path, frames, lambda: len(meshed) >= 45)
         assert path.locker.calls, "the looks had their landmarks: the person was searched"
-        assert path._people[1].surrogate is None
+        assert path.book.people.get(1).surrogate is None
     finally:
         path.close()
     assert meshed == due, "FaceMesh exactly on the frames E_id looks at the face"

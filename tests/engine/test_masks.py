@@ -5,11 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import SAMPLE
 
 from deidstream.engine.generator.masks import InteriorContours, edge_loops, face_oval_mask, interior_mask, polygons_mask
 
-CLIP = "videos/hands_occlusion_expressions.mp4"
+CLIP = SAMPLE
 CLOSED_MOUTH, OPEN_MOUTH = 0, 306  # frames of CLIP: lips together / laughing with teeth showing, no hands
 
 
@@ -20,7 +20,7 @@ def faces() -> dict[int, tuple[np.ndarray, np.ndarray]]:
     import mediapipe as mp
 
     frames = {}
-    with av.open(str(shared_file(CLIP))) as c:
+    with av.open(str(CLIP)) as c:
         for i, f in enumerate(c.decode(video=0)):
             if i in (CLOSED_MOUTH, OPEN_MOUTH):
                 frames[i] = f.to_ndarray(format="rgb24")

@@ -28,7 +28,7 @@ def test_blas_runs_one_thread_during_a_run_and_is_restored_after(tmp_path):
     before = _blas_threads()
     during: list[set[int]] = []
     anonymize(make_clip(tmp_path / "in.mp4", frames=4), tmp_path / "out.mp4", mode="blur",
-              progress=lambda info, done: during.append(_blas_threads()))
+              progress=lambda progress: during.append(_blas_threads()))
     assert during and all(seen == {1} for seen in during)
     assert _blas_threads() == before
 

@@ -9,13 +9,13 @@ import numpy as np
 from conftest import shared_file
 from media import read_rgb
 
-from deidstream.engine.deid import FrameFaces, Person
+from deidstream.engine.deid import FrameFaces
 from deidstream.engine.generator.face_render import Surrogate
 from deidstream.engine.generator.facemodel import default_model
 from deidstream.pipelines.twopass import LandmarkStage
 from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import MediaPipeDetector
-from deidstream.types import FaceDetections, Frame
+from deidstream.types import FaceDetections, Frame, Person
 
 
 def _frames():
@@ -25,31 +25,33 @@ def _frames():
     assert len(found) == 2
     faces = FaceDetections(found.xyxy, found.score, track_id=np.array([1, 2]))
     frames = [Frame(i, im, pts=i, time_base=Fraction(1, 30)) for i, im in enumerate(images)]
-    return frames, [FrameFaces(i, faces, (None, None)) for i in range(2)]
+    return frames, [FrameFaces(i, faces) for i in range(2)]
 
 
 def test_pass_two_finds_landmarks_only_for_rendered_faces_pass_one_lacks():
     frames, known = _frames()
     model = default_model()
-    locked = Person(10, Surrogate.of(model, model.mean_identity()), np.zeros((468, 3), np.float32))
-    blurred = Person(11, None, np.zeros((468, 3), np.float32))
+    locked = Person(10, surrogate=Surrogate.of(model, model.mean_identity()),
+                    shapes=[np.zeros((468, 3), np.float32)])
+    blurred = Person(11, shapes=[np.zeros((468, 3), np.float32)])
     from_pass_one = np.full((468, 3), 5.0, np.float32)
     stage = LandmarkStage(known, {1: (from_pass_one, None)}, {1: locked, 2: blurred}, StageClock())
     try:
         first, second = (stage(f)[0] for f in frames)
     finally:
         stage.close()
-    a, b = first.faces.landmarks  # frame 0: nothing from pass 1, FaceMesh for the locked face only
+    a, b = first.faces.faces.landmark_list()  # frame 0: nothing from pass 1, FaceMesh for the locked face only
     box = known[0].faces.xyxy[0]
     assert a is not None and a.shape == (468, 3) and b is None
     assert box[0] - 20 < a[:, 0].mean() < box[2] + 20 and box[1] - 20 < a[:, 1].mean() < box[3] + 20
-    assert second.faces.landmarks[0] is from_pass_one and second.faces.landmarks[1] is None
+    kept, none = second.faces.faces.landmark_list()
+    assert np.array_equal(kept, from_pass_one) and none is None
     assert first.frame is frames[0] and second.frame is frames[1]
 
 
 def test_without_a_locked_person_pass_two_runs_no_facemesh():
     frames, known = _frames()
-    stage = LandmarkStage(known, {}, {1: Person(10, None, np.zeros((468, 3), np.float32))}, StageClock())
+    stage = LandmarkStage(known, {}, {1: Person(10)}, StageClock())
     assert stage.landmarker is None
     out = stage(frames[0])[0]
-    assert out.faces.landmarks == (None, None)
+    assert out.faces.faces.landmark_list() == [None, None]

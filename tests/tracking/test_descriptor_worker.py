@@ -3,15 +3,13 @@ across workers, clear errors when a worker is gone, and the recogniser still wor
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import SAMPLE
 from media import read_rgb
 
 from deidstream.tracking.recognition import DlibRecognizer
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample.mp4"
 # A worker holds BLAS to one thread and the test process does not, so sums are ordered differently
 # (3e-7 apart); different faces are about 0.1 apart in every element, and dlib's threshold is 0.6.
 SAME = {"rtol": 0, "atol": 1e-5}
