@@ -7,7 +7,9 @@ re-identified (< 0.6), ID consistency (mean pairwise distance of one person's ou
 descriptors; lower = the surrogate stays one person), leak rate (frames where any output
 face is recognised as any input identity), face detectability FD (the detector still finds
 a face there, IoU >= 0.3), PD / PSNR / SSIM over the face box, temporal flicker, and
-coverage (faces left essentially unaltered).
+coverage (faces left essentially unaltered). What a viewer sees of the same faces (apparent sex, skin tone
+and skin colour, sharpness, eye and mouth movement) comes from :mod:`deidstream.evaluation.viewer`; a
+rank-1 identification attack against a gallery of real people from :mod:`deidstream.evaluation.attack`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import cv2
 import numpy as np
 
 from deidstream.evaluation.align import Comparison, FramePair, StreamFacts, aligned_pairs
+from deidstream.evaluation.attack import Gallery, rank1_hits
+from deidstream.evaluation.viewer import ViewerMeasures, viewer_summary
 from deidstream.geometry.boxes import expand, iou_matrix, pixel_bounds
+from deidstream.tracking.attributes import AttributeModel
 from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,7 @@ UNALTERED_PD = 5.0  # ... and this close in mean absolute difference was not ano
 PSNR_CAP = 99.0  # identical boxes have infinite PSNR; JSON holds this instead
 MIN_BOX = 8  # pixels; smaller boxes are skipped for pixel metrics
 CROP = 112  # contact-sheet tile size
+DISTANCE_BIN = 0.05  # ID distances this close rank alike on the contact sheet; sex and skin tone break the tie
 
 
 @dataclass(slots=True)
@@ -49,6 +55,45 @@ class FaceRecord:
     change_output: float | None = None
     change_original: float | None = None
     identity: int = -1
+    # what a viewer sees (deidstream.evaluation.viewer): original vs output at the same place
+    female_original: float | None = None
+    female_output: float | None = None
+    sex_agrees: bool | None = None
+    age_original: float | None = None
+    age_output: float | None = None
+    ita_original: float | None = None
+    ita_output: float | None = None
+    delta_ita: float | None = None
+    skin_share_original: float | None = None
+    skin_share_output: float | None = None
+    sharpness_original: float | None = None
+    sharpness_output: float | None = None
+    sharpness_ratio: float | None = None
+    eye_original: float | None = None
+    eye_output: float | None = None
+    mouth_original: float | None = None
+    mouth_output: float | None = None
+    reidentified_by_attack: bool | None = None
+
+    @property
+    def reidentified(self) -> bool:
+        """Recognised as its subject: closer than 0.6, or found by the rank-1 attack."""
+        return bool(self.id_distance < SAME_PERSON or self.reidentified_by_attack)
+
+    def worst_first(self) -> tuple:
+        """Sort key, least private first: re-identified, then lowest ID distance (in bins of
+        ``DISTANCE_BIN``), then apparent sex changed, then largest skin-tone change."""
+        return (not self.reidentified, round(self.id_distance / DISTANCE_BIN), bool(self.sex_agrees),
+                -(self.delta_ita or 0.0), self.id_distance)
+
+
+@dataclass(slots=True)
+class WorstFace:
+    """A candidate for the contact sheet: the face's index in ``Evaluation.faces`` and its crops."""
+
+    face: int
+    original: np.ndarray
+    output: np.ndarray
 
 
 @dataclass(slots=True)
@@ -66,14 +111,16 @@ class Evaluation:
     leaking_frames: list[int] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     identities: list[dict] = field(default_factory=list)
-    worst: list[tuple[float, int, np.ndarray, np.ndarray]] = field(default_factory=list)  # for the contact sheet
+    worst: list[WorstFace] = field(default_factory=list)  # for the contact sheet, worst first
+    attack: dict = field(default_factory=dict)  # the rank-1 attack's gallery, or why it was skipped
 
     def to_dict(self) -> dict:
         return {
             "original": self.original, "output": self.output, "independent_detector": self.detector,
             "recogniser": "dlib ResNet face descriptor (128-d), same person below 0.6",
+            "attribute_model": "deidstream/tracking/models/attributes.npz (fitted on SFHQ hand labels)",
             "every_kth_frame": self.every, "comparison": self.comparison.to_dict(),
-            "summary": self.summary, "identities": self.identities,
+            "summary": self.summary, "attack": self.attack, "identities": self.identities,
             "leaking_frames": self.leaking_frames, "faces": [asdict(f) for f in self.faces],
         }
 
@@ -92,32 +139,43 @@ def _mean_change(now: np.ndarray, before: np.ndarray) -> float:
 
 
 class Evaluator:
-    """Runs the comparison; ``every`` samples every k-th frame (flicker uses the frame before it)."""
+    """Runs the comparison; ``every`` samples every k-th frame (flicker uses the frame before it);
+    ``gallery``: other real people for the rank-1 attack (None: no attack, ``attack_note`` says why)."""
 
-    def __init__(self, recognizer: DlibRecognizer, every: int = 5, keep_worst: int = 12) -> None:
+    def __init__(self, recognizer: DlibRecognizer, every: int = 5, keep_worst: int = 12, *,
+                 attributes: AttributeModel | None = None, gallery: Gallery | None = None,
+                 attack_note: str = "no gallery given") -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.rec = recognizer
         self.every = every
         self.keep_worst = keep_worst
+        self.attributes = attributes
+        self.gallery = gallery
+        self.attack_note = attack_note
 
     def run(self, original: str | Path, output: str | Path) -> Evaluation:
         started = time.perf_counter()
         original, output = Path(original), Path(output)
         comparison = Comparison(StreamFacts(), StreamFacts())
         ev = Evaluation(str(original), str(output), self.rec.detector_name, self.every, comparison)
-        gallery, outputs, out_frame, previous = [], [], [], None
-        for pair in aligned_pairs(original, output, comparison):
-            if pair.index % self.every == 0:
-                self._sample(pair, previous, ev, gallery, outputs, out_frame)
-            previous = pair
+        seen = _Seen()
+        viewer = ViewerMeasures(self.attributes)
+        try:
+            previous = None
+            for pair in aligned_pairs(original, output, comparison):
+                if pair.index % self.every == 0:
+                    self._sample(pair, previous, ev, seen, viewer)
+                previous = pair
+        finally:
+            viewer.close()
         comparison.finish(original, output)
-        self._finish(ev, np.array(gallery).reshape(-1, 128), np.array(outputs).reshape(-1, 128), out_frame)
+        self._finish(ev, seen)
         ev.summary["seconds"] = round(time.perf_counter() - started, 2)
         return ev
 
-    def _sample(self, pair: FramePair, previous: FramePair | None, ev: Evaluation,
-                gallery: list, outputs: list, out_frame: list) -> None:
+    def _sample(self, pair: FramePair, previous: FramePair | None, ev: Evaluation, seen: _Seen,
+                viewer: ViewerMeasures) -> None:
         ev.frames_sampled += 1
         faces = self.rec.detect(pair.original)
         found_out = self.rec.detect(pair.output)
@@ -127,26 +185,35 @@ class Evaluator:
             d_orig = self.rec.describe(pair.original, faces)
             d_out = self.rec.describe(pair.output, faces)  # same place, same alignment
             boxes = np.array([f.box for f in faces], np.float32)
-            seen = iou_matrix(boxes, out_boxes).max(axis=1) >= FD_IOU if len(out_boxes) else np.zeros(len(faces), bool)
-            for face, do, da, detected in zip(faces, d_orig, d_out, seen):
-                distance = float(np.linalg.norm(do - da))
-                ev.faces.append(self._record(pair, previous, face.box, distance, bool(detected)))
-                self._keep_if_worst(ev, pair, face.box, distance)
-            gallery.extend(d_orig)
-            outputs.extend(d_out)
-            out_frame.extend([pair.index] * len(faces))
+            detected = iou_matrix(boxes, out_boxes).max(axis=1) >= FD_IOU if len(out_boxes) \
+                else np.zeros(len(faces), bool)
+            looks = viewer.faces(pair.original, pair.output, boxes, d_orig, d_out)
+            for box, do, da, found, look in zip(boxes, d_orig, d_out, detected, looks):
+                record = self._record(pair, previous, box, float(np.linalg.norm(do - da)), bool(found))
+                for key, value in look.items():
+                    setattr(record, key, value)
+                ev.faces.append(record)
+                self._keep_if_worst(ev, pair, box)
+            seen.originals.extend(d_orig)
+            seen.at_place.extend(d_out)
+            seen.outputs.extend(d_out)
+            seen.out_frame.extend([pair.index] * len(faces))
         # Output faces elsewhere (not at an original face's place) can leak too.
         if len(out_boxes):
             inputs = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
             elsewhere = [f for f, b in zip(found_out, out_boxes)
                          if not len(inputs) or iou_matrix(b[None], inputs).max() < FD_IOU]
             extra = self.rec.describe(pair.output, elsewhere)
-            outputs.extend(extra)
-            out_frame.extend([pair.index] * len(extra))
+            seen.outputs.extend(extra)
+            seen.out_frame.extend([pair.index] * len(extra))
 
-    def _keep_if_worst(self, ev: Evaluation, pair: FramePair, box: np.ndarray, distance: float) -> None:
-        """Keep small crops of the faces with the lowest ID distance (the least private)."""
-        if len(ev.worst) >= self.keep_worst and distance >= ev.worst[-1][0]:
+    def _keep_if_worst(self, ev: Evaluation, pair: FramePair, box: np.ndarray) -> None:
+        """Keep small crops of the least private faces so far (three times the sheet: the attack,
+        run at the end, may move some up)."""
+        index = len(ev.faces) - 1
+        key = ev.faces[index].worst_first()
+        pool = 3 * self.keep_worst
+        if len(ev.worst) >= pool and key >= ev.faces[ev.worst[-1].face].worst_first():
             return
         h, w = pair.original.shape[:2]
         bounds = pixel_bounds(expand(box, 0.2)[0], w, h)
@@ -155,9 +222,9 @@ class Evaluator:
         x0, y0, x1, y1 = bounds
         crops = [cv2.resize(img[y0:y1, x0:x1], (CROP, CROP), interpolation=cv2.INTER_AREA)
                  for img in (pair.original, pair.output)]
-        ev.worst.append((distance, pair.index, *crops))
-        ev.worst.sort(key=lambda item: item[0])
-        del ev.worst[self.keep_worst:]
+        ev.worst.append(WorstFace(index, *crops))
+        ev.worst.sort(key=lambda item: ev.faces[item.face].worst_first())
+        del ev.worst[pool:]
 
     def _record(self, pair: FramePair, previous: FramePair | None, box: np.ndarray, distance: float,
                 detected: bool) -> FaceRecord:
@@ -178,15 +245,40 @@ class Evaluator:
                           None if change_out is None else round(change_out, 3),
                           None if change_in is None else round(change_in, 3))
 
-    def _finish(self, ev: Evaluation, gallery: np.ndarray, outputs: np.ndarray, out_frame: list[int]) -> None:
+    def _finish(self, ev: Evaluation, seen: _Seen) -> None:
+        gallery, at_place = seen.arrays("originals"), seen.arrays("at_place")
+        outputs = seen.arrays("outputs")
         labels = self.rec.cluster(gallery) if len(gallery) else np.zeros(0, int)
         for face, label in zip(ev.faces, labels):
             face.identity = int(label)
         if len(outputs) and len(gallery):
             dist = np.linalg.norm(outputs[:, None, :] - gallery[None, :, :], axis=2).min(axis=1)
-            ev.leaking_frames = sorted({f for f, d in zip(out_frame, dist) if d < SAME_PERSON})
-        ev.identities = _identities(ev.faces, gallery, outputs[: len(gallery)])
+            ev.leaking_frames = sorted({f for f, d in zip(seen.out_frame, dist) if d < SAME_PERSON})
+        ev.identities = _identities(ev.faces, gallery, at_place)
+        if self.gallery is not None:
+            hits = rank1_hits(at_place, labels, gallery, self.gallery.descriptors)
+            for face, hit in zip(ev.faces, hits):
+                face.reidentified_by_attack = bool(hit)
+            ev.attack = {**self.gallery.facts(), "input_people": len(set(labels.tolist()))}
+        else:
+            ev.attack = {"skipped": self.attack_note}
+        ev.worst.sort(key=lambda item: ev.faces[item.face].worst_first())
+        del ev.worst[self.keep_worst:]
         ev.summary = _summary(ev)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """Descriptors gathered while sampling: the original faces, the output at their places, and every
+    output face (at those places and elsewhere) with its frame."""
+
+    originals: list = field(default_factory=list)
+    at_place: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    out_frame: list = field(default_factory=list)
+
+    def arrays(self, name: str) -> np.ndarray:
+        return np.array(getattr(self, name), np.float32).reshape(-1, 128)
 
 
 def _mean_pairwise(vectors: np.ndarray) -> float | None:
@@ -243,4 +335,7 @@ def _summary(ev: Evaluation) -> dict:
         "unaltered_faces": sum(f.unaltered for f in faces),
         "frames_with_unaltered_face": len(unaltered_frames),
         "unaltered_frame_indices": unaltered_frames[:50],
+        **viewer_summary(faces),
+        "rank1_rate": _round(sum(bool(f.reidentified_by_attack) for f in faces) / n)
+        if n and ev.attack.get("distractor_faces") is not None else None,
     }

@@ -25,6 +25,16 @@ ROWS = [
     ("faces left unaltered", "unaltered_faces", "{}"),
     ("frames with an unaltered face", "frames_with_unaltered_face", "{}"),
 ]
+VIEWER_ROWS = [
+    ("apparent sex agrees", "sex_agreement", "{:.1%}"),
+    ("apparent age |difference| (years)", "mean_abs_age_difference", "{:.1f}"),
+    ("skin tone |dITA| (degrees, mean)", "mean_abs_delta_ita", "{:.1f}"),
+    ("skin tone within 10 degrees", "ita_within_10", "{:.1%}"),
+    ("skin-coloured share (output / original)", "skin_share_ratio", "{:.2f}"),
+    ("sharpness (output / original, median)", "sharpness_ratio", "{:.2f}"),
+    ("eye openness correlation", "eye_openness_correlation", "{:.2f}"),
+    ("mouth openness correlation", "mouth_openness_correlation", "{:.2f}"),
+]
 
 
 def table(ev: Evaluation) -> str:
@@ -34,8 +44,15 @@ def table(ev: Evaluation) -> str:
              f"({s['frames_sampled']} frames sampled, {s['frames_with_faces']} with faces, "
              f"{s['identities']} identities); recogniser: dlib ResNet descriptor; {s['seconds']:.1f} s"]
     for label, key, fmt in ROWS:
-        value = s.get(key)
-        lines.append(f"  {label:42s} {'n/a' if value is None else fmt.format(value)}")
+        lines.append(_row(label, s.get(key), fmt))
+    lines.append("what a viewer sees (same faces, original vs output):")
+    for label, key, fmt in VIEWER_ROWS:
+        lines.append(_row(label, s.get(key), fmt))
+    if "skipped" in ev.attack:
+        lines.append(f"  {'rank-1 identification':42s} skipped ({ev.attack['skipped']})")
+    else:
+        lines.append(_row(f"rank-1 identification ({ev.attack['distractor_faces']} others)", s.get("rank1_rate"),
+                          "{:.1%}"))
     cmp = ev.comparison
     if cmp.mismatches:
         lines.append("files differ: " + "; ".join(cmp.mismatches))
@@ -43,6 +60,10 @@ def table(ev: Evaluation) -> str:
         lines.append(f"files match: {cmp.original.frames} frames, {cmp.original.duration_s:.3f} s, "
                      f"{cmp.original.width}x{cmp.original.height}, audio {cmp.original.audio or 'none'}")
     return "\n".join(lines)
+
+
+def _row(label: str, value: object, fmt: str) -> str:
+    return f"  {label:42s} {'n/a' if value is None else fmt.format(value)}"
 
 
 def write_plots(ev: Evaluation, folder: Path) -> list[Path]:
@@ -89,12 +110,16 @@ def write_plots(ev: Evaluation, folder: Path) -> list[Path]:
 
 
 def contact_sheet(ev: Evaluation, columns: int = 3) -> np.ndarray:
-    """Original | output pairs of the least private faces, labelled with frame and distance."""
+    """Original | output pairs of the least private faces, worst first (see ``FaceRecord.worst_first``),
+    labelled with frame and ID distance, then re-identification, apparent sex and skin-tone change."""
     tiles = []
-    for distance, frame, original, output in ev.worst:
-        tile = np.concatenate([original, output], axis=1).copy()
-        cv2.putText(tile, f"f{frame} d={distance:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1,
-                    cv2.LINE_AA)
+    for worst in ev.worst:
+        face = ev.faces[worst.face]
+        tile = np.concatenate([worst.original, worst.output], axis=1).copy()
+        flags = ["REID" if face.reidentified else "", "sex ok" if face.sex_agrees else "sex changed",
+                 "" if face.delta_ita is None else f"dITA {face.delta_ita:.0f}"]
+        for row, text in enumerate([f"f{face.frame} d={face.id_distance:.2f}", " ".join(f for f in flags if f)]):
+            cv2.putText(tile, text, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
         tiles.append(tile)
     while len(tiles) % columns:
         tiles.append(np.zeros((CROP, 2 * CROP, 3), np.uint8))

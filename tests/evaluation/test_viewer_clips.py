@@ -1,0 +1,129 @@
+"""What a viewer sees, on real footage: the shipped sample against itself, a blurred copy and a copy
+whose face turned blue. A wrong measure shows up as a number far from what these copies must give."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import cv2
+import pytest
+from conftest import SAMPLE, SHARED
+from media import make_clip
+
+from deidstream.cli import main
+from deidstream.evaluation.command import evaluate
+from deidstream.geometry.boxes import expand, pixel_bounds
+from deidstream.tracking.recognition import DlibRecognizer
+
+STEP = 40  # one sample frame in 40: 12 frames of blinks, smiles and hands
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    """Gallery descriptors go to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEIDSTREAM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def frames():
+    with av.open(str(SAMPLE)) as c:
+        return [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % STEP == 0]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("viewer")
+
+
+def clip(folder, name, images):
+    h, w = images[0].shape[:2]
+    return make_clip(folder / f"{name}.mp4", frames=len(images), size=(w, h), images=images, audio=None,
+                     options={"crf": "12"})
+
+
+@pytest.fixture(scope="module")
+def original(folder, frames):
+    return clip(folder, "original", frames)
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    """Five other real people where the shared data is present, else an empty folder (the input's own
+    people are then the whole gallery)."""
+    johns = SHARED / "identities/johns_5x11"
+    return johns if johns.is_dir() else tmp_path_factory.mktemp("empty_gallery")
+
+
+def test_a_clip_against_itself_looks_the_same(original, frames, gallery):
+    ev = evaluate(original, original, every=1, upsample=0, gallery=gallery)  # her face is 220 px: no upsampling
+    s = ev.summary
+    assert s["faces"] >= len(frames) - 2 and s["identities"] <= 2  # a hand over her face may split her in two
+    assert s["sex_agreement"] == 1.0
+    assert s["mean_abs_delta_ita"] == 0.0 and s["ita_within_10"] == 1.0
+    assert s["skin_share_ratio"] == 1.0 and s["skin_share_original"] > 0.8  # her cheeks are skin-coloured
+    assert s["sharpness_ratio"] == 1.0
+    assert s["openness_faces"] >= len(frames) - 4
+    assert s["eye_openness_correlation"] > 0.999 and s["mouth_openness_correlation"] > 0.999
+    assert s["rank1_rate"] == 1.0 and all(f.reidentified_by_attack for f in ev.faces)
+    assert ev.attack["input_people"] == s["identities"]
+    assert all(f.female_original > 0.5 for f in ev.faces[:3])  # a woman
+
+
+def test_a_blurred_copy_is_less_sharp(folder, original, frames):
+    blurred = clip(folder, "blurred", [cv2.GaussianBlur(f, (0, 0), 4) for f in frames])
+    ev = evaluate(original, blurred, every=1, upsample=0)
+    s = ev.summary
+    assert s["sharpness_ratio"] < 0.5
+    assert s["skin_share_ratio"] > 0.8 and s["mean_abs_delta_ita"] < 10  # still the same skin
+    assert s["rank1_rate"] is None and ev.attack == {"skipped": "no gallery given"}
+
+
+def test_a_blue_face_is_not_skin(folder, original, frames):
+    rec = DlibRecognizer(upsample=0)
+    blue = []
+    for f in frames:
+        out = f.copy()
+        for face in rec.detect(f):
+            x0, y0, x1, y1 = pixel_bounds(expand(face.box, 0.2)[0], f.shape[1], f.shape[0])
+            out[y0:y1, x0:x1] = f[y0:y1, x0:x1, ::-1]  # red and blue swapped: skin turns blue
+        blue.append(out)
+    s = evaluate(original, clip(folder, "blue", blue), every=1, upsample=0).summary
+    assert s["skin_share_ratio"] < 0.2
+    assert s["mean_abs_delta_ita"] > 30 and s["ita_within_10"] == 0.0
+
+
+def test_command_prints_and_writes_the_viewer_measures(tmp_path, gallery, capsys):
+    code = main(["evaluate", str(SAMPLE), str(SAMPLE), "--every", "120", "--upsample", "0", "--gallery", str(gallery),
+                 "--json", str(tmp_path / "e.json"), "--plots", str(tmp_path / "plots")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for label in ("apparent sex agrees", "skin tone |dITA|", "sharpness (output / original", "eye openness",
+                  "rank-1 identification"):
+        assert label in printed
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert data["summary"]["faces"] == 4 and data["summary"]["rank1_rate"] == 1.0
+    assert data["attack"]["gallery"] == str(gallery.resolve())
+    face = data["faces"][0]
+    assert face["sex_agrees"] is True and face["delta_ita"] == 0.0 and face["sharpness_ratio"] == 1.0
+    text = json.dumps(data)
+    assert "descriptor\": [" not in text and max(len(v) for v in _lists(data)) < 128  # no descriptors
+    assert (tmp_path / "plots" / "worst_faces.png").is_file()
+
+
+def test_command_without_a_gallery_says_the_attack_was_skipped(tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here
+    assert main(["evaluate", str(SAMPLE), str(SAMPLE), "--every", "240", "--upsample", "0"]) == 0
+    assert "skipped (no gallery" in capsys.readouterr().out and "--gallery DIR" in caplog.text
+
+
+def _lists(node):
+    if isinstance(node, list):
+        yield node
+        for item in node:
+            yield from _lists(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from _lists(item)
