@@ -69,6 +69,7 @@ def analysed(clip: Path, on_frame: Callable[[Frame], None] | None = None) -> Ana
                         if on_frame is not None:
                             on_frame(item)
                         analysis.embed(analysis.track(analysis.detect(item)))
+            analysis.finish()
         finally:
             analysis.close()
             analysis.recognizer.close()

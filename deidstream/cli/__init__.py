@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from deidstream.evaluation.command import run
 
         return run(argv[1:])
+    if argv[:1] == ["build-donors"]:
+        from deidstream.modelbuild.donors import run as build_donors
+
+        return build_donors(argv[1:])
     if argv[:1] == ["build-model"]:
         from deidstream.modelbuild.command import run as build_model
 

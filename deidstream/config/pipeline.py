@@ -14,6 +14,7 @@ MODES = ("surrogate", "blur", "pixelate", "solid")
 DEFAULT_MODE = "surrogate"  # the command line's: a verified surrogate per person, the fallback elsewhere
 FALLBACK_MODES = ("blur", "pixelate", "solid")
 SHAPES = ("ellipse", "box")
+SPACES = ("natural", "pca")  # identity spaces a surrogate is drawn from
 PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
 )
@@ -165,6 +166,9 @@ class GeneratorConfig:
     shading_sigma: float = 0.12
     raster_px: int = 112
     key: bytes | None = field(default=None, repr=False)
+    # "natural": surrogates assembled from synthetic donors' real textures; "pca": the statistical space
+    space: str = "natural"
+    shape_change: float = 0.7  # how far a natural surrogate's face shape moves from the subject's to its donor's
 
     def __post_init__(self) -> None:
         require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
@@ -175,6 +179,8 @@ class GeneratorConfig:
         require(0.0 < self.shading_sigma < 1.0, f"shading_sigma must be in (0, 1), got {self.shading_sigma}")
         require(self.raster_px >= 32, f"raster_px must be >= 32, got {self.raster_px}")
         require(self.key is None or len(self.key) > 0, "the identity key must not be empty")
+        require(self.space in SPACES, f"unknown identity space {self.space!r}; expected one of {', '.join(SPACES)}")
+        require(0.0 <= self.shape_change <= 1.0, f"shape_change must be in [0, 1], got {self.shape_change}")
 
     def run_key(self) -> bytes:
         """The key of one run: the user's, or a random one (surrogates then differ from run to run)."""

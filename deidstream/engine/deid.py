@@ -34,6 +34,8 @@ class FrameFaces:
     faces: FaceDetections
     backfill: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     detections: FaceDetections | None = None  # the detector's own boxes, for the report
+    # per face, what is in front of it (hands: mask and its top-left in the frame), where looked for
+    in_front: tuple[tuple[np.ndarray, tuple[int, int]] | None, ...] = ()
 
 
 @dataclass(slots=True)
@@ -74,7 +76,8 @@ class Deidentifier:
             if person is not None and person.keep:
                 self.counts.kept += 1
                 continue
-            face = self.render_face(image, box, faces.landmark(i), person)
+            face = self.render_face(image, box, faces.landmark(i), person,
+                                    frame.in_front[i] if i < len(frame.in_front) else None)
             if face is None:
                 boxes.append(box)
             elif face.bounds(image.shape) is not None:
@@ -91,7 +94,8 @@ class Deidentifier:
         return regions
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
-                    person: Person | None) -> RenderedFace | None:
+                    person: Person | None,
+                    in_front: tuple[np.ndarray, tuple[int, int]] | None = None) -> RenderedFace | None:
         """Render one face with its person's surrogate if that is safe and return what was blended
         (its ``bounds`` are where pixels may have changed); None (counted with the reason) leaves
         it to the caller's fallback."""
@@ -104,7 +108,7 @@ class Deidentifier:
         if reason is not None:
             self.counts.fall_back(reason)
             return None
-        face = self.renderer.paint(image, points, person.shape, person.surrogate, aux)  # type: ignore[union-attr,arg-type]
+        face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front)  # type: ignore[union-attr,arg-type]
         self.counts.rendered += 1
         return face
 

@@ -27,8 +27,9 @@ from deidstream.engine.generator.compositor import RenderedFace
 from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.generator.follow import AnchorFollower
 from deidstream.engine.generator.repaint import Repainter, anchors_of
-from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, SurrogateLocker, wide_enough
+from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, wide_enough
 from deidstream.native import lower_priority
+from deidstream.pipelines.locking import make_locker
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -112,8 +113,7 @@ class SurrogatePath:
         self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1, background=True)
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
-        self.locker = SurrogateLocker(renderer.model, renderer, self.recognizer,
-                                      config.run_key(), live_lock_config(config))
+        self.locker = make_locker(renderer, self.recognizer, config, live_lock_config(config))
         self._rendering = False  # a locked face was in the last frame prepared: a search yields to its renders
         self.locker.pause_when = lambda: self._rendering
         self._mesh = renderer.model.mesh

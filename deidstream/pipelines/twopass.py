@@ -29,8 +29,10 @@ from deidstream.engine.deid import Deidentifier, FrameFaces
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.face_render import FaceRenderer, make_renderer
 from deidstream.engine.lock import SECOND_SEARCH_WITHIN, Lock, SurrogateLocker, wide_enough
+from deidstream.engine.natural_lock import NaturalLocker
 from deidstream.geometry.mesh import default_mesh
 from deidstream.pipelines.core import BackfillWindow, FrameCore
+from deidstream.pipelines.locking import make_locker
 from deidstream.report import ProgressCallback, ProgressReporter, RunReport
 from deidstream.stream.sink import FileSink
 from deidstream.stream.source import FileSource
@@ -38,6 +40,7 @@ from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
 from deidstream.tracking.embedding import FaceEmbedder
+from deidstream.tracking.hands import HandOccluders
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.recognition import DlibRecognizer
@@ -138,8 +141,7 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
             ident = track_to_identity.get(int(tid))
             if ident is not None:
                 first_seen.setdefault(ident, ff.index)
-    locker = SurrogateLocker(renderer.model, renderer, recognizer, generator_config.run_key(),
-                             file_lock_config(generator_config))
+    locker = make_locker(renderer, recognizer, generator_config, file_lock_config(generator_config))
     people: dict[int, Person] = {}
     embeddings = {i: book.embedding(i) for i in first_seen if book.has_embedding(i)}
     for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
@@ -158,7 +160,7 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
     return people
 
 
-def _search(locker: SurrogateLocker, label: int, embedding: np.ndarray, views: list[FaceView],
+def _search(locker: SurrogateLocker | NaturalLocker, label: int, embedding: np.ndarray, views: list[FaceView],
             others: np.ndarray) -> Lock:
     """A person's surrogate; a failed search that came within ``SECOND_SEARCH_WITHIN`` of τ is made
     again once, with new candidates verified in all three best views, for a face wide enough in them
@@ -198,6 +200,7 @@ class LandmarkStage:
         self.rendered = {t for t, p in people.items() if p.surrogate is not None and not p.keep}
         self.clock = clock
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother()) if self.rendered else None
+        self.hands = HandOccluders() if self.rendered else None  # hands stay in front of rendered faces
 
     def __call__(self, item: object) -> list[object]:
         if not isinstance(item, Frame):
@@ -212,11 +215,29 @@ class LandmarkStage:
             found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
             points = [f if m else p for p, f, m in zip(points, found, missing)]
             self.clock.add("landmarks", time.perf_counter() - t0)
-        return [_Known(item, dataclasses.replace(known, faces=known.faces.with_landmarks(points)))]
+        return [_Known(item, dataclasses.replace(known, faces=known.faces.with_landmarks(points),
+                                                 in_front=self._in_front(item, known.faces, points)))]
+
+    def _in_front(self, frame: Frame, faces: FaceDetections, points: list[np.ndarray | None]
+                  ) -> tuple[tuple[np.ndarray, tuple[int, int]] | None, ...]:
+        """Per face, the hands in front of it: looked for on the faces that will be rendered."""
+        if self.hands is None or faces.track_id is None:
+            return ()
+        rendered = [i for i, (p, t) in enumerate(zip(points, faces.track_id))
+                    if p is not None and int(t) in self.rendered]
+        out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(faces)
+        if rendered:
+            t0 = time.perf_counter()
+            for i, occluder in zip(rendered, self.hands.occluders(frame.image, faces[np.array(rendered)])):
+                out[i] = (occluder.mask, occluder.offset) if occluder.hands_found else None
+            self.clock.add("hands", time.perf_counter() - t0)
+        return tuple(out)
 
     def close(self) -> None:
         if self.landmarker is not None:
             self.landmarker.close()
+        if self.hands is not None:
+            self.hands.close()
 
 
 class RenderStage:

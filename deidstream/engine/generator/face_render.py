@@ -46,9 +46,12 @@ class FaceRenderer:
         self._weights = model.mesh.weights
 
     def render(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
-               surrogate: Surrogate, aux: AuxCode | None = None) -> tuple[RenderedFace, FastRender]:
+               surrogate: Surrogate, aux: AuxCode | None = None,
+               in_front: tuple[np.ndarray, tuple[int, int]] | None = None) -> tuple[RenderedFace, FastRender]:
         """The shaded render and its alpha, not yet blended (``aux``: E_id of ``points`` against
-        ``person_shape`` if the caller has it already)."""
+        ``person_shape`` if the caller has it already). ``in_front`` (mask (h, w) uint8, its top-left
+        (x, y) in the frame): pixels of something in front of the face (a hand), which keep their own
+        colours; the render goes behind them and their light is not taken for the face's."""
         aux = aux or encode_aux(points, person_shape, self._weights)
         render = self.fast.render(surrogate.shape, surrogate.texture, aux)
         crop = render.crop
@@ -59,19 +62,33 @@ class FaceRenderer:
         # fade in from the mesh border over a few % of the face: no hard edge for the blend to smear
         inside = cv2.distanceTransform((coverage > 0).astype(np.uint8), cv2.DIST_L2, 3)
         fade = max(self.fade * float(np.ptp(render.points[:, 0])), 1.0)
-        coverage = np.clip(inside / fade, 0.0, 1.0).astype(np.float32)
+        coverage = np.minimum(np.clip(inside / fade, 0.0, 1.0), coverage).astype(np.float32)
         keep = interior_mask(points[:, :2], (crop.height, crop.width), offset=(crop.x0, crop.y0))
         alpha = coverage * (1.0 - keep.astype(np.float32) * np.float32(1.0 / 255.0))
+        if in_front is not None:
+            alpha *= 1.0 - _in_crop(in_front, crop.x0, crop.y0, alpha.shape)
         rgb = self.fast.shade(render.rgb, crop.read(frame), alpha)
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
-              surrogate: Surrogate, aux: AuxCode | None = None) -> RenderedFace:
-        """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place; returns what was blended
-        (no pixel outside its crop changed)."""
-        face, _ = self.render(frame, points, person_shape, surrogate, aux)
+              surrogate: Surrogate, aux: AuxCode | None = None,
+              in_front: tuple[np.ndarray, tuple[int, int]] | None = None) -> RenderedFace:
+        """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place, behind ``in_front``; returns
+        what was blended (no pixel outside its crop changed)."""
+        face, _ = self.render(frame, points, person_shape, surrogate, aux, in_front)
         self.compositor.apply(frame, face)
         return face
+
+
+def _in_crop(region: tuple[np.ndarray, tuple[int, int]], x0: int, y0: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: ``region``'s mask where it overlaps the crop at (x0, y0) of ``shape``."""
+    mask, (mx, my) = region
+    out = np.zeros(shape[:2], np.float32)
+    ax0, ay0 = max(mx, x0), max(my, y0)
+    ax1, ay1 = min(mx + mask.shape[1], x0 + shape[1]), min(my + mask.shape[0], y0 + shape[0])
+    if ax1 > ax0 and ay1 > ay0:
+        out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = mask[ay0 - my:ay1 - my, ax0 - mx:ax1 - mx] * np.float32(1 / 255)
+    return out
 
 
 def make_renderer(config: GeneratorConfig) -> FaceRenderer:

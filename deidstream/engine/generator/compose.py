@@ -1,0 +1,181 @@
+"""A surrogate's texture, assembled from donors in UV space and toned to its subject's skin.
+
+A recipe names a base donor (skin, cheeks, forehead, jaw) and the donors of the parts that carry most of
+a face's identity (eyes and brows, nose, mouth); the parts are blended into the base across a Laplacian
+pyramid, so seams fall between frequencies instead of along an edge. The result is toned to the subject:
+its skin's mean and spread in Lab move to the subject's (measured on their best views), so apparent skin
+tone is kept while the features are the donors'. A fourth channel says how much of the texture is drawn:
+it fades to nothing toward the mesh border (temples, hairline, jaw), where the subject's own hair and
+outline stay, and where donors' hair would otherwise show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+
+from deidstream.engine.generator.donors import DonorBank
+from deidstream.engine.generator.uvmap import UVAtlas
+from deidstream.geometry.mesh import CanonicalMesh
+from deidstream.types import FaceView
+
+# MediaPipe landmark indices of each part's region (both eyes with their brows, the nose, the lips).
+EYES_AND_BROWS = (
+    (70, 63, 105, 66, 107, 55, 193, 245, 128, 121, 120, 119, 118, 117, 111, 35, 124, 46, 53, 52, 65),
+    (300, 293, 334, 296, 336, 285, 417, 465, 357, 350, 349, 348, 347, 346, 340, 265, 353, 276, 283, 282, 295),
+)
+NOSE = ((168, 193, 245, 188, 174, 198, 209, 49, 64, 98, 97, 2, 326, 327, 294, 279, 429, 420, 399, 412, 465, 417),)
+MOUTH = ((57, 186, 92, 165, 167, 164, 393, 391, 322, 410, 287, 273, 335, 406, 313, 18, 83, 182, 106, 43),)
+PARTS = {"eyes": EYES_AND_BROWS, "nose": NOSE, "mouth": MOUTH}
+# the skin the tone is measured and matched on: cheeks and the middle of the forehead
+SKIN = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352),
+        (67, 109, 10, 338, 297, 299, 9, 69))
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """Which donor gives what: ``base`` the skin and everything not in a part; ``parts`` part → donor."""
+
+    base: int
+    parts: tuple[tuple[str, int], ...] = ()
+
+    def donors(self) -> tuple[int, ...]:
+        return (self.base, *(d for _, d in self.parts))
+
+
+@dataclass(frozen=True, slots=True)
+class SkinTone:
+    """Mean and standard deviation of a face's skin in CIELab (L in [0, 100])."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def ita(self) -> float:
+        """Individual typology angle (degrees): higher is lighter."""
+        return float(np.degrees(np.arctan2(self.mean[0] - 50.0, self.mean[2])))
+
+
+class Composer:
+    """Textures of recipes on one UV layout: ``texture(recipe, tone)`` → (T, T, 4) float32 RGBA."""
+
+    def __init__(self, bank: DonorBank, mesh: CanonicalMesh, *, rim: float = 0.09, feather: float = 0.035,
+                 levels: int = 4, hair_band: float = 0.22, forehead: tuple[float, float] = (0.12, 0.14)) -> None:
+        self.bank = bank
+        size = bank.albedo.shape[1]
+        self.atlas = UVAtlas(mesh.uvs, mesh.triangles, size)
+        self.levels = levels
+        uv = mesh.uvs * size
+        self.regions = {name: _region(uv, loops, size, feather * size) for name, loops in PARTS.items()}
+        self.skin = _region(uv, SKIN, size, 0.0) > 0.5
+        inside = cv2.distanceTransform(self.atlas.mask.astype(np.uint8), cv2.DIST_L2, 5)
+        ramp = np.clip(inside / max(rim * size, 1.0), 0.0, 1.0)
+        # the upper forehead is the subject's own too: donors' fringes and hairlines lie there, and it
+        # carries little of a face's identity
+        top = np.clip((np.arange(size, dtype=np.float32)[:, None] / size - forehead[0]) / forehead[1], 0.0, 1.0)
+        ramp = np.minimum(ramp, np.broadcast_to(top, ramp.shape))
+        self.alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
+        band = np.clip(inside / max(hair_band * size, 1.0), 0.0, 1.0)
+        self._inner = (band * band * (3.0 - 2.0 * band)).astype(np.float32)
+
+    def texture(self, recipe: Recipe, tone: SkinTone | None = None) -> np.ndarray:
+        base = self.bank.texture(recipe.base)
+        alpha = self.alpha * self._not_hair(base)
+        for part, donor in recipe.parts:
+            piece = _match_mean(self.bank.texture(donor), base, self.regions[part])
+            base = _pyramid_blend(piece, base, self.regions[part], self.levels)
+        if tone is not None:
+            base = toned(base, self.skin, tone)
+        return np.dstack([base, alpha]).astype(np.float32)
+
+    def _not_hair(self, texture: np.ndarray, spread: float = 2.5) -> np.ndarray:
+        """(T, T) weight, near 0 where a texel outside the features is far from the donor's own skin colour
+        (hair over the forehead or temples, background at the border): the subject's own shows there."""
+        lab = cv2.cvtColor(texture, cv2.COLOR_RGB2LAB)
+        skin = lab[self.skin]
+        z = (lab - skin.mean(0)) / np.maximum(skin.std(0), np.array([4.0, 2.0, 2.0], np.float32))
+        far = np.sqrt((z * z).sum(-1)) / spread
+        weight = np.exp(-np.maximum(far - 1.0, 0.0) ** 2 * 4.0).astype(np.float32)
+        weight = np.maximum(weight, self._inner)  # hair lies in the outer band only
+        weight = np.maximum(weight, np.clip(sum(self.regions.values()), 0.0, 1.0))
+        return cv2.GaussianBlur(cv2.erode(weight, np.ones((5, 5), np.uint8)), (0, 0), 3.0)
+
+    def tone_of(self, views: list[FaceView]) -> SkinTone | None:
+        """The subject's skin tone over their views (texels each view sees well), None without any."""
+        samples = []
+        for view in views:
+            unwrapped = self.atlas.unwrap(view.image, view.points)
+            seen = self.skin & (unwrapped.weight > 0.5)
+            if seen.sum() > 20:
+                samples.append(unwrapped.texture[seen])
+        if not samples:
+            return None
+        return _tone(np.concatenate(samples))
+
+
+def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone) -> np.ndarray:
+    """``texture`` with its skin's Lab mean moved to ``tone``'s: the donor's features and their contrast
+    in the subject's complexion (the frame's own light is put on at render time)."""
+    lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
+    own = _tone(texture[skin])
+    lab = lab - own.mean + tone.mean
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0.0, 1.0)
+
+
+def _tone(rgb: np.ndarray) -> SkinTone:
+    lab = cv2.cvtColor(np.clip(rgb, 0.0, 1.0).reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    return SkinTone(lab.mean(0), lab.std(0))
+
+
+def _region(uv: np.ndarray, loops: tuple[tuple[int, ...], ...], size: int, feather: float) -> np.ndarray:
+    """(T, T) float32 in [0, 1]: the filled hulls of ``loops``, feathered by ``feather`` texels."""
+    mask = np.zeros((size, size), np.uint8)
+    for loop in loops:
+        hull = cv2.convexHull(np.round(uv[list(loop)]).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 255)
+    soft = mask.astype(np.float32) / 255.0
+    if feather > 0:
+        soft = cv2.GaussianBlur(soft, (0, 0), feather)
+        soft = np.clip(soft * 2.0, 0.0, 1.0)  # full inside the hull, fading outside it
+    return soft
+
+
+def _match_mean(piece: np.ndarray, base: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``piece`` with its mean colour under ``region`` moved to ``base``'s there: a part keeps its
+    shapes and lines, the base's complexion."""
+    w = region[..., None]
+    shift = (base * w).sum((0, 1)) / max(float(w.sum()), 1e-6) - (piece * w).sum((0, 1)) / max(float(w.sum()), 1e-6)
+    return np.clip(piece + shift, 0.0, 1.0)
+
+
+def _pyramid_blend(top: np.ndarray, bottom: np.ndarray, weight: np.ndarray, levels: int) -> np.ndarray:
+    """Laplacian-pyramid blend of ``top`` over ``bottom`` by ``weight`` (each band by a smoothed weight)."""
+    gw = [weight.astype(np.float32)]
+    for _ in range(levels):
+        gw.append(cv2.pyrDown(gw[-1]))
+    out = None
+    lt, lb = _laplacian(top, levels), _laplacian(bottom, levels)
+    for level in range(levels, -1, -1):
+        w = gw[level][..., None]
+        band = lt[level] * w + lb[level] * (1.0 - w)
+        out = band if out is None else cv2.pyrUp(out, dstsize=band.shape[1::-1]) + band
+    return np.clip(out, 0.0, 1.0)
+
+
+def _laplacian(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    gauss = [image.astype(np.float32)]
+    for _ in range(levels):
+        gauss.append(cv2.pyrDown(gauss[-1]))
+    bands = [g - cv2.pyrUp(gauss[i + 1], dstsize=g.shape[1::-1]) for i, g in enumerate(gauss[:-1])]
+    return bands + [gauss[-1]]
+
+
+@cache
+def default_composer() -> Composer:
+    from deidstream.engine.generator.donors import default_donors
+    from deidstream.geometry.mesh import default_mesh
+
+    return Composer(default_donors(), default_mesh())

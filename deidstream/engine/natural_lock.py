@@ -1,0 +1,178 @@
+"""The lock on the natural identity space: per person, a surrogate assembled from donors of their apparent
+sex and age, toned to their skin, verified to be at least τ from them in their own frames.
+
+Every candidate is a natural face (one donor's real texture, a donor's face shape), so the search does not
+climb toward the recogniser's distance: it draws donors in an order fixed by the key and the person, renders
+each into the person's best views, and keeps, among those that pass every bound, the one that keeps the
+person's apparent sex and age best (the paper's trade-off: distance at least τ, attributes kept), with a
+little preference for a wider margin over τ. Two people of a run never get the same base donor, and each
+surrogate keeps ``min_distance`` from everyone else of the video and their surrogates. (A surrogate may look
+like its donor: the donors are synthetic, nobody real, so that identifies no one.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deidstream.config import LockConfig
+from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.compose import Composer, Recipe, SkinTone
+from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.engine.lock import Lock, face_chip, identity_seed
+from deidstream.errors import ConfigError
+from deidstream.types import FaceView
+
+log = logging.getLogger(__name__)
+# (n, 128) E_id descriptors → (n,) P(female), (n,) age in years
+Attributes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+AGE_CENTRES = np.array([8.0, 16.0, 27.0, 45.0, 68.0])  # the donors' age bands (AGE_BANDS)
+
+
+def age_band(years: float) -> int:
+    return int(np.argmin(np.abs(AGE_CENTRES - years)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    recipe: Recipe
+    surrogate: Surrogate
+    distance: float  # worst over the views it was rendered in
+    nearest_donor: float
+    nearest_other: float
+    female: float  # apparent sex of the output
+    age: float
+    output: np.ndarray  # its E_id in the first view
+
+
+class NaturalLocker:
+    """Chooses and verifies natural surrogates; remembers accepted outputs (people never look alike)."""
+
+    def __init__(self, renderer: FaceRenderer, composer: Composer, recognizer: object, key: bytes,
+                 attributes: Attributes, config: LockConfig | None = None, *, shape_change: float = 0.7) -> None:
+        if not key:
+            raise ConfigError("the identity key must not be empty")
+        self.renderer = renderer
+        self.composer = composer
+        self.recognizer = recognizer
+        self.attributes = attributes
+        self.config = config or LockConfig()
+        self.shape_change = shape_change
+        self._key = key
+        self._mesh = renderer.model.mesh
+        self._accepted: list[np.ndarray] = []
+        self._used: set[int] = set()  # base donors given to someone this run
+        self.pause_when: Callable[[], bool] | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"NaturalLocker(tau={self.config.tau}, locked={len(self._accepted)})"
+
+    def lock(self, label: int, embedding: np.ndarray, exemplars: list[FaceView], others: np.ndarray | None = None,
+             *, first_attempt: int = 0, verify_views: int = 2) -> Lock:
+        """Person ``label``'s surrogate, verified in their first ``verify_views`` views (best first)."""
+        cfg = self.config
+        views = exemplars[:verify_views]
+        p_female, years = self.attributes(np.asarray(embedding, np.float32)[None])
+        female, age = float(p_female[0]), float(years[0])
+        tone = self.composer.tone_of(exemplars[:3])
+        pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
+        order = np.random.default_rng(identity_seed(self._key, label, first_attempt)).permutation(pool)
+        shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
+        nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
+                                 np.array(self._accepted, np.float32).reshape(-1, 128)])
+        searched = min(cfg.search_views, len(views))
+        judged: list[_Judged] = []
+        tried = 0
+        for start in range(0, min(cfg.explore, len(order)), cfg.per_round):
+            batch = [int(d) for d in order[start:start + cfg.per_round]][: cfg.explore - start]
+            tried += len(batch)
+            judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby)
+            if start + cfg.per_round >= cfg.give_up_after and max((j.distance for j in judged), default=0.0) < \
+                    cfg.tau - cfg.give_up_margin:
+                break
+        kept = self._choose(judged, female, age, embedding, views[searched:], nearby)
+        if kept is not None:
+            self._accepted.append(kept.output)
+            self._used.add(kept.recipe.base)
+            return Lock(label, kept.surrogate, kept.distance, tried, kept.nearest_donor, kept.nearest_other)
+        best = max(judged, key=lambda j: j.distance, default=None)
+        log.info("person %d: no natural surrogate reached tau=%.2f in %d candidates (%s)", label, cfg.tau, tried,
+                 "none judged" if best is None else f"best {best.distance:.2f}")
+        return Lock(label, None, None if best is None else best.distance, tried,
+                    0.0 if best is None else best.nearest_donor, 0.0 if best is None else best.nearest_other)
+
+    def _pool(self, female: bool, band: int, ita: float | None) -> np.ndarray:
+        """Donors of the subject's apparent sex, age band and skin tone (ITA within ``skin_tolerance``°),
+        widened until there are ``explore`` of them, not given to anyone else this run. A donor far from the
+        subject's complexion needs a large colour shift, which shows."""
+        bank, cfg = self.composer.bank, self.config
+        for ages, skin in ((0, 1.0), (0, 2.0), (1, 2.0), (1, 4.0), (2, 99.0), (4, 99.0)):
+            near = np.ones(len(bank), bool) if ita is None else np.abs(bank.ita - ita) <= skin * cfg.skin_tolerance
+            pool = np.array([i for i in bank.matching(female, band, age_tolerance=ages)
+                             if near[i] and i not in self._used], np.int64)
+            if len(pool) >= cfg.explore:
+                return pool
+        return pool
+
+    def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray) -> Surrogate:
+        donor_shape = self.composer.bank.shapes[recipe.base]
+        shape = (1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape
+        return Surrogate(recipe, shape.astype(np.float32), self.composer.texture(recipe, tone))
+
+    def _judge(self, donors: list[int], tone: SkinTone | None, shape: np.ndarray, embedding: np.ndarray,
+               views: list[FaceView], nearby: np.ndarray) -> list[_Judged]:
+        """Each donor's surrogate rendered into ``views``, judged by its worst view."""
+        candidates = [(Recipe(d), self.surrogate(Recipe(d), tone, shape)) for d in donors]
+        outputs = self._describe(candidates, views)  # (views, candidates, 128)
+        attrs = self.attributes(outputs[0])
+        judged = []
+        for k, (recipe, surrogate) in enumerate(candidates):
+            d, nd, no = (min(v) for v in zip(*(self._distances(embedding, out[k], nearby) for out in outputs)))
+            judged.append(_Judged(recipe, surrogate, d, nd, no, float(attrs[0][k]), float(attrs[1][k]), outputs[0][k]))
+        return judged
+
+    def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
+                views: list[FaceView], nearby: np.ndarray) -> _Judged | None:
+        """The candidate that keeps the subject's attributes best among those that pass every bound (in the
+        search views, then in the further ``views``)."""
+        cfg = self.config
+        passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
+
+        def score(j: _Judged) -> float:
+            sex = 1.0 - abs(j.female - female)
+            return sex - abs(j.age - age) / 40.0 + min(j.distance - cfg.tau, 0.2)
+
+        for j in sorted(passing, key=score, reverse=True):
+            if not views:
+                return j
+            more = self._describe([(j.recipe, j.surrogate)], views)
+            d, nd, no = (min(v) for v in zip(*(self._distances(embedding, out[0], nearby) for out in more)))
+            if d >= cfg.tau and no >= cfg.min_distance:
+                return _Judged(j.recipe, j.surrogate, min(d, j.distance), min(nd, j.nearest_donor),
+                               min(no, j.nearest_other), j.female, j.age, j.output)
+        return None
+
+    def _distances(self, embedding: np.ndarray, output: np.ndarray, nearby: np.ndarray) -> tuple[float, float, float]:
+        distance = float(np.linalg.norm(output - embedding))
+        donors = self.composer.bank.descriptors
+        nearest_donor = float(np.nanmin(np.linalg.norm(donors - output, axis=1), initial=9.0))
+        nearest_other = float(np.linalg.norm(nearby - output, axis=1).min(initial=9.0))
+        return distance, nearest_donor, nearest_other
+
+    def _describe(self, candidates: list[tuple[Recipe, Surrogate]], views: list[FaceView]) -> np.ndarray:
+        """(views, candidates, 128): E_id of each candidate rendered into each view, in one batch."""
+        chips = []
+        for view in views:
+            own = canonical_shape(view.points, self._mesh.vertices, self._mesh.weights)
+            for _, surrogate in candidates:
+                image = view.image.copy()
+                self.renderer.paint(image, view.points, own, surrogate)
+                chips.append(face_chip(self.recognizer, image, view.points))
+                if self.config.pause_s and (self.pause_when is None or self.pause_when()):
+                    time.sleep(self.config.pause_s)  # the GIL and a core back to the frames
+        out = self.recognizer.describe_chips(chips)  # type: ignore[attr-defined]
+        return np.asarray(out, np.float32).reshape(len(views), len(candidates), -1)

@@ -1,0 +1,122 @@
+"""``deidstream build-donors``: the natural identity space, from the synthetic SFHQ donors.
+
+Each donor photo is unwrapped onto the face mesh's UV layout (MediaPipe FaceMesh landmarks, static
+mode), its light normalised against the donors' mean (the frame's light is put back at render time),
+its mouth interior inpainted from the lips (a render keeps the subject's own), and kept with its
+apparent sex and age band (hand labels: ``data/sfhq_labels.csv``), skin ITA°, pose-normalised shape and
+dlib descriptor. Only adults' frontal, unstylised faces without glasses or a strong expression are kept:
+a donor's glasses, open smile or doll-like eyes would show on every frame of a surrogate made from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.donors import AGE_BANDS, DEFAULT_DONORS, DonorBank
+from deidstream.engine.generator.facemodel import normalise_lighting, skin_ita
+from deidstream.engine.generator.masks import InteriorContours, polygons_mask
+from deidstream.engine.generator.uvmap import UVAtlas
+from deidstream.geometry.mesh import default_mesh
+from deidstream.geometry.pose import fit_pose
+from deidstream.modelbuild.collect import StillLandmarker, read_rgb
+
+log = logging.getLogger(__name__)
+LABELS = Path(__file__).resolve().parent / "data" / "sfhq_labels.csv"
+DONOR_FOLDER = "donors/synthetic_sfhq"
+EXCLUDED_FLAGS = set("zgseh")  # stylised, glasses, sunglasses, strong expression, hair over the face
+MAX_ANGLE = 20.0  # degrees of yaw or pitch
+
+
+def read_labels(path: Path = LABELS) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: float = 16.0) -> dict:
+    started = time.perf_counter()
+    labels = [r for r in read_labels() if r["age"] in "ymo" and not set(r["flags"]) & EXCLUDED_FLAGS]
+    mesh = default_mesh()
+    atlas = UVAtlas(mesh.uvs, mesh.triangles, tex_size)
+    marker = StillLandmarker()
+    kept, textures, weights, shapes = [], [], [], []
+    try:
+        for row in labels:
+            image = read_rgb(data / DONOR_FOLDER / row["file"])
+            points = None if image is None else marker.largest(image)
+            if points is None:
+                continue
+            yaw, pitch, _ = fit_pose(points, mesh.vertices, mesh.weights).yaw_pitch_roll()
+            if max(abs(yaw), abs(pitch)) > MAX_ANGLE:
+                continue
+            unwrapped = atlas.unwrap(image, points)
+            kept.append((row, image, points))
+            textures.append(unwrapped.texture)
+            weights.append(unwrapped.weight)
+            shapes.append(canonical_shape(points, mesh.vertices, mesh.weights))
+    finally:
+        marker.close()
+    tex, wts = np.stack(textures), np.stack(weights)
+    reference = (tex * wts[..., None]).sum(0) / np.maximum(wts.sum(0), 1e-6)[..., None]
+    mouth = polygons_mask([mesh.uvs[InteriorContours.from_mediapipe().inner_lips] * tex_size],
+                          (tex_size, tex_size), dilate_px=tex_size / 96) > 0
+    albedo = np.stack([_fill(normalise_lighting(t, w, reference, lighting_sigma), mouth) for t, w in zip(tex, wts)])
+    ita = np.array([skin_ita(a, atlas.mask & (w > 0.5)) for a, w in zip(albedo, wts)], np.float32)
+    descriptors = _describe([image for _, image, _ in kept])
+    bank = DonorBank(
+        albedo=(albedo * 255.0 + 0.5).astype(np.uint8), sex=np.array([r["sex"] for r, _, _ in kept]),
+        age=np.array([AGE_BANDS.index(r["age"]) for r, _, _ in kept]), ita=ita, shapes=np.stack(shapes),
+        descriptors=descriptors, names=np.array([r["file"] for r, _, _ in kept]))
+    bank.save(output)
+    provenance = {
+        "built_by": "deidstream build-donors",
+        "source": f"{DONOR_FOLDER} (SFHQ, MIT licence: synthetic faces)",
+        "labels": f"{LABELS.name}: apparent sex and age band labelled by eye",
+        "donors": len(bank), "female": int((bank.sex == "f").sum()), "male": int((bank.sex == "m").sum()),
+        "selection": f"adults (y/m/o), no flags {''.join(sorted(EXCLUDED_FLAGS))}, yaw and pitch within {MAX_ANGLE}°",
+        "texture_size": tex_size, "lighting_sigma_texels": lighting_sigma, "jpeg_quality": 92,
+        "file_bytes": output.stat().st_size, "build_seconds": round(time.perf_counter() - started, 1),
+    }
+    output.with_suffix(".json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return provenance
+
+
+def _fill(texture: np.ndarray, mouth: np.ndarray) -> np.ndarray:
+    import cv2
+
+    u8 = np.clip(texture * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    filled = cv2.inpaint(u8, mouth.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    return np.where(mouth[..., None], filled, texture)
+
+
+def _describe(images: list[np.ndarray]) -> np.ndarray:
+    from deidstream.tracking.recognition import DlibRecognizer
+
+    recognizer = DlibRecognizer("hog", upsample=1)
+    out = []
+    for image in images:
+        faces = recognizer.detect(image)
+        face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])), default=None)
+        out.append(recognizer.describe(image, [face])[0] if face is not None else np.full(128, np.nan, np.float32))
+    return np.array(out, np.float32)
+
+
+def run(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="deidstream build-donors", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder")
+    p.add_argument("--output", type=Path, default=DEFAULT_DONORS, help="donor bank to write (.npz)")
+    args = p.parse_args(argv)
+    if not (args.data / DONOR_FOLDER).is_dir():
+        print(f"deidstream build-donors: {args.data / DONOR_FOLDER}: not found (is --data the shared data folder?)",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(build(args.data, args.output), indent=2))
+    return 0
