@@ -22,6 +22,7 @@ from deidstream.geometry.boxes import iou_matrix
 from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
+WIDE_PX = 64
 MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this they describe another face
 
 
@@ -40,14 +41,23 @@ class FrameFaces:
 
 @dataclass(slots=True)
 class FaceCounts:
+    """What faces got; ``*_wide``: of faces at least ``WIDE_PX`` wide (the ones a viewer can recognise)."""
+
     rendered: int = 0
     fallback: int = 0
     kept: int = 0
+    rendered_wide: int = 0
+    fallback_wide: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def fall_back(self, reason: str) -> None:
+    def fall_back(self, reason: str, width: float) -> None:
         self.fallback += 1
+        self.fallback_wide += int(width >= WIDE_PX)
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def render(self, width: float) -> None:
+        self.rendered += 1
+        self.rendered_wide += int(width >= WIDE_PX)
 
 
 class Deidentifier:
@@ -106,10 +116,10 @@ class Deidentifier:
             if abs(aux.yaw_pitch_roll()[0]) > self.config.max_yaw_deg:
                 reason = "turned too far"
         if reason is not None:
-            self.counts.fall_back(reason)
+            self.counts.fall_back(reason, float(box[2] - box[0]))
             return None
         face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front)  # type: ignore[union-attr,arg-type]
-        self.counts.rendered += 1
+        self.counts.render(float(box[2] - box[0]))
         return face
 
     def why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:

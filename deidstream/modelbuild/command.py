@@ -21,16 +21,17 @@ from deidstream.engine.generator.facemodel import DEFAULT_MODEL, FaceModel, skin
 from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.errors import DeidstreamError
 from deidstream.geometry.mesh import CanonicalMesh
-from deidstream.modelbuild.attributes import describe_largest, fit_attributes
+from deidstream.modelbuild.attributes import describe_largest
 from deidstream.modelbuild.calibrate import calibrate_depth
 from deidstream.modelbuild.collect import Sample, StillLandmarker, still_samples, video_samples
 from deidstream.modelbuild.spaces import appearance_space, frontal, shape_space, unwrap_all
+from deidstream.tracking.attributes import AttributeModel
 
 log = logging.getLogger(__name__)
 MESH_FILE = "face_geometry/geometry_pipeline_metadata_landmarks.pbtxt"
 SHAPE_SOURCES = (  # (folder under the data root, how a person is named)
     ("identities/johns_5x11", "folder"), ("identities/orl_40x10", "folder"), ("identities/cmu_multiview_20", "folder"),
-    ("donors/lfw_2000", "folder"), ("donors/utkface_1500", "file"),
+    ("donors/lfw_2000", "folder"),  # LFW: shape statistics only (its README allows it); UTKFace only evaluates
 )
 
 
@@ -92,7 +93,7 @@ def build(args: argparse.Namespace) -> dict:
     from deidstream.tracking.recognition import DlibRecognizer
 
     recognizer = DlibRecognizer("hog", upsample=1)
-    attributes, attribute_facts = fit_attributes(recognizer, data / "donors/utkface_1500", limit=args.limit)
+    attributes = AttributeModel.load()  # fitted on the SFHQ hand labels only (tracking/models/attributes.json)
     described = [(describe_largest(recognizer, s.image), i) for i, s in enumerate(frontal_donors)]
     kept = [(d, i) for d, i in described if d is not None]
     descriptors = np.array([d for d, _ in kept], np.float32).reshape(-1, 128)
@@ -112,15 +113,15 @@ def build(args: argparse.Namespace) -> dict:
                        "component_size": args.component_size, "lighting_sigma_texels": args.lighting_sigma,
                        "note": "synthetic faces only; lighting normalised (low-frequency luminance divided out)"},
         "donor_descriptors": {"faces": len(kept), "model": "dlib_face_recognition_resnet_model_v1 (synthetic donors)"},
-        "attributes": {"source": "donors/utkface_1500 (file-name labels); only linear weights are kept",
-                       **attribute_facts},
+        "attributes": {"source": "deidstream/tracking/models/attributes.npz: fitted on hand labels of the synthetic "
+                                 "SFHQ donors only (see its JSON)"},
         "build_seconds": round(time.perf_counter() - started, 1),
     }
     model = FaceModel(
         mesh=mesh, shape_mean=shape.mean.reshape(468, 3), shape_basis=shape.basis.reshape(-1, 468, 3),
         app_mean=app_mean, app_basis=appearance.basis, tex_mask=atlas.mask, open_mean=textures.open_mean,
         donor_descriptors=descriptors, donor_coefficients=appearance.coefficients[[i for _, i in kept]],
-        donor_attributes=donor_attributes, attribute_weights=np.stack([attributes.sex, attributes.age]),
+        donor_attributes=donor_attributes, attribute_weights=attributes.weights,
         provenance=provenance)
     model, calibration = calibrate_depth(model)
     provenance["shape"]["depth_calibration"] = calibration

@@ -301,6 +301,7 @@ def run_two_pass(
     report.people = _people_summary(people)
     report.cuts = analysis.cut_frames
     report.face_outcomes = {"rendered": deid.counts.rendered, "fallback": deid.counts.fallback,
+                            "rendered_64px": deid.counts.rendered_wide, "fallback_64px": deid.counts.fallback_wide,
                             "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}
 
 

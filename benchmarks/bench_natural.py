@@ -1,0 +1,143 @@
+"""The default mode on every shared clip, judged as a viewer and an attacker would: the issue's table.
+
+    python benchmarks/bench_natural.py [--clips a.mp4 ...] [--every 5] [-- extra deidstream options]
+
+Each clip is anonymised by the command with its defaults and the benchmark key, then ``deidstream
+evaluate`` (every 5th frame, independent dlib HOG detector, rank-1 attack against the shared data's real
+faces) measures privacy, naturalness and similarity; its worst-first contact sheet is kept as
+benchmarks/out/sheets/<clip>.png. The privacy reference is how far apart dlib puts different real people
+of the one-person shared clips (their faces at 5 frames each). Prints a table and writes
+benchmarks/out/natural.json (per clip and pooled over faces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchlib import machine, public_argv, write_json
+
+from deidstream.evaluation.command import evaluate
+
+DATA = ROOT.parent / "shared" / "data"
+VIDEOS = DATA / "videos"
+SHEETS = ROOT / "benchmarks" / "out" / "sheets"
+KEY = "deidstream-benchmark"
+NO_FACES = {"no_faces_screen.mp4"}
+MULTI = {"stage_multi_person_cuts.mp4", "crowd_1080p.mp4", "two_faces_selfie_portrait.mp4",
+         "overhead_crowd_tiny_faces.mp4"}
+
+
+def run_clip(clip: Path, tmp: Path, every: int, extra: list[str]) -> dict:
+    out, report = tmp / f"{clip.stem}.mp4", tmp / f"{clip.stem}.json"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "deidstream", str(clip), str(out), "--identity-key", KEY, "-q",
+                    "--report", str(report), *extra], check=True)
+    seconds = time.perf_counter() - started
+    run = json.loads(report.read_text())
+    ev = evaluate(clip, out, every=every, gallery=DATA)
+    plots = tmp / f"{clip.stem}_plots"
+    from deidstream.evaluation.report import write_plots
+
+    for path in write_plots(ev, plots):
+        if path.name == "worst_faces.png":
+            SHEETS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, SHEETS / f"{clip.stem}.png")
+    faces = [f for f in ev.to_dict()["faces"] if f.get("id_distance") is not None]
+    return {"clip": clip.name, "seconds": round(seconds, 1), "people": run["people"],
+            "face_outcomes": run["face_outcomes"], "summary": ev.summary,
+            "distances": [round(f["id_distance"], 4) for f in faces]}
+
+
+def stranger_reference(clips: list[Path]) -> dict:
+    """Distances between different real people of the one-person clips (5 frames each)."""
+    import av
+
+    from deidstream.tracking.recognition import DlibRecognizer
+
+    rec = DlibRecognizer("hog", upsample=1)
+    people = []
+    for clip in clips:
+        with av.open(str(clip)) as c:
+            frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 15 == 0][:5]
+        found = []
+        for image in frames:
+            faces = rec.detect(image)
+            if faces:
+                face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+                found.append(rec.describe(image, [face])[0])
+        if found:
+            people.append(np.array(found))
+    apart = [float(np.linalg.norm(a - b)) for i, pa in enumerate(people) for pb in people[i + 1:] for a in pa
+             for b in pb]
+    return {"people": len(people), "pairs": len(apart), "mean": round(float(np.mean(apart)), 3),
+            "p10": round(float(np.percentile(apart, 10)), 3),
+            "below_0.6": round(float(np.mean(np.array(apart) < 0.6)), 3)}
+
+
+def pooled(rows: list[dict]) -> dict:
+    """Face-weighted over the clips; correlations as the median of the clips'."""
+    faces = sum(r["summary"].get("faces", 0) for r in rows)
+    dist = np.array([d for r in rows for d in r["distances"]])
+
+    def mean(key: str) -> float | None:
+        pairs = [(r["summary"][key], r["summary"]["faces"]) for r in rows if r["summary"].get(key) is not None]
+        return round(sum(v * n for v, n in pairs) / max(sum(n for _, n in pairs), 1), 4) if pairs else None
+
+    def median(key: str) -> float | None:
+        values = [r["summary"][key] for r in rows if r["summary"].get(key) is not None]
+        return round(float(np.median(values)), 3) if values else None
+
+    rendered = sum(r["face_outcomes"].get("rendered_64px", 0) for r in rows)
+    wide = rendered + sum(r["face_outcomes"].get("fallback_64px", 0) for r in rows)
+    return {
+        "faces_evaluated": faces, "coverage_64px": round(rendered / wide, 4) if wide else None,
+        "face_detectability": mean("face_detectability"), "mean_id_distance": round(float(dist.mean()), 4),
+        "p10_id_distance": round(float(np.percentile(dist, 10)), 4), "reidentified": mean("reidentified_fraction"),
+        "rank1": mean("rank1_rate"), "sex_agreement": mean("sex_agreement"), "ita_within_10": mean("ita_within_10"),
+        "skin_share_ratio": mean("skin_share_ratio"), "sharpness_ratio": median("sharpness_ratio"),
+        "eye_openness_correlation_median": median("eye_openness_correlation"),
+        "mouth_openness_correlation_median": median("mouth_openness_correlation"),
+        "psnr": mean("psnr"), "ssim": mean("ssim"), "id_consistency": mean("id_consistency"),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clips", nargs="*", help="clip names under ../shared/data/videos (default: all)")
+    p.add_argument("--every", type=int, default=5)
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="-- then options for deidstream")
+    args = p.parse_args()
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    clips = [VIDEOS / c for c in args.clips] if args.clips else sorted(
+        c for c in VIDEOS.iterdir() if c.suffix in (".mp4", ".mov") and c.name not in NO_FACES)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            row = run_clip(clip, Path(tmp), args.every, extra)
+            s = row["summary"]
+            print(f"{clip.name:34s} faces {s.get('faces', 0):4d}  ID {s.get('mean_id_distance') or 0:.3f}  "
+                  f"re-id {s.get('reidentified_fraction') or 0:.3f}  FD {s.get('face_detectability') or 0:.2f}  "
+                  f"sex {s.get('sex_agreement') or 0:.2f}  rendered {row['face_outcomes']}", flush=True)
+            rows.append(row)
+    reference = stranger_reference([c for c in clips if c.name not in MULTI])
+    summary = pooled(rows)
+    print(json.dumps({"strangers": reference, "pooled": summary}, indent=1))
+    write_json(ROOT / "benchmarks" / "out" / "natural.json", {
+        "argv": public_argv(), "machine": machine(), "every": args.every, "strangers": reference, "pooled": summary,
+        "clips": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The natural lock on the shipped sample's woman: a donor of her apparent sex, verified at τ, fixed by the
+key, never shared by two people, and none at all (the fallback) when τ cannot be reached."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SAMPLE
+from media import read_rgb
+
+from deidstream.config import GeneratorConfig, LockConfig
+from deidstream.engine.generator.compose import default_composer
+from deidstream.engine.generator.face_render import make_renderer
+from deidstream.engine.lock import face_chip
+from deidstream.engine.natural_lock import NaturalLocker
+from deidstream.pipelines.locking import subject_attributes
+from deidstream.tracking.people import face_view
+
+
+@pytest.fixture(scope="module")
+def subject(detector):
+    from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.tracking.recognition import DlibRecognizer
+
+    recognizer = DlibRecognizer("hog", upsample=1)
+    frames = read_rgb(SAMPLE, limit=300)[::50]  # frames without hands over the face come first
+    views, chips = [], []
+    with FaceLandmarker() as landmarker:
+        for image in frames:
+            faces = detector.detect(image)
+            points = landmarker.landmarks(image, faces[:1])[0] if len(faces) else None
+            if points is not None:
+                views.append(face_view(image, points))
+                chips.append(face_chip(recognizer, image, points))
+    embedding = recognizer.describe_chips(chips).mean(axis=0)
+    return recognizer, embedding, views[:3]
+
+
+def locker_with(recognizer, key: bytes, tau: float) -> NaturalLocker:
+    return NaturalLocker(make_renderer(GeneratorConfig()), default_composer(), recognizer, key, subject_attributes,
+                         LockConfig(tau=tau, explore=12, per_round=6, give_up_after=12))
+
+
+def test_she_gets_a_womans_surrogate_verified_at_tau_and_fixed_by_the_key(subject):
+    recognizer, embedding, views = subject
+    lock = locker_with(recognizer, b"key one", 0.6).lock(0, embedding, views)
+    assert lock.locked and lock.distance >= 0.6
+    bank = default_composer().bank
+    assert bank.sex[lock.surrogate.identity.base] == "f"
+    again = locker_with(recognizer, b"key one", 0.6).lock(0, embedding, views)
+    assert again.surrogate.identity == lock.surrogate.identity
+    assert np.array_equal(again.surrogate.texture, lock.surrogate.texture)
+    other = locker_with(recognizer, b"key two", 0.6).lock(0, embedding, views)
+    assert other.surrogate.identity != lock.surrogate.identity
+
+
+def test_two_people_of_a_run_never_share_a_donor(subject):
+    recognizer, embedding, views = subject
+    locker = locker_with(recognizer, b"shared", 0.6)
+    first = locker.lock(0, embedding, views)
+    second = locker.lock(1, embedding, views)
+    assert first.locked and second.locked
+    assert first.surrogate.identity.base != second.surrogate.identity.base
+
+
+def test_an_unreachable_tau_leaves_her_to_the_fallback_and_says_how_close_it_came(subject):
+    recognizer, embedding, views = subject
+    lock = locker_with(recognizer, b"hopeless", 1.5).lock(0, embedding, views)
+    assert not lock.locked and lock.surrogate is None
+    assert lock.attempts == 12 and 0.3 < lock.distance < 1.45
