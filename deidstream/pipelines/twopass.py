@@ -228,7 +228,8 @@ class LandmarkStage:
         out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(faces)
         if rendered:
             t0 = time.perf_counter()
-            for i, occluder in zip(rendered, self.hands.occluders(frame.image, faces[np.array(rendered)])):
+            meshed = faces.with_landmarks(points)[np.array(rendered)]  # lets it tell a profile from a hand
+            for i, occluder in zip(rendered, self.hands.occluders(frame.image, meshed)):
                 out[i] = (occluder.mask, occluder.offset) if occluder.hands_found else None
             self.clock.add("hands", time.perf_counter() - t0)
         return tuple(out)

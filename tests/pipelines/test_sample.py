@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import cv2
@@ -141,3 +142,28 @@ def test_a_live_relay_of_the_sample_hides_her_face(tmp_path, detector):
             assert changed_in_face(source[i], out[k], faces.xyxy[0]) > 6, f"recorded frame {k}: face unchanged"
             checked += 1
     assert checked >= 8
+
+
+def test_her_hands_stay_in_front_of_the_surrogate_and_only_her_hands(runs):
+    """On the frames whose hands were outlined by hand (tests/data/hand_polygons.json), the hands' own
+    pixels are the input's, and the face pixels around and between them are not."""
+    tmp, reports, _ = runs
+    labels = json.loads((Path(__file__).resolve().parents[1] / "data" / "hand_polygons.json").read_text())
+    wanted = {int(k): v for k, v in labels["frames"].items()}
+    original = frames_every(SAMPLE, every=1, limit=max(wanted) + 1)
+    output = frames_every(tmp / "default.mp4", every=1, limit=max(wanted) + 1)
+    for index, label in wanted.items():
+        h, w = original[index].shape[:2]
+        hand = np.zeros((h, w), np.uint8)
+        for polygon in label["hands"]:
+            cv2.fillPoly(hand, [np.array(polygon, np.int32)], 255)
+        x0, y0, x1, y1 = (int(v) for v in label["face_box"])
+        in_face = np.zeros_like(hand)
+        in_face[max(y0, 0):y1, max(x0, 0):x1] = 255
+        core = cv2.erode(hand, np.ones((7, 7), np.uint8)) & in_face
+        around = cv2.dilate(hand, np.ones((25, 25), np.uint8)) == 0
+        face_only = (cv2.erode(in_face, np.ones((61, 61), np.uint8)) > 0) & around
+        diff = np.abs(original[index].astype(np.float32) - output[index]).mean(-1)
+        assert core.any() and face_only.any()
+        assert diff[core > 0].mean() < 8, f"frame {index}: the hand was painted over ({diff[core > 0].mean():.1f})"
+        assert diff[face_only].mean() > 8, f"frame {index}: face pixels beside the hand were kept"

@@ -1,0 +1,48 @@
+"""The docs page's section for benchmarks/out/natural.json (bench_natural.py): the default mode judged as a
+viewer and an attacker would, against the targets the project set itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Json = dict[str, Any]
+# (key in "pooled", label, target as text, format)
+ROWS = [
+    ("coverage_64px", "surrogate (not the fallback) on faces ≥ 64 px", "≥ 95%", "pct"),
+    ("face_detectability", "FD: an independent detector still finds the face", "≥ 0.97", ".3f"),
+    ("mean_id_distance", "mean ID distance to the original", "≥ strangers' mean", ".3f"),
+    ("p10_id_distance", "10th percentile of the ID distance", "≥ strangers' p10", ".3f"),
+    ("reidentified", "re-identified (< 0.6)", "≤ 1%", "pct"),
+    ("rank1", "rank-1 identification against the gallery", "≤ 1%", "pct"),
+    ("sex_agreement", "apparent sex kept", "≥ 95%", "pct"),
+    ("ita_within_10", "skin tone within 10° ITA", "≥ 90%", "pct"),
+    ("skin_share_ratio", "skin-coloured share, output / input", "≥ 0.95", ".2f"),
+    ("sharpness_ratio", "sharpness, output / input (median of clips)", "≥ 0.8", ".2f"),
+    ("eye_openness_correlation_median", "eye openness correlation (median of clips)", "≥ 0.8", ".2f"),
+    ("mouth_openness_correlation_median", "mouth openness correlation (median of clips)", "≥ 0.8", ".2f"),
+    ("psnr", "PSNR over the face box (dB)", "≥ 21", ".1f"),
+    ("ssim", "SSIM over the face box", "≥ 0.75", ".3f"),
+    ("id_consistency", "ID spread inside a person", "≤ 0.30", ".3f"),
+]
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}%" if spec == "pct" else format(value, spec)
+
+
+def natural(d: Json, table: Any) -> tuple[str, list[str]]:
+    pooled, strangers = d["pooled"], d["strangers"]
+    note = (f"The default mode on {len(d['clips'])} shared clips, `deidstream evaluate` every {d['every']}th frame "
+            f"({pooled['faces_evaluated']} faces). Strangers: {strangers['pairs']} pairs of different real people "
+            f"of the one-person clips, mean {strangers['mean']:.3f}, 10th percentile {strangers['p10']:.3f}. "
+            "Contact sheets: `benchmarks/out/sheets/<clip>.png` (worst faces first).")
+    rows = [(label, _fmt(pooled.get(key), spec), target) for key, label, target, spec in ROWS]
+    per_clip = [(c["clip"], c["summary"].get("faces", 0), _fmt(c["summary"].get("mean_id_distance"), ".3f"),
+                 _fmt(c["summary"].get("reidentified_fraction"), "pct"), _fmt(c["summary"].get("sex_agreement"), "pct"),
+                 f"{c['face_outcomes'].get('rendered', 0)} / {c['face_outcomes'].get('fallback', 0)}")
+                for c in d["clips"]]
+    return note, [*table(["measure", "all clips", "target"], rows), "",
+                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept", "rendered / fallback"],
+                         per_clip)]
