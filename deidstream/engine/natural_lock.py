@@ -80,7 +80,10 @@ class NaturalLocker:
         female, age = float(p_female[0]), float(years[0])
         tone = self.composer.tone_of(exemplars[:3])
         pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
-        order = np.random.default_rng(identity_seed(self._key, label, first_attempt)).permutation(pool)
+        rng = np.random.default_rng(identity_seed(self._key, label, first_attempt))
+        # the key picks which matched donors are tried (two thirds of them at most) and, among the few that
+        # keep the person's attributes best, which is kept: another key, another surrogate
+        order = rng.permutation(pool)[: max(cfg.per_round, min(cfg.explore, (2 * len(pool)) // 3))]
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
@@ -94,7 +97,7 @@ class NaturalLocker:
             if start + cfg.per_round >= cfg.give_up_after and max((j.distance for j in judged), default=0.0) < \
                     cfg.tau - cfg.give_up_margin:
                 break
-        kept = self._choose(judged, female, age, embedding, views[searched:], nearby)
+        kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng)
         if kept is not None:
             self._accepted.append(kept.output)
             self._used.add(kept.recipe.base)
@@ -136,9 +139,10 @@ class NaturalLocker:
         return judged
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
-                views: list[FaceView], nearby: np.ndarray) -> _Judged | None:
-        """The candidate that keeps the subject's attributes best among those that pass every bound (in the
-        search views, then in the further ``views``)."""
+                views: list[FaceView], nearby: np.ndarray, rng: np.random.Generator,
+                best_of: int = 3) -> _Judged | None:
+        """One of the ``best_of`` candidates (the key's choice) that keep the subject's attributes best among
+        those that pass every bound (in the search views, then in the further ``views``)."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
 
@@ -146,7 +150,10 @@ class NaturalLocker:
             sex = 1.0 - abs(j.female - female)
             return sex - abs(j.age - age) / 40.0 + min(j.distance - cfg.tau, 0.2)
 
-        for j in sorted(passing, key=score, reverse=True):
+        ranked = sorted(passing, key=score, reverse=True)
+        top = ranked[:best_of]
+        ranked = [top[i] for i in rng.permutation(len(top))] + ranked[best_of:]
+        for j in ranked:
             if not views:
                 return j
             more = self._describe([(j.recipe, j.surrogate)], views)

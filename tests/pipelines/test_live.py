@@ -445,11 +445,11 @@ def test_cli_live_usage_errors(argv, capsys):
 
 
 @pytest.mark.parametrize(("argv", "live", "tau"), [
-    ([], False, 0.9),  # files: standard
-    ([], True, 0.75),  # live: low, its searches run beside the frames
-    (["--privacy", "standard"], True, 0.9),
-    (["--privacy", "high"], False, 1.0),
-    (["--tau", "0.8", "--privacy", "high"], True, 0.8),
+    ([], False, 0.7),  # files: standard
+    ([], True, 0.62),  # live: low, its searches run beside the frames
+    (["--privacy", "standard"], True, 0.7),
+    (["--privacy", "high"], False, 0.8),
+    (["--tau", "0.75", "--privacy", "high"], True, 0.75),
 ])
 def test_the_privacy_distance_defaults_to_standard_for_files_and_low_live(argv, live, tau):
     from deidstream.cli import build_parser, generator_config
