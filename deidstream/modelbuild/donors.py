@@ -4,8 +4,9 @@ Each donor photo is unwrapped onto the face mesh's UV layout (MediaPipe FaceMesh
 mode), its light normalised against the donors' mean (the frame's light is put back at render time),
 its mouth interior inpainted from the lips (a render keeps the subject's own), and kept with its
 apparent sex and age band (hand labels: ``data/sfhq_labels.csv``), skin ITA°, pose-normalised shape and
-dlib descriptor. Only adults' frontal, unstylised faces without glasses or a strong expression are kept:
-a donor's glasses, open smile or doll-like eyes would show on every frame of a surrogate made from them.
+dlib descriptor. Only teens' and adults' frontal, unstylised faces without glasses, a strong expression or
+hair over the face are kept: a donor's glasses, open smile, doll-like eyes or fringe would show on every
+frame of a surrogate made from them.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def read_labels(path: Path = LABELS) -> list[dict[str, str]]:
 
 def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: float = 16.0) -> dict:
     started = time.perf_counter()
-    labels = [r for r in read_labels() if r["age"] in "ymo" and not set(r["flags"]) & EXCLUDED_FLAGS]
+    labels = [r for r in read_labels() if r["age"] in "tymo" and not set(r["flags"]) & EXCLUDED_FLAGS]
     mesh = default_mesh()
     atlas = UVAtlas(mesh.uvs, mesh.triangles, tex_size)
     marker = StillLandmarker()
@@ -81,7 +82,8 @@ def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: floa
         "source": f"{DONOR_FOLDER} (SFHQ, MIT licence: synthetic faces)",
         "labels": f"{LABELS.name}: apparent sex and age band labelled by eye",
         "donors": len(bank), "female": int((bank.sex == "f").sum()), "male": int((bank.sex == "m").sum()),
-        "selection": f"adults (y/m/o), no flags {''.join(sorted(EXCLUDED_FLAGS))}, yaw and pitch within {MAX_ANGLE}°",
+        "selection": f"teens and adults (t/y/m/o), no flags {''.join(sorted(EXCLUDED_FLAGS))}, "
+                     f"yaw and pitch within {MAX_ANGLE}°",
         "texture_size": tex_size, "lighting_sigma_texels": lighting_sigma, "jpeg_quality": 92,
         "file_bytes": output.stat().st_size, "build_seconds": round(time.perf_counter() - started, 1),
     }

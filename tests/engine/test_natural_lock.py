@@ -67,4 +67,4 @@ def test_an_unreachable_tau_leaves_her_to_the_fallback_and_says_how_close_it_cam
     recognizer, embedding, views = subject
     lock = locker_with(recognizer, b"hopeless", 1.5).lock(0, embedding, views)
     assert not lock.locked and lock.surrogate is None
-    assert lock.attempts == 12 and 0.3 < lock.distance < 1.45
+    assert 6 <= lock.attempts <= 12 and 0.3 < lock.distance < 1.45
