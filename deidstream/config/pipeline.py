@@ -143,7 +143,9 @@ class EncoderConfig:
 PRIVACY_PRESETS = {"low": 0.62, "standard": 0.7, "high": 0.8}
 DEFAULT_TAU = PRIVACY_PRESETS["standard"]
 LOCK_CANDIDATES = 30  # surrogates tried per person at most
-LOCK_EXPLORE = 24  # ... of which at least this many are compared before the farthest that passes is kept
+# ... of which this many are judged (natural surrogates: the best of a dozen matched donors lies 0.74-0.94
+# from its subject, mean 0.84; each costs two renders and two E_id passes)
+LOCK_EXPLORE = 12
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

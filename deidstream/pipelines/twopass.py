@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 # Pass 1 sends one face at a time; the lock between the passes, when nothing else runs, batches
 # candidates over both. Both start with pass 1, so their loading is hidden behind it.
 DESCRIPTOR_WORKERS = 2
+# MediaPipe's hands cost 12-24 ms per face and frame (benchmarks/bench_hands.py); with no hand in front of a
+# face lately they are looked for on every 3rd frame only
+HAND_LOOK_EVERY = 3
 
 
 def _with_backfill(known: FrameFaces, boxes: np.ndarray) -> FrameFaces:
@@ -201,6 +204,8 @@ class LandmarkStage:
         self.clock = clock
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother()) if self.rendered else None
         self.hands = HandOccluders() if self.rendered else None  # hands stay in front of rendered faces
+        self._hand_seen: dict[int, int] = {}  # track → last frame a hand was in front of its face
+        self._hand_looked: dict[int, int] = {}  # track → last frame hands were looked for
 
     def __call__(self, item: object) -> list[object]:
         if not isinstance(item, Frame):
@@ -224,15 +229,26 @@ class LandmarkStage:
         if self.hands is None or faces.track_id is None:
             return ()
         rendered = [i for i, (p, t) in enumerate(zip(points, faces.track_id))
-                    if p is not None and int(t) in self.rendered]
+                    if p is not None and int(t) in self.rendered and self._hands_due(int(t), frame.index)]
         out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(faces)
         if rendered:
             t0 = time.perf_counter()
             meshed = faces.with_landmarks(points)[np.array(rendered)]  # lets it tell a profile from a hand
             for i, occluder in zip(rendered, self.hands.occluders(frame.image, meshed)):
-                out[i] = (occluder.mask, occluder.offset) if occluder.hands_found else None
+                tid = int(faces.track_id[i])
+                self._hand_looked[tid] = frame.index
+                if occluder.hands_found:
+                    self._hand_seen[tid] = frame.index
+                    out[i] = (occluder.mask, occluder.offset)
             self.clock.add("hands", time.perf_counter() - t0)
         return tuple(out)
+
+    def _hands_due(self, track: int, index: int) -> bool:
+        """Hands are looked for on every frame while one was in front of the face lately, else on every
+        ``HAND_LOOK_EVERY``-th: a hand that comes up is painted over for at most that many frames first."""
+        if index - self._hand_seen.get(track, -HAND_LOOK_EVERY - 1) <= HAND_LOOK_EVERY:
+            return True
+        return index - self._hand_looked.get(track, -HAND_LOOK_EVERY) >= HAND_LOOK_EVERY
 
     def close(self) -> None:
         if self.landmarker is not None:

@@ -111,15 +111,16 @@ def test_keep_leaves_exactly_the_reference_person_unaltered(tmp_path, recognizer
     assert sum(p["keep"] for p in report.people) == 1
     result = read_rgb(out, limit=40)
     h, w = frames[0].shape[:2]
-    kept_box, other_box = (np.clip(f.box, 0, [w, h, w, h]).astype(int) for f in faces[:2])
+    kept_box = np.clip(faces[0].box, 0, [w, h, w, h]).astype(int)
     for i in (10, 30):
         a, b = frames[i], result[i]
         kx0, ky0, kx1, ky1 = kept_box
-        ox0, oy0, ox1, oy1 = other_box
         kept_diff = np.abs(a[ky0:ky1, kx0:kx1].astype(int) - b[ky0:ky1, kx0:kx1]).mean()
-        other_diff = np.abs(a[oy0:oy1, ox0:ox1].astype(int) - b[oy0:oy1, ox0:ox1]).mean()
         assert kept_diff < 4.0, f"frame {i}: the kept person changed ({kept_diff:.1f})"
-        assert other_diff > 12.0, f"frame {i}: the other person looks unaltered ({other_diff:.1f})"
+        other = faces[1].box[None]
+        d_in = recognizer.describe(a, recognizer.at_boxes(a, other))[0]
+        d_out = recognizer.describe(b, recognizer.at_boxes(b, other))[0]
+        assert np.linalg.norm(d_in - d_out) >= 0.6, f"frame {i}: the other person is recognisable"
 
 
 def test_two_people_get_two_surrogates_that_do_not_look_alike(tmp_path, recognizer):
@@ -169,11 +170,11 @@ def test_the_performer_keeps_one_surrogate_across_the_cuts(tmp_path, recognizer)
 
 
 def test_a_hopeless_search_gives_up_and_the_person_stays_blurred(tmp_path):
-    """No candidate can be 1.5 from its subject: after 18 of 24 the search stops and says how close it came."""
+    """No candidate can be 1.5 from its subject: the search stops after its dozen and says how close it came."""
     src = shared_file(f"videos/{CLIP}")
     config = PipelineConfig(generator=GeneratorConfig(tau=1.5, key=b"hopeless", candidates=24))
     report = anonymize(src, tmp_path / "out.mp4", config=config)
     (person,) = report.people
-    assert not person["locked"] and person["candidates_tried"] == 18
+    assert not person["locked"] and 0 < person["candidates_tried"] <= 12
     assert 0.0 < person["best_id_distance"] < 1.45
     assert report.face_outcomes["rendered"] == 0 and report.face_outcomes["fallback"] == report.faces
