@@ -81,22 +81,18 @@ class NaturalLocker:
         tone = self.composer.tone_of(exemplars[:3])
         pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
         rng = np.random.default_rng(identity_seed(self._key, label, first_attempt))
-        # the key picks which matched donors are tried (two thirds of them at most) and, among the few that
-        # keep the person's attributes best, which is kept: another key, another surrogate
-        order = rng.permutation(pool)[: max(cfg.per_round, min(cfg.explore, (2 * len(pool)) // 3))]
+        # the key orders the matched donors and, among the few that keep the person's attributes best,
+        # picks the one kept: another key, another surrogate
+        order = [int(d) for d in rng.permutation(pool)]
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
         searched = min(cfg.search_views, len(views))
         judged: list[_Judged] = []
-        tried = 0
-        for start in range(0, min(cfg.explore, len(order)), cfg.per_round):
-            batch = [int(d) for d in order[start:start + cfg.per_round]][: cfg.explore - start]
-            tried += len(batch)
+        while len(judged) < min(self._budget(judged), len(order)):
+            batch = order[len(judged):len(judged) + cfg.per_round][: self._budget(judged) - len(judged)]
             judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby)
-            if start + cfg.per_round >= cfg.give_up_after and max((j.distance for j in judged), default=0.0) < \
-                    cfg.tau - cfg.give_up_margin:
-                break
+        tried = len(judged)
         kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng)
         if kept is not None:
             self._accepted.append(kept.output)
@@ -107,6 +103,15 @@ class NaturalLocker:
                  "none judged" if best is None else f"best {best.distance:.2f}")
         return Lock(label, None, None if best is None else best.distance, tried,
                     0.0 if best is None else best.nearest_donor, 0.0 if best is None else best.nearest_other)
+
+    def _budget(self, judged: list[_Judged]) -> int:
+        """How many candidates to judge: ``explore``; up to ``candidates`` while none has passed τ but the
+        best came within ``give_up_margin`` twice over (a small face, whose best of a dozen falls just short)."""
+        cfg = self.config
+        if len(judged) < cfg.explore or any(j.distance >= cfg.tau for j in judged):
+            return cfg.explore
+        best = max(j.distance for j in judged)
+        return cfg.candidates if best >= cfg.tau - 2 * cfg.give_up_margin else cfg.explore
 
     def _pool(self, female: bool, band: int, ita: float | None) -> np.ndarray:
         """Donors of the subject's apparent sex, age band and skin tone (ITA within ``skin_tolerance``°),
