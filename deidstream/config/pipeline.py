@@ -143,9 +143,9 @@ class EncoderConfig:
 PRIVACY_PRESETS = {"low": 0.62, "standard": 0.7, "high": 0.8}
 DEFAULT_TAU = PRIVACY_PRESETS["standard"]
 LOCK_CANDIDATES = 30  # surrogates tried per person at most
-# ... of which this many are judged (natural surrogates: the best of a dozen matched donors lies 0.74-0.94
-# from its subject, mean 0.84; each costs two renders and two E_id passes)
-LOCK_EXPLORE = 12
+# ... of which this many are judged, each in two views (natural surrogates: judging 12 instead left the
+# sample's and the stage's people with surrogates of less certain apparent sex, benchmarks/bench_natural.py)
+LOCK_EXPLORE = 24
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -81,9 +81,9 @@ class NaturalLocker:
         tone = self.composer.tone_of(exemplars[:3])
         pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
         rng = np.random.default_rng(identity_seed(self._key, label, first_attempt))
-        # the key orders the matched donors and, among the few that keep the person's attributes best,
-        # picks the one kept: another key, another surrogate
-        order = [int(d) for d in rng.permutation(pool)]
+        # the key picks which matched donors are tried (two thirds of them, when there are more than ``explore``)
+        # and, among near-ties in keeping the person's attributes, the one kept: another key, another surrogate
+        order = [int(d) for d in rng.permutation(pool)[: max(cfg.explore, (2 * len(pool)) // 3)]]
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
@@ -144,10 +144,11 @@ class NaturalLocker:
         return judged
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
-                views: list[FaceView], nearby: np.ndarray, rng: np.random.Generator,
-                best_of: int = 3) -> _Judged | None:
-        """One of the ``best_of`` candidates (the key's choice) that keep the subject's attributes best among
-        those that pass every bound (in the search views, then in the further ``views``)."""
+                views: list[FaceView], nearby: np.ndarray, rng: np.random.Generator, best_of: int = 3,
+                tie: float = 0.1) -> _Judged | None:
+        """The candidate that keeps the subject's attributes best (the key choosing among up to ``best_of``
+        within ``tie`` of the best) among those that pass every bound (in the search views, then in the
+        further ``views``)."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
 
@@ -156,8 +157,8 @@ class NaturalLocker:
             return sex - abs(j.age - age) / 40.0 + min(j.distance - cfg.tau, 0.2)
 
         ranked = sorted(passing, key=score, reverse=True)
-        top = ranked[:best_of]
-        ranked = [top[i] for i in rng.permutation(len(top))] + ranked[best_of:]
+        top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]
+        ranked = [top[i] for i in rng.permutation(len(top))] + ranked[len(top):]
         for j in ranked:
             if not views:
                 return j
