@@ -81,9 +81,9 @@ class NaturalLocker:
         tone = self.composer.tone_of(exemplars[:3])
         pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
         rng = np.random.default_rng(identity_seed(self._key, label, first_attempt))
-        # the key picks which matched donors are tried (two thirds of them, when there are more than ``explore``)
-        # and, among near-ties in keeping the person's attributes, the one kept: another key, another surrogate
-        order = [int(d) for d in rng.permutation(pool)[: max(cfg.explore, (2 * len(pool)) // 3)]]
+        # the key picks which of the matched donors (twice as many as are judged) are tried and, among near-ties
+        # in keeping the person's attributes, the one kept: another key, another surrogate
+        order = [int(d) for d in rng.permutation(pool)]
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
@@ -115,14 +115,14 @@ class NaturalLocker:
 
     def _pool(self, female: bool, band: int, ita: float | None) -> np.ndarray:
         """Donors of the subject's apparent sex, age band and skin tone (ITA within ``skin_tolerance``°),
-        widened until there are ``explore`` of them, not given to anyone else this run. A donor far from the
-        subject's complexion needs a large colour shift, which shows."""
+        widened until there are twice ``explore`` of them (the key picks which are judged), not given to anyone
+        else this run. A donor far from the subject's complexion needs a large colour shift, which shows."""
         bank, cfg = self.composer.bank, self.config
         for ages, skin in ((0, 1.0), (0, 2.0), (1, 2.0), (1, 4.0), (2, 99.0), (4, 99.0)):
             near = np.ones(len(bank), bool) if ita is None else np.abs(bank.ita - ita) <= skin * cfg.skin_tolerance
             pool = np.array([i for i in bank.matching(female, band, age_tolerance=ages)
                              if near[i] and i not in self._used], np.int64)
-            if len(pool) >= cfg.explore:
+            if len(pool) >= 2 * cfg.explore:
                 return pool
         return pool
 
