@@ -192,3 +192,8 @@ class Person(Generic[S]):
     @property
     def locked(self) -> bool:
         return self.surrogate is not None
+
+    def set_shapes(self, shapes: list[np.ndarray]) -> None:
+        """Replace the identity shapes (the identity book brought the record up to date)."""
+        self.shapes = shapes
+        self._mean = None

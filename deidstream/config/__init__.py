@@ -4,6 +4,7 @@ A threshold has one value in the whole program; file and live presets are derive
 """
 
 from deidstream.config.identity import (
+    AGE_BAND_YEARS,
     LIVE_CANDIDATES,
     LIVE_LOCK_PAUSE_S,
     LIVE_MAX_CANDIDATES,
@@ -12,6 +13,7 @@ from deidstream.config.identity import (
     IdentityConfig,
     LockConfig,
     OneEuroConfig,
+    age_band,
     file_lock_config,
     live_lock_config,
 )
@@ -45,6 +47,7 @@ from deidstream.config.pipeline import (
 )
 
 __all__ = [
+    "AGE_BAND_YEARS", "age_band",
     "DEFAULT_MODE", "DEFAULT_TAU", "FALLBACK_MODES", "LIVE_CANDIDATES", "LIVE_LOCK_PAUSE_S", "LIVE_MAX_CANDIDATES",
     "LIVE_PRIVACY", "LOCK_CANDIDATES", "LOCK_EXPLORE", "MAX_HOLD_FRAMES", "MODES", "PRESETS", "PRIVACY_PRESETS",
     "RTSP_TRANSPORTS", "SHAPES", "AnonymizerConfig", "CutConfig", "DetectorConfig", "EmbedderConfig",

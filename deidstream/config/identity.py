@@ -196,6 +196,21 @@ class EmbedderConfig:
                f"expected settled_every >= every_n_frames ({self.every_n_frames}), got {self.settled_every}")
 
 
+# Apparent age bands (child, teen, young adult, middle-aged, older) and the age in years each stands for: the
+# donors' hand labels, the attribute model's targets and the lock's matching all use these.
+AGE_BAND_YEARS = {"c": 8.0, "t": 16.0, "y": 27.0, "m": 45.0, "o": 68.0}
+
+
+def age_band(years: float) -> int:
+    """Index into ``AGE_BAND_YEARS`` of the band whose age is nearest ``years``.
+
+    >>> age_band(25.0), age_band(60.0)
+    (2, 4)
+    """
+    centres = list(AGE_BAND_YEARS.values())
+    return min(range(len(centres)), key=lambda i: abs(centres[i] - years))
+
+
 # A search runs beside the frames, so it is shorter than a file's: the first draws and two climbing
 # rounds, each candidate judged in the best view and verified in the next. The files' search (24 candidates
 # in two views) delayed the first surrogate from 1.8 to 5.9 s with one face and to 15.2 s with two; 12 in

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deidstream.config import LockConfig
+from deidstream.config import LockConfig, age_band
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.compose import Composer, Recipe, SkinTone
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
@@ -30,11 +30,6 @@ from deidstream.types import FaceView
 log = logging.getLogger(__name__)
 # (n, 128) E_id descriptors → (n,) P(female), (n,) age in years
 Attributes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-AGE_CENTRES = np.array([8.0, 16.0, 27.0, 45.0, 68.0])  # the donors' age bands (AGE_BANDS)
-
-
-def age_band(years: float) -> int:
-    return int(np.argmin(np.abs(AGE_CENTRES - years)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +101,7 @@ class NaturalLocker:
 
     def _budget(self, judged: list[_Judged]) -> int:
         """How many candidates to judge: ``explore``; up to ``candidates`` while none has passed τ but the
-        best came within ``give_up_margin`` twice over (a small face, whose best of a dozen falls just short)."""
+        best came within ``give_up_margin`` twice over (a small face, whose best of the first falls just short)."""
         cfg = self.config
         if len(judged) < cfg.explore or any(j.distance >= cfg.tau for j in judged):
             return cfg.explore

@@ -220,21 +220,22 @@ class LandmarkStage:
             found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
             points = [f if m else p for p, f, m in zip(points, found, missing)]
             self.clock.add("landmarks", time.perf_counter() - t0)
-        return [_Known(item, dataclasses.replace(known, faces=known.faces.with_landmarks(points),
-                                                 in_front=self._in_front(item, known.faces, points)))]
+        faces = known.faces.with_landmarks(points)
+        return [_Known(item, dataclasses.replace(known, faces=faces, in_front=self._in_front(item, faces)))]
 
-    def _in_front(self, frame: Frame, faces: FaceDetections, points: list[np.ndarray | None]
-                  ) -> tuple[tuple[np.ndarray, tuple[int, int]] | None, ...]:
-        """Per face, the hands in front of it: looked for on the faces that will be rendered."""
+    def _in_front(self, frame: Frame, faces: FaceDetections) -> tuple[tuple[np.ndarray, tuple[int, int]] | None, ...]:
+        """Per face, the hands in front of it: looked for on the faces that will be rendered (their landmarks
+        let the hand finder tell a turned face from a hand)."""
         if self.hands is None or faces.track_id is None:
             return ()
-        rendered = [i for i, (p, t) in enumerate(zip(points, faces.track_id))
-                    if p is not None and int(t) in self.rendered and self._hands_due(int(t), frame.index)]
+        ids = [int(t) for t in faces.track_id]
+        shown = [i for i, t in enumerate(ids) if t in self.rendered and faces.landmark(i) is not None]
+        looked = [i for i in shown if self._hands_due(ids[i], frame.index)]
         out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(faces)
-        if rendered:
+        if looked:
             t0 = time.perf_counter()
-            meshed = faces.with_landmarks(points)[np.array(rendered)]  # lets it tell a profile from a hand
-            for i, occluder in zip(rendered, self.hands.occluders(frame.image, meshed)):
+            in_view = [ids[i] for i in shown]  # hand tracking goes on between the frames a face is looked at
+            for i, occluder in zip(looked, self.hands.occluders(frame.image, faces[np.array(looked)], in_view)):
                 tid = int(faces.track_id[i])
                 self._hand_looked[tid] = frame.index
                 if occluder.hands_found:

@@ -20,13 +20,15 @@ import cv2
 import numpy as np
 from scipy.special import expit
 
+from deidstream.config import AGE_BAND_YEARS
+
 log = logging.getLogger(__name__)
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 MODEL_FILE = MODEL_DIR / "attributes.npz"
 PROVENANCE_FILE = MODEL_DIR / "attributes.json"
 DIM = 128
 # Age bands of the hand labels and the ages (years) the ridge regression is fitted to.
-BAND_CENTRES = {"c": 8.0, "t": 16.0, "y": 27.0, "m": 45.0, "o": 68.0}
+BAND_CENTRES = AGE_BAND_YEARS
 BANDS = tuple(BAND_CENTRES)
 # a predicted age falls into the band whose centre is nearest: the cuts are the midpoints
 BAND_CUTS = np.array([(a + b) / 2 for a, b in zip(list(BAND_CENTRES.values()), list(BAND_CENTRES.values())[1:])])

@@ -29,6 +29,7 @@ with their offset: cheaper than a full-frame mask per face.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -230,10 +231,13 @@ class HandOccluders:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def occluders(self, image: np.ndarray, faces: FaceDetections) -> list[Occluder]:
-        """One :class:`Occluder` per face of ``image`` ((H, W, 3) uint8 RGB). Call once per frame with every
-        tracked face: the Hands instances of tracks that are gone are closed."""
-        return [self.occluder(image, box, hands) for box, hands in zip(faces.xyxy, self.hands(image, faces))]
+    def occluders(self, image: np.ndarray, faces: FaceDetections,
+                  in_view: Iterable[int] | None = None) -> list[Occluder]:
+        """One :class:`Occluder` per face of ``image`` ((H, W, 3) uint8 RGB). Call once per frame: the Hands
+        instances of tracks no longer in view (``in_view``, by default the tracks of ``faces``) are closed, so a
+        caller that looks at a face only on some frames keeps its hand tracking between them."""
+        found = self.hands(image, faces, in_view)
+        return [self.occluder(image, box, hands) for box, hands in zip(faces.xyxy, found)]
 
     def occluder(self, image: np.ndarray, box: np.ndarray, hands: list[np.ndarray]) -> Occluder:
         """The mask of ``hands`` (frame-pixel landmarks, as :meth:`hands` gives them) over one face's region."""
@@ -259,7 +263,8 @@ class HandOccluders:
         x1, y1 = min(width, int(np.ceil(cx + hw))), min(height, int(np.ceil(cy + hh)))
         return x0, y0, max(x0, x1), max(y0, y1)
 
-    def hands(self, image: np.ndarray, faces: FaceDetections) -> list[list[np.ndarray]]:
+    def hands(self, image: np.ndarray, faces: FaceDetections,
+              in_view: Iterable[int] | None = None) -> list[list[np.ndarray]]:
         """Per face, the (21, 3) float32 landmarks of each hand found near it: x and y in frame pixels, z in
         the same units. Closes the Hands instances of tracks not among ``faces``, and of turned faces
         (a hand they followed may be the face itself)."""
@@ -268,6 +273,8 @@ class HandOccluders:
         meshed = faces.landmarks is not None
         turned = [meshed and (face is None or turn(face) > self.max_turn) for face in faces.landmark_list()]
         live = {int(i) for i, off in zip(ids, turned) if i is not None and not off}
+        if in_view is not None:
+            live |= {int(t) for t in in_view} - {int(i) for i, off in zip(ids, turned) if i is not None and off}
         for gone in set(self._per_track) - live:
             self._per_track.pop(gone).close()  # type: ignore[attr-defined]
             log.debug("hand tracking of face track %d closed", gone)

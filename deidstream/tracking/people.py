@@ -65,8 +65,7 @@ class People:
         looks = [self._tracks[t] for t in tracks if t in self._tracks]
         person.tracks = list(tracks)
         person.views = [v for _, v in sorted((v for lk in looks for v in lk.views), key=lambda v: -v[0])]
-        person.shapes = [s for lk in looks for s in lk.shapes]
-        person._mean = None  # noqa: SLF001 - the shapes were replaced
+        person.set_shapes([s for lk in looks for s in lk.shapes])
         return person
 
     def forget_people(self) -> None:

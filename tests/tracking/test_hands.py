@@ -110,6 +110,18 @@ def test_tracks_that_end_close_their_hands(frames):
         assert occluders.tracked == []
 
 
+def test_a_face_looked_at_only_on_some_frames_keeps_its_hand_tracking_while_in_view(frames):
+    image = frames[100]
+    boxes = np.array([[300, 110, 550, 360], [40, 40, 120, 120]], np.float32)
+    with HandOccluders() as occluders:
+        occluders.occluders(image, FaceDetections(boxes, np.ones(2), track_id=np.array([1, 2])))
+        kept = occluders._per_track[1]
+        occluders.occluders(image, FaceDetections(boxes[1:], np.ones(1), track_id=np.array([2])), in_view=[1, 2])
+        assert occluders.tracked == [1, 2] and occluders._per_track[1] is kept
+        occluders.occluders(image, FaceDetections(boxes[1:], np.ones(1), track_id=np.array([2])), in_view=[2])
+        assert occluders.tracked == [2]
+
+
 def test_turned_or_unmeshed_faces_get_no_hands(frames, labels):
     """A profile is where the palm detector takes the face for a hand: with landmarks given, a face
     turned past max_turn, or one FaceMesh could not fit, gets no hands (and its hand tracking ends)."""

@@ -16,8 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from deidstream.config import AGE_BAND_YEARS
+
 DEFAULT_DONORS = Path(__file__).resolve().parent / "models" / "donors.npz"
-AGE_BANDS = "ctymo"  # child, teen, young adult, middle-aged, older
+AGE_BANDS = "".join(AGE_BAND_YEARS)  # child, teen, young adult, middle-aged, older
 
 
 @dataclass(frozen=True, slots=True)
