@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deidstream.config import LockConfig, age_band
-from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.aux import canonical_shape, neutral_openings
 from deidstream.engine.generator.compose import Composer, Recipe, SkinTone
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.lock import Lock, face_chip, identity_seed
@@ -28,6 +28,7 @@ from deidstream.errors import ConfigError
 from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
+DONOR_BAND_WEIGHT = 0.08  # score per age band between a donor's label and the subject's apparent age
 # (n, 128) E_id descriptors → (n,) P(female), (n,) age in years
 Attributes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -123,7 +124,8 @@ class NaturalLocker:
 
     def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray) -> Surrogate:
         donor_shape = self.composer.bank.shapes[recipe.base]
-        shape = (1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape
+        shape = neutral_openings((1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape,
+                                 self._mesh.vertices)
         return Surrogate(recipe, shape.astype(np.float32), self.composer.texture(recipe, tone))
 
     def _judge(self, donors: list[int], tone: SkinTone | None, shape: np.ndarray, embedding: np.ndarray,
@@ -143,13 +145,17 @@ class NaturalLocker:
                 tie: float = 0.1) -> _Judged | None:
         """The candidate that keeps the subject's attributes best (the key choosing among up to ``best_of``
         within ``tie`` of the best) among those that pass every bound (in the search views, then in the
-        further ``views``)."""
+        further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the
+        donor's age band was labelled (the model's age is rough: alone it let teens stand in for
+        people of forty)."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
+        band, donor_bands = age_band(age), self.composer.bank.age
 
         def score(j: _Judged) -> float:
             sex = 1.0 - abs(j.female - female)
-            return sex - abs(j.age - age) / 40.0 + min(j.distance - cfg.tau, 0.2)
+            labelled = abs(int(donor_bands[j.recipe.base]) - band) * DONOR_BAND_WEIGHT
+            return sex - abs(j.age - age) / 40.0 - labelled + min(j.distance - cfg.tau, 0.2)
 
         ranked = sorted(passing, key=score, reverse=True)
         top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]

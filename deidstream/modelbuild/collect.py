@@ -36,8 +36,9 @@ class StillLandmarker:
         import mediapipe as mp
 
         with native_stderr_silenced():
+            # refined: its lid and lip lines follow the eyes and lips (the plain mesh's stay half open)
             self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4,
-                                                         min_detection_confidence=0.5)
+                                                         refine_landmarks=True, min_detection_confidence=0.5)
 
     def close(self) -> None:
         self._mesh.close()

@@ -33,7 +33,9 @@ from deidstream.modelbuild.collect import StillLandmarker, read_rgb
 log = logging.getLogger(__name__)
 LABELS = Path(__file__).resolve().parent / "data" / "sfhq_labels.csv"
 DONOR_FOLDER = "donors/synthetic_sfhq"
-EXCLUDED_FLAGS = set("zgseh")  # stylised, glasses, sunglasses, strong expression, hair over the face
+# stylised, glasses, sunglasses, strong expression, unfit texture (a crop with hair over the forehead is kept
+# when its composed texture shows none: the composer leaves the upper forehead and the hair to the subject)
+EXCLUDED_FLAGS = set("zgsec")
 MAX_ANGLE = 20.0  # degrees of yaw or pitch
 
 

@@ -62,9 +62,11 @@ class FaceLandmarker:
         import mediapipe as mp
 
         with native_stderr_silenced():
+            # refined: its lid and lip lines follow the eyes and lips (the plain mesh's stay half open on
+            # shut eyes, and a surrogate's eyes would stare where the subject's are closed)
             mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=static, max_num_faces=1, min_detection_confidence=self.min_confidence,
-                min_tracking_confidence=self.min_confidence)
+                static_image_mode=static, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
             mesh.process(np.zeros((self.crop_size, self.crop_size, 3), np.uint8))
         return mesh
 

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from deidstream.engine.generator.compose import Recipe, SkinTone, default_composer, toned
-from deidstream.engine.generator.donors import AGE_BANDS, default_donors
+from deidstream.engine.generator.compose import Composer, Recipe, SkinTone, default_composer, toned
+from deidstream.engine.generator.donors import AGE_BANDS, DonorBank, default_donors
+from deidstream.geometry.mesh import default_mesh
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +18,12 @@ def composer():
 
 def test_the_shipped_donors_are_labelled_adults_of_both_sexes():
     bank = default_donors()
-    assert len(bank) >= 150
-    assert set(bank.sex) == {"f", "m"} and min((bank.sex == "f").sum(), (bank.sex == "m").sum()) >= 50
+    # SFHQ's sample holds few women once those with unfit textures (hair, casts, make-up) are left out
+    assert len(bank) >= 120 and (bank.sex == "f").sum() >= 25 and (bank.sex == "m").sum() >= 90
     assert set(AGE_BANDS[a] for a in bank.age) <= set("tymo"), "no children among the donors"
     assert bank.albedo.shape[1:] == (256, 256, 3) and bank.shapes.shape[1:] == (468, 3)
     young_women = bank.matching(True, AGE_BANDS.index("y"), age_tolerance=1)
-    assert len(young_women) >= 24 and set(bank.sex[young_women]) == {"f"}
+    assert len(young_women) >= 15 and set(bank.sex[young_women]) == {"f"}
 
 
 def test_a_texture_is_a_donors_face_with_an_alpha_that_leaves_the_border_to_the_subject(composer):
@@ -34,7 +35,8 @@ def test_a_texture_is_a_donors_face_with_an_alpha_that_leaves_the_border_to_the_
     assert alpha[~mask].max() == 0.0, "nothing is drawn outside the mesh"
     assert alpha[(inside > 0) & (inside < 3)].max() < 0.2, "the border is the subject's own"
     assert np.median(alpha[composer.skin]) > 0.95, "the cheeks and mid-forehead are the surrogate's"
-    assert np.abs(rgb[mask] - composer.bank.texture(0)[mask]).max() < 1e-6, "untoned: the donor's own texels"
+    same = np.abs(rgb - composer.bank.texture(0)).max(-1) < 1e-6
+    assert same[mask].mean() > 0.97, "untoned: the donor's own texels (but for painted-over specks)"
 
 
 def test_toning_moves_the_skin_to_the_subjects_complexion_and_keeps_the_features(composer):
@@ -49,6 +51,30 @@ def test_toning_moves_the_skin_to_the_subjects_complexion_and_keeps_the_features
     grey_in = cv2.Laplacian(cv2.cvtColor(texture, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[composer.skin]
     grey_out = cv2.Laplacian(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[composer.skin]
     assert np.corrcoef(grey_in, grey_out)[0, 1] > 0.8
+
+
+def test_toning_narrows_a_donors_colour_variation_to_a_paler_subjects(composer):
+    texture = composer.bank.texture(0)
+    grey = SkinTone(np.array([60.0, 6.0, 8.0], np.float32), np.array([6.0, 0.5, 0.5], np.float32))
+    lab = cv2.cvtColor(toned(texture, composer.skin, grey), cv2.COLOR_RGB2LAB)[composer.skin]
+    before = cv2.cvtColor(texture, cv2.COLOR_RGB2LAB)[composer.skin]
+    assert np.all(lab[:, 1:].std(0) < 0.5 * before[:, 1:].std(0)), "blotches and tinted shadows narrowed"
+    assert lab[:, 0].std() > 0.8 * before[:, 0].std(), "lightness detail (the features) kept"
+
+
+def test_a_white_speck_on_a_cheek_is_painted_over_and_the_eyes_are_not(composer):
+    bank = composer.bank
+    texture = bank.texture(0).copy()
+    cheek = np.argwhere(composer.skin)[len(np.argwhere(composer.skin)) // 3]
+    y, x = int(cheek[0]), int(cheek[1])
+    texture[y - 3:y + 4, x - 3:x + 4] = 0.95  # an earring's glint
+    painted = Composer(DonorBank((texture[None] * 255).astype(np.uint8), bank.sex[:1], bank.age[:1],
+                                 bank.ita[:1], bank.shapes[:1], bank.descriptors[:1], bank.names[:1]),
+                       default_mesh()).texture(Recipe(0))[..., :3]
+    around = cv2.cvtColor(bank.texture(0), cv2.COLOR_RGB2LAB)[y - 6:y + 7, x - 6:x + 7, 0].mean()
+    assert abs(cv2.cvtColor(painted, cv2.COLOR_RGB2LAB)[y, x, 0] - around) < 8.0
+    eyes = composer.regions["eyes"] > 0.5
+    assert np.abs(painted[eyes] - bank.texture(0)[eyes]).max() < 1e-6
 
 
 def test_a_part_from_another_donor_changes_that_region_only(composer):

@@ -80,9 +80,12 @@ class Composer:
         self.alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
         band = np.clip(inside / max(hair_band * size, 1.0), 0.0, 1.0)
         self._inner = (band * band * (3.0 - 2.0 * band)).astype(np.float32)
+        # where a bright, grey speck is no feature: everywhere on the face but the eyes and the mouth
+        self._speck_area = ((self.atlas.mask > 0) & (np.clip(self.regions["eyes"] + self.regions["mouth"], 0.0, 1.0)
+                                                     < 0.2)).astype(np.uint8)
 
     def texture(self, recipe: Recipe, tone: SkinTone | None = None) -> np.ndarray:
-        base = self.bank.texture(recipe.base)
+        base = _without_specks(self.bank.texture(recipe.base), self._speck_area)
         alpha = self.alpha * self._not_hair(base)
         for part, donor in recipe.parts:
             piece = _match_mean(self.bank.texture(donor), base, self.regions[part])
@@ -116,13 +119,34 @@ class Composer:
         return _tone(np.concatenate(samples))
 
 
-def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone) -> np.ndarray:
-    """``texture`` with its skin's Lab mean moved to ``tone``'s: the donor's features and their contrast
-    in the subject's complexion (the frame's own light is put on at render time)."""
+def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 0.4) -> np.ndarray:
+    """``texture`` with its skin's Lab mean moved to ``tone``'s, and its colour variation (a*, b*) narrowed to
+    the subject's where the subject's is narrower (down to ``least``): the donor's features and their
+    lightness contrast in the subject's complexion. A donor's flushed cheeks and dark sockets keep their
+    hue otherwise, and on a pale or colour-graded subject turn into red blotches and green shadows once
+    the frame's light is put on (at render time)."""
     lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
     own = _tone(texture[skin])
-    lab = lab - own.mean + tone.mean
+    narrow = np.clip(tone.std / np.maximum(own.std, 1e-3), least, 1.0)
+    narrow[0] = 1.0
+    lab = (lab - own.mean) * narrow.astype(np.float32) + tone.mean
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0.0, 1.0)
+
+
+def _without_specks(texture: np.ndarray, area: np.ndarray, lift: float = 10.0, grey: float = 0.7) -> np.ndarray:
+    """``texture`` with bright grey specks painted over from the skin around them: an earring, a strand of
+    the photo's background at the cheek, a specular glint. Each is brighter than the skin around it by
+    ``lift`` L* and has under ``grey`` of its chroma: no skin colour in any light, and a white blob on
+    the surrogate's cheek wherever it falls (the frame's own glints come with its light)."""
+    u8 = np.clip(texture * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    local = cv2.GaussianBlur(cv2.medianBlur(u8, 21).astype(np.float32) * np.float32(1 / 255), (0, 0), 4.0)
+    lab, around = cv2.cvtColor(texture, cv2.COLOR_RGB2LAB), cv2.cvtColor(local, cv2.COLOR_RGB2LAB)
+    chroma, chroma_around = np.hypot(lab[..., 1], lab[..., 2]), np.hypot(around[..., 1], around[..., 2])
+    specks = ((lab[..., 0] - around[..., 0] > lift) & (chroma < grey * chroma_around)).astype(np.uint8) & area
+    if not specks.any():
+        return texture
+    specks = cv2.dilate(specks, np.ones((5, 5), np.uint8))
+    return cv2.inpaint(u8, specks, 4, cv2.INPAINT_TELEA).astype(np.float32) * np.float32(1 / 255)
 
 
 def _tone(rgb: np.ndarray) -> SkinTone:

@@ -3,6 +3,12 @@
 Keeps what is not identity: the subject's pose and expression (E_aux from the landmarks), the
 frame's light (the render is shaded by the frame's own low frequencies), and the subject's
 own eye openings and mouth interior (cut out of alpha, so gaze and speech survive).
+
+The frame's light is carried at a scale of about an eye (``shading_sigma``); finer than that a
+donor's texture keeps its own baked-in relief (bright nose and cheekbones, dark sockets), which moves
+the skin's apparent tone. So after shading, each of the render's cheeks is given the median colour of
+the subject's own cheek in this frame (a gain per channel): the same skin tone in the same light, the
+donor's features unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from deidstream.engine.generator.aux import encode_aux
 from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
 from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender
-from deidstream.engine.generator.masks import interior_mask
+from deidstream.engine.generator.masks import interior_mask, polygons_mask
+
+# MediaPipe indices of the skin a viewer judges tone by: the cheek below each eye
+TONE_REGIONS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
+MIN_TONE_PIXELS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +47,14 @@ class FaceRenderer:
     """``paint(frame, points, person_shape, surrogate)``: the surrogate in the subject's place."""
 
     def __init__(self, model: FaceModel, compositor: Compositor | None = None, *, shading_sigma: float = 0.12,
-                 rim_px: int = 1, raster_px: int = 112, fade: float = 0.04) -> None:
+                 rim_px: int = 1, raster_px: int = 112, fade: float = 0.04, match_tone: bool = True) -> None:
         self.model = model
+        self.match_tone = match_tone
         self.fade = fade
         self.fast = FastPath(model, shading_sigma=shading_sigma, raster_px=raster_px)
-        self.compositor = compositor or Compositor(levels=3)
+        # a render whose cheeks already have the subject's colour needs no second, global colour shift (it
+        # would move them off again, toward the frame around the face)
+        self.compositor = compositor or Compositor(levels=3, colour_match=not match_tone)
         self.rim_px = rim_px
         self._weights = model.mesh.weights
 
@@ -67,7 +80,10 @@ class FaceRenderer:
         alpha = coverage * (1.0 - keep.astype(np.float32) * np.float32(1.0 / 255.0))
         if in_front is not None:
             alpha *= 1.0 - _in_crop(in_front, crop.x0, crop.y0, alpha.shape)
-        rgb = self.fast.shade(render.rgb, crop.read(frame), alpha)
+        frame_crop = crop.read(frame)
+        rgb = self.fast.shade(render.rgb, frame_crop, alpha)
+        if self.match_tone and (cheeks := _cheeks(points, crop.x0, crop.y0, alpha)):
+            rgb = _tone_matched(rgb, frame_crop, cheeks)
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
@@ -78,6 +94,40 @@ class FaceRenderer:
         face, _ = self.render(frame, points, person_shape, surrogate, aux, in_front)
         self.compositor.apply(frame, face)
         return face
+
+
+def _cheeks(points: np.ndarray, x0: int, y0: int, alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each cheek's pixels the render covers (not a hand in front), as a mask over the crop with the cheek's
+    centre, for the cheeks with at least ``MIN_TONE_PIXELS`` of them."""
+    out = []
+    for loop in TONE_REGIONS:
+        polygon = points[list(loop), :2]
+        region = (polygons_mask([polygon], alpha.shape, offset=(x0, y0)) > 0) & (alpha > 0.5)
+        if int(region.sum()) >= MIN_TONE_PIXELS:
+            out.append((region, polygon.mean(0) - np.array([x0, y0], np.float32)))
+    return out
+
+
+def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, cheeks: list[tuple[np.ndarray, np.ndarray]],
+                  limit: float = 1.6) -> np.ndarray:
+    """``rgb`` times a gain per channel that gives each cheek the median colour of the subject's own cheek
+    in this frame; between the cheeks the gain runs linearly from one side's to the other's, so a face lit
+    from one side stays lit from that side. Bounded: a gain past ``limit`` is a shadow or a highlight, not a
+    tone."""
+    gains = []
+    for region, _ in cheeks:
+        own = np.median(frame_crop[region].astype(np.float32), axis=0) * np.float32(1 / 255)
+        drawn = np.median(rgb[region], axis=0)
+        gains.append(np.clip(own / np.maximum(drawn, 1e-3), 1.0 / limit, limit).astype(np.float32))
+    if len(gains) == 1:
+        return np.clip(rgb * gains[0], 0.0, 1.0)
+    c0, c1 = cheeks[0][1], cheeks[1][1]
+    axis = c1 - c0
+    h, w = rgb.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = ((xs - c0[0]) * axis[0] + (ys - c0[1]) * axis[1]) / max(float(axis @ axis), 1e-6)
+    t = np.clip(t, 0.0, 1.0)[..., None]
+    return np.clip(rgb * (gains[0] * (1.0 - t) + gains[1] * t), 0.0, 1.0)
 
 
 def _in_crop(region: tuple[np.ndarray, tuple[int, int]], x0: int, y0: int, shape: tuple[int, ...]) -> np.ndarray:
