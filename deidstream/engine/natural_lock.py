@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deidstream.config import LockConfig, age_band
-from deidstream.engine.generator.aux import canonical_shape, neutral_openings
+from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.compose import Composer, Recipe, SkinTone
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.lock import Lock, face_chip, identity_seed
@@ -124,8 +124,7 @@ class NaturalLocker:
 
     def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray) -> Surrogate:
         donor_shape = self.composer.bank.shapes[recipe.base]
-        shape = neutral_openings((1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape,
-                                 self._mesh.vertices)
+        shape = (1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape
         return Surrogate(recipe, shape.astype(np.float32), self.composer.texture(recipe, tone))
 
     def _judge(self, donors: list[int], tone: SkinTone | None, shape: np.ndarray, embedding: np.ndarray,

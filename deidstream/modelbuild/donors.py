@@ -64,7 +64,7 @@ def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: floa
             kept.append((row, image, points))
             textures.append(unwrapped.texture)
             weights.append(unwrapped.weight)
-            shapes.append(canonical_shape(points, mesh.vertices, mesh.weights))
+            shapes.append(canonical_shape(points, mesh.vertices, mesh.weights, neutral=False))  # its own eyes
     finally:
         marker.close()
     tex, wts = np.stack(textures), np.stack(weights)

@@ -32,16 +32,20 @@ def eye_opening(points: np.ndarray) -> float:
     return float(np.mean([opening(points[loop, :2]) for loop in (EYES.left_eye, EYES.right_eye)]))
 
 
-def test_openings_are_set_to_the_references_and_nothing_else_moves():
+def test_only_the_openings_move_and_the_lids_own_curves_stay():
     closed = shut(MESH.vertices)
     neutral = neutral_openings(closed, MESH.vertices)
-    assert np.allclose(neutral, MESH.vertices, atol=1e-4), "the reference's own openings, at its own scale"
-    wider = closed * np.array([1.2, 1.0, 1.0], np.float32)
-    moved = neutral_openings(wider, MESH.vertices)
-    lines = sorted({v for line in EYE_LINES for v in line} | set(LIP_LINES))
+    assert abs(eye_opening(neutral) - eye_opening(MESH.vertices)) < 0.1 * eye_opening(MESH.vertices)
+    lines = sorted(set(np.concatenate([np.array(EYE_LINES).ravel(), LIP_LINES])))
     others = np.setdiff1d(np.arange(len(MESH.vertices)), lines)
-    assert np.array_equal(moved[others], wider[others])
-    assert np.array_equal(moved[:, [0, 2]], wider[:, [0, 2]]), "widths and depths stay the face's own"
+    wider = MESH.vertices * np.array([1.2, 1.0, 1.0], np.float32)
+    moved = neutral_openings(wider, MESH.vertices)
+    assert np.array_equal(moved[others], wider[others]) and np.array_equal(moved[:, [0, 2]], wider[:, [0, 2]])
+    # a lid's own curve is identity: a bump on one upper lid stays
+    bumped = MESH.vertices.copy()
+    bumped[159, 1] -= 0.3
+    kept = neutral_openings(bumped, MESH.vertices)[159, 1] - neutral_openings(MESH.vertices, MESH.vertices)[159, 1]
+    assert kept < -0.15
     assert np.allclose(neutral_openings(moved, MESH.vertices), moved, atol=1e-5), "applying it twice is once"
 
 
