@@ -29,6 +29,7 @@ from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
 DONOR_BAND_WEIGHT = 0.08  # score per age band between a donor's label and the subject's apparent age
+ITA_PER_POINT = 100.0  # degrees of ITA past LockConfig.skin_tolerance that cost one point of score
 # (n, 128) E_id descriptors → (n,) P(female), (n,) age in years
 Attributes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -89,7 +90,8 @@ class NaturalLocker:
             batch = order[len(judged):len(judged) + cfg.per_round][: self._budget(judged) - len(judged)]
             judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby)
         tried = len(judged)
-        kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng)
+        kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng,
+                            ita=None if tone is None else tone.ita)
         if kept is not None:
             self._accepted.append(kept.output)
             self._used.add(kept.recipe.base)
@@ -141,20 +143,24 @@ class NaturalLocker:
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
                 views: list[FaceView], nearby: np.ndarray, rng: np.random.Generator, best_of: int = 3,
-                tie: float = 0.1) -> _Judged | None:
+                tie: float = 0.1, ita: float | None = None) -> _Judged | None:
         """The candidate that keeps the subject's attributes best (the key choosing among up to ``best_of``
         within ``tie`` of the best) among those that pass every bound (in the search views, then in the
         further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the
         donor's age band was labelled (the model's age is rough: alone it let teens stand in for
-        people of forty)."""
+        people of forty). Skin counts too: the donor whose skin is nearest the subject's (``ita``) needs the
+        least colour shift, and a large one leaves the donor's lips, creases and stubble in another
+        complexion's colours."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
-        band, donor_bands = age_band(age), self.composer.bank.age
+        band, bank = age_band(age), self.composer.bank
 
         def score(j: _Judged) -> float:
             sex = 1.0 - abs(j.female - female)
-            labelled = abs(int(donor_bands[j.recipe.base]) - band) * DONOR_BAND_WEIGHT
-            return sex - abs(j.age - age) / 40.0 - labelled + min(j.distance - cfg.tau, 0.2)
+            labelled = abs(int(bank.age[j.recipe.base]) - band) * DONOR_BAND_WEIGHT
+            skin = 0.0 if ita is None else max(abs(float(bank.ita[j.recipe.base]) - ita) - cfg.skin_tolerance,
+                                               0.0) / ITA_PER_POINT
+            return sex - abs(j.age - age) / 40.0 - labelled - skin + min(j.distance - cfg.tau, 0.2)
 
         ranked = sorted(passing, key=score, reverse=True)
         top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]

@@ -28,6 +28,7 @@ from deidstream.engine.generator.masks import interior_mask, polygons_mask
 # MediaPipe indices of the skin a viewer judges tone by: the cheek below each eye
 TONE_REGIONS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
 MIN_TONE_PIXELS = 24
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights: brightness of an RGB colour
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,16 +110,19 @@ def _cheeks(points: np.ndarray, x0: int, y0: int, alpha: np.ndarray) -> list[tup
 
 
 def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, cheeks: list[tuple[np.ndarray, np.ndarray]],
-                  limit: float = 1.6) -> np.ndarray:
-    """``rgb`` times a gain per channel that gives each cheek the median colour of the subject's own cheek
-    in this frame; between the cheeks the gain runs linearly from one side's to the other's, so a face lit
-    from one side stays lit from that side. Bounded: a gain past ``limit`` is a shadow or a highlight, not a
-    tone."""
+                  limit: float = 1.4, tint: float = 0.08) -> np.ndarray:
+    """``rgb`` times a gain that gives each cheek the median colour of the subject's own cheek in this frame;
+    between the cheeks the gain runs linearly from one side's to the other's, so a face lit from one side
+    stays lit from that side. Bounded: a brightness gain past ``limit`` is a shadow or a highlight, not a
+    tone, and the channels' gains stay within ``tint`` of each other (unequal ones turn a donor's stubble and
+    shadows purple or green)."""
     gains = []
     for region, _ in cheeks:
         own = np.median(frame_crop[region].astype(np.float32), axis=0) * np.float32(1 / 255)
         drawn = np.median(rgb[region], axis=0)
-        gains.append(np.clip(own / np.maximum(drawn, 1e-3), 1.0 / limit, limit).astype(np.float32))
+        brightness = float(LUMA @ own) / max(float(LUMA @ drawn), 1e-3)
+        relative = np.clip(own / np.maximum(drawn, 1e-3) / max(brightness, 1e-3), 1.0 - tint, 1.0 + tint)
+        gains.append((np.clip(brightness, 1.0 / limit, limit) * relative).astype(np.float32))
     if len(gains) == 1:
         return np.clip(rgb * gains[0], 0.0, 1.0)
     c0, c1 = cheeks[0][1], cheeks[1][1]
