@@ -277,6 +277,24 @@ def identity(d: Json) -> Body:
                         "most rejected", "E_id ms/face"], out)
 
 
+def eid(d: Json) -> Body:
+    par, sp = d["parity"], d["speed"]
+    rows = [["torch vs dlib's network, same chips", num(par["l2"]["median"], ".1e"), num(par["l2"]["p99"], ".1e"),
+             num(par["l2"]["max"], ".1e"), d["faces"]]]
+    rows += [[name, num(a["median"], ".3f"), num(a.get("p90"), ".3f"), num(a["max"], ".3f"), a.get("faces", "")]
+             for name, a in d["alignment"].items()]
+    pairs = par["pairs"]
+    sources = ", ".join(f"{k} {v}" for k, v in d["faces_by_source"].items())
+    note = (f"E_id in torch (deidstream/networks/eid.py, weights read from dlib's .dat) against dlib's own network, "
+            f"on {d['faces']} faces of the shared data ({sources}): descriptor L2 differences, and how far "
+            f"other chip alignments move descriptors from dlib's. "
+            f"Same-person decisions at 0.6 agree on {pct(pairs['agreement'])} of {pairs['pairs']:,} pairs. "
+            f"Per face on one thread: dlib {num(sp['dlib_total'], '.1f')} ms (chip + network), torch "
+            f"{num(sp['torch_total_b32'], '.1f')} ms batched by 32 ({num(sp['speedup_b32'], '.2f')}x; batch 1 "
+            f"{num(sp['torch_b1_inference_mode'], '.1f')} ms).")
+    return note, table(["descriptors", "median", "p90 / p99", "max", "faces"], rows)
+
+
 def gallery(d: Json) -> Body:
     key_out, key_in = "outputs_within_0.6_of_a_real_person", "originals_within_0.6_of_a_real_person"
     out = [[r["clip"], r["faces"], r[key_out], " / ".join(f"{v:.3f}" for v in r["output_nearest_real_min_median"]),
@@ -337,6 +355,7 @@ SPECS: list[tuple[str, str, str, Writer]] = [
     ("lock.json", "Surrogate search (lock)", "bench_lock.py", lock),
     ("verify.json", "Surrogate verification views", "bench_verify.py", verify),
     ("identity.json", "Identities (E_id, IdentityBook)", "bench_identity.py", identity),
+    ("eid.json", "E_id in torch", "bench_eid.py", eid),
     ("gallery.json", "Is a surrogate someone real?", "bench_gallery.py", gallery),
     ("generator.json", "The generator (G_3d)", "bench_generator.py", generator),
     ("geometry.json", "Landmarks and head pose", "bench_geometry.py", geometry),
