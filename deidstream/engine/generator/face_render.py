@@ -128,8 +128,8 @@ def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, cheeks: list[tuple[np
     c0, c1 = cheeks[0][1], cheeks[1][1]
     axis = c1 - c0
     h, w = rgb.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = ((xs - c0[0]) * axis[0] + (ys - c0[1]) * axis[1]) / max(float(axis @ axis), 1e-6)
+    xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
+    t = ((xs - c0[0]) * axis[0] + (ys - c0[1]) * axis[1]) / max(float(axis @ axis), 1e-6)  # broadcast to (h, w)
     t = np.clip(t, 0.0, 1.0)[..., None]
     return np.clip(rgb * (gains[0] * (1.0 - t) + gains[1] * t), 0.0, 1.0)
 
