@@ -20,7 +20,9 @@ class LockConfig:
     still ``give_up_margin`` short of ``tau`` stops; ``pause_s``: seconds the search sleeps after each
     candidate it renders into a view (live, where it runs beside the frames); ``appearance_step``/``shape_spread``: how
     far a candidate moves from its donor mix (in standard deviations); ``skin_tolerance``: ITA°
-    window for matching donors."""
+    window for matching donors; ``band_weight``: score a natural candidate loses per age band between its
+    donor's label and the subject's apparent age; ``skin_mismatch``: ITA° past ``skin_tolerance`` between
+    its donor's skin and the subject's that cost one point of score."""
 
     tau: float = DEFAULT_TAU
     # from everyone else of the video and their surrogates: dlib's same-person threshold (two natural
@@ -52,6 +54,8 @@ class LockConfig:
     shape_spread: float = 1.5
     mix: int = 8
     skin_tolerance: float = 12.0
+    band_weight: float = 0.08
+    skin_mismatch: float = 100.0
 
     def __post_init__(self) -> None:
         require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
@@ -67,6 +71,8 @@ class LockConfig:
         require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
                 "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
         require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
+        require(self.band_weight >= 0 and self.skin_mismatch > 0,
+                f"band_weight must be >= 0 and skin_mismatch > 0, got {self.band_weight}, {self.skin_mismatch}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

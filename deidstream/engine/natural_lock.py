@@ -28,8 +28,6 @@ from deidstream.errors import ConfigError
 from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
-DONOR_BAND_WEIGHT = 0.08  # score per age band between a donor's label and the subject's apparent age
-ITA_PER_POINT = 100.0  # degrees of ITA past LockConfig.skin_tolerance that cost one point of score
 # (n, 128) E_id descriptors → (n,) P(female), (n,) age in years
 Attributes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -157,9 +155,9 @@ class NaturalLocker:
 
         def score(j: _Judged) -> float:
             sex = 1.0 - abs(j.female - female)
-            labelled = abs(int(bank.age[j.recipe.base]) - band) * DONOR_BAND_WEIGHT
+            labelled = abs(int(bank.age[j.recipe.base]) - band) * cfg.band_weight
             skin = 0.0 if ita is None else max(abs(float(bank.ita[j.recipe.base]) - ita) - cfg.skin_tolerance,
-                                               0.0) / ITA_PER_POINT
+                                               0.0) / cfg.skin_mismatch
             return sex - abs(j.age - age) / 40.0 - labelled - skin + min(j.distance - cfg.tau, 0.2)
 
         ranked = sorted(passing, key=score, reverse=True)

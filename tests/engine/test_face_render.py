@@ -9,8 +9,8 @@ from media import read_rgb
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.compose import Recipe, default_composer
-from deidstream.engine.generator.face_render import TONE_REGIONS, FaceRenderer, Surrogate
+from deidstream.engine.generator.compose import CHEEKS, Recipe, default_composer
+from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.generator.facemodel import default_model
 from deidstream.engine.generator.masks import polygons_mask
 from deidstream.geometry.mesh import default_mesh
@@ -35,7 +35,7 @@ def faces(detector):
 def cheek_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(2, 3) median RGB of each cheek."""
     return np.array([np.median(image[polygons_mask([points[list(loop), :2]], image.shape[:2]) > 0], axis=0)
-                     for loop in TONE_REGIONS], np.float32)
+                     for loop in CHEEKS], np.float32)
 
 
 def worst_cheek_error(faces, match_tone: bool) -> float:

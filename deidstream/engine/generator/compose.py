@@ -30,9 +30,10 @@ EYES_AND_BROWS = (
 NOSE = ((168, 193, 245, 188, 174, 198, 209, 49, 64, 98, 97, 2, 326, 327, 294, 279, 429, 420, 399, 412, 465, 417),)
 MOUTH = ((57, 186, 92, 165, 167, 164, 393, 391, 322, 410, 287, 273, 335, 406, 313, 18, 83, 182, 106, 43),)
 PARTS = {"eyes": EYES_AND_BROWS, "nose": NOSE, "mouth": MOUTH}
-# the skin the tone is measured and matched on: cheeks and the middle of the forehead
-SKIN = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352),
-        (67, 109, 10, 338, 297, 299, 9, 69))
+# the skin a viewer judges tone by: the cheek below each eye
+CHEEKS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
+# the skin the tone is measured and matched on: the cheeks and the middle of the forehead
+SKIN = (*CHEEKS, (67, 109, 10, 338, 297, 299, 9, 69))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ own eye openings and mouth interior (cut out of alpha, so gaze and speech surviv
 The frame's light is carried at a scale of about an eye (``shading_sigma``); finer than that a
 donor's texture keeps its own baked-in relief (bright nose and cheekbones, dark sockets), which moves
 the skin's apparent tone. So after shading, each of the render's cheeks is given the median colour of
-the subject's own cheek in this frame (a gain per channel): the same skin tone in the same light, the
-donor's features unchanged.
+the subject's own cheek in this frame (a brightness gain, and channel gains kept close to it so no tint
+appears): the same skin tone in the same light, the donor's features unchanged.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.generator.aux import encode_aux
+from deidstream.engine.generator.compose import CHEEKS
 from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
 from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender
 from deidstream.engine.generator.masks import interior_mask, polygons_mask
 
-# MediaPipe indices of the skin a viewer judges tone by: the cheek below each eye
-TONE_REGIONS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
 MIN_TONE_PIXELS = 24
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights: brightness of an RGB colour
 
@@ -100,10 +99,10 @@ class FaceRenderer:
 def _cheeks(points: np.ndarray, x0: int, y0: int, alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each cheek's pixels the render covers (not a hand in front), as a mask over the crop with the cheek's
     centre, for the cheeks with at least ``MIN_TONE_PIXELS`` of them."""
-    out = []
-    for loop in TONE_REGIONS:
+    out, covered = [], alpha > 0.5
+    for loop in CHEEKS:
         polygon = points[list(loop), :2]
-        region = (polygons_mask([polygon], alpha.shape, offset=(x0, y0)) > 0) & (alpha > 0.5)
+        region = (polygons_mask([polygon], alpha.shape, offset=(x0, y0)) > 0) & covered
         if int(region.sum()) >= MIN_TONE_PIXELS:
             out.append((region, polygon.mean(0) - np.array([x0, y0], np.float32)))
     return out
@@ -124,14 +123,15 @@ def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, cheeks: list[tuple[np
         relative = np.clip(own / np.maximum(drawn, 1e-3) / max(brightness, 1e-3), 1.0 - tint, 1.0 + tint)
         gains.append((np.clip(brightness, 1.0 / limit, limit) * relative).astype(np.float32))
     if len(gains) == 1:
-        return np.clip(rgb * gains[0], 0.0, 1.0)
+        return np.clip(rgb * gains[0], 0.0, 1.0, out=rgb)
     c0, c1 = cheeks[0][1], cheeks[1][1]
     axis = c1 - c0
     h, w = rgb.shape[:2]
     xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
     t = ((xs - c0[0]) * axis[0] + (ys - c0[1]) * axis[1]) / max(float(axis @ axis), 1e-6)  # broadcast to (h, w)
     t = np.clip(t, 0.0, 1.0)[..., None]
-    return np.clip(rgb * (gains[0] * (1.0 - t) + gains[1] * t), 0.0, 1.0)
+    rgb *= gains[0] * (1.0 - t) + gains[1] * t  # the shaded render is this call's own array
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def _in_crop(region: tuple[np.ndarray, tuple[int, int]], x0: int, y0: int, shape: tuple[int, ...]) -> np.ndarray:

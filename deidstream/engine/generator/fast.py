@@ -163,4 +163,3 @@ class FastPath:
         ratio = np.clip(num_f / np.maximum(num_r, 1e-4), 0.2, 5.0)
         ratio = cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(rgb * ratio, 0.0, 1.0, out=ratio)
-
