@@ -10,11 +10,15 @@ the donor photos; on each, dlib's HOG detector, its 5-point shape predictor and
     between the descriptors, and over all pairs of faces the share where both say the same about
     "same person" (distance < 0.6);
 (b) alignment: how far descriptors move when the chip is cut by ``deidstream.geometry.chips``
-    from dlib's 5 points (dlib's geometry, reproduced) and from MediaPipe landmarks (the
-    pipeline's FaceLandmarker on dlib's box), each against dlib's chip, all through the torch net;
+    from dlib's 5 points (dlib's geometry, reproduced), from the 5 nearest MediaPipe landmarks (the
+    pipeline's FaceLandmarker on dlib's box), and the product's way (``TorchRecognizer``: dlib's
+    5-point model run in numpy by ``deidstream.networks.shape_predictor``, started from those
+    landmarks' box), each against dlib's chip, all through the torch net; and whether the numpy
+    5-point model gives dlib's own points on dlib's box (share of faces identical to the pixel);
 (c) speed on one thread (torch, BLAS, OpenCV): ms per face for dlib's network on a list of
     chips, torch at batch 1, 8 and 32 (plain and under ``torch.inference_mode``), each cut of the
-    chips, and bfloat16 autocast at batch 32 (faster, not dlib's numbers: its parity is shown).
+    chips, dlib's 5-point model (dlib's and the numpy one, one face per call), and bfloat16
+    autocast at batch 32 (faster, not dlib's numbers: its parity is shown).
     Best of 5 runs on the same real chips (timings depend on the pixels: noise runs slower).
 
 Prints a table and writes benchmarks/out/eid.json. No descriptors are written.
@@ -43,8 +47,10 @@ import torch
 from benchlib import machine, public_argv, write_json
 from threadpoolctl import threadpool_limits
 
+from deidstream.geometry.boxes import landmark_box
 from deidstream.geometry.chips import chips_tensor, face_chips, face_chips_from_mediapipe
 from deidstream.networks.eid import default_model_path, load_face_descriptor_net
+from deidstream.networks.shape_predictor import load_shape_predictor
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.recognition import SAME_PERSON
 from deidstream.types import FaceDetections
@@ -85,13 +91,16 @@ def images(frames_per_clip: int, per_folder: int) -> Iterator[tuple[str, np.ndar
 
 def collect(frames_per_clip: int, per_folder: int) -> dict:
     """Every face dlib finds: its source, dlib's chip, chips.py's chip from the same 5 points, the
-    MediaPipe-aligned chip (None where FaceMesh found no face), and SPEED_FACES frames to time on."""
+    chips aligned by the 5 nearest landmarks and the product's way (None where FaceMesh found no
+    face), whether the numpy 5-point model agrees with dlib's, and SPEED_FACES frames to time on."""
     import dlib
 
     models = default_model_path().parent
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-    out: dict = {"source": [], "dlib": [], "ours": [], "mediapipe": [], "timing": []}
+    numpy_predictor = load_shape_predictor()
+    out: dict = {"source": [], "dlib": [], "ours": [], "mediapipe": [], "product": [], "same_points": [],
+                 "timing": []}
     with FaceLandmarker() as landmarker:
         for source, image in images(frames_per_clip, per_folder):
             image = np.ascontiguousarray(image)
@@ -104,6 +113,7 @@ def collect(frames_per_clip: int, per_folder: int) -> dict:
             points = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], np.float64)
             boxes = np.array([(r.left(), r.top(), r.right(), r.bottom()) for r in rects], np.float32)
             marks = landmarker.landmarks(image, FaceDetections(boxes, np.ones(len(boxes), np.float32)))
+            out["same_points"].extend(np.abs(numpy_predictor(image, boxes) - points).max(axis=(1, 2)) == 0)
             for i in range(len(rects)):
                 one = dlib.full_object_detections()
                 one.append(shapes[i])
@@ -112,8 +122,10 @@ def collect(frames_per_clip: int, per_folder: int) -> dict:
                 out["ours"].append(face_chips(image, points[i:i + 1])[0])
                 mp = None if marks[i] is None else face_chips_from_mediapipe(image, marks[i][None])[0]
                 out["mediapipe"].append(mp)
+                out["product"].append(None if marks[i] is None else face_chips(
+                    image, numpy_predictor(image, landmark_box(marks[i])[None]))[0])
                 if source.startswith("videos/") and len(out["timing"]) < SPEED_FACES:
-                    out["timing"].append((image, one, points[i:i + 1]))
+                    out["timing"].append((image, one, points[i:i + 1], boxes[i:i + 1]))
     return out
 
 
@@ -145,12 +157,16 @@ def compare(faces: dict, net: torch.nn.Module, ref: np.ndarray) -> dict:
     on_dlib_points = describe(net, faces["ours"])
     has_mp = [i for i, c in enumerate(faces["mediapipe"]) if c is not None]
     on_mediapipe = describe(net, [faces["mediapipe"][i] for i in has_mp])
+    product = describe(net, [faces["product"][i] for i in has_mp])
     pixels = np.abs(np.stack(faces["ours"]).astype(np.int16) - np.stack(faces["dlib"]).astype(np.int16))
     shift = {"chips.py from dlib's 5 points": (on_dlib_points, ours),
-             "chips.py from MediaPipe landmarks": (on_mediapipe, ours[has_mp])}
+             "chips.py from MediaPipe landmarks": (on_mediapipe, ours[has_mp]),
+             "product: numpy 5-point model at the landmarks' box": (product, ours[has_mp])}
     alignment = {name: {**quantiles(np.linalg.norm(a - b, axis=1), 50, 90, 100), "faces": len(a)}
                  for name, (a, b) in shift.items()}
     alignment["chips.py from dlib's 5 points"]["pixel_mean_abs"] = round(float(pixels.mean()), 4)
+    alignment["numpy 5-point model on dlib's box: faces with dlib's points"] = {
+        "share": round(float(np.mean(faces["same_points"])), 6), "faces": len(faces["same_points"])}
     return {"parity": {"l2": quantiles(np.linalg.norm(ours - ref, axis=1), 50, 99, 100),
                        "pairs": pair_agreement(ref, ours)}, "alignment": alignment}
 
@@ -180,8 +196,13 @@ def speed(faces: dict, net: torch.nn.Module, encoder: object, reference: np.ndar
     with threadpool_limits(1):
         encoder.compute_face_descriptor(chips[:2])  # type: ignore[attr-defined]
         result["dlib_network"] = best_ms(lambda: encoder.compute_face_descriptor(chips), n)  # type: ignore[attr-defined]
-        result["dlib_chips"] = best_ms(lambda: [dlib.get_face_chips(im, one, 150, 0.25) for im, one, _ in timing], n)
-        result["our_chips"] = best_ms(lambda: [face_chips(im, pts) for im, _, pts in timing], n)
+        result["dlib_chips"] = best_ms(lambda: [dlib.get_face_chips(im, one, 150, 0.25) for im, one, _, _ in timing], n)
+        result["our_chips"] = best_ms(lambda: [face_chips(im, pts) for im, _, pts, _ in timing], n)
+        predictor = dlib.shape_predictor(str(default_model_path().parent / "shape_predictor_5_face_landmarks.dat"))
+        rects = [dlib.rectangle(*(int(v) for v in box[0])) for _, _, _, box in timing]
+        result["dlib_5_points"] = best_ms(lambda: [predictor(im, r) for (im, _, _, _), r in zip(timing, rects)], n)
+        numpy_predictor = load_shape_predictor()
+        result["numpy_5_points"] = best_ms(lambda: [numpy_predictor(im, box) for im, _, _, box in timing], n)
         for mode, context in (("plain", torch.enable_grad), ("inference_mode", torch.inference_mode)):
             with context():
                 for b in (1, 8, 32):
@@ -195,6 +216,9 @@ def speed(faces: dict, net: torch.nn.Module, encoder: object, reference: np.ndar
     result["bfloat16_parity"] = quantiles(error, 50, 100)
     result["dlib_total"] = round(result["dlib_chips"] + result["dlib_network"], 2)
     result["torch_total_b32"] = round(result["our_chips"] + result["torch_b32_inference_mode"], 2)
+    result["product_total_b32"] = round(result["numpy_5_points"] + result["torch_total_b32"], 2)
+    result["dlib_total_with_5_points"] = round(result["dlib_5_points"] + result["dlib_total"], 2)
+    result["speedup_product_b32"] = round(result["dlib_total_with_5_points"] / result["product_total_b32"], 2)
     result["speedup_b32"] = round(result["dlib_total"] / result["torch_total_b32"], 2)
     return result
 
@@ -205,12 +229,16 @@ def print_table(result: dict) -> None:
     print(f"(a) parity, torch vs dlib on dlib's chips: L2 median {p['l2']['median']:.2e}, p99 {p['l2']['p99']:.2e}, "
           f"max {p['l2']['max']:.2e}; same person at {SAME_PERSON}: agreement {p['pairs']['agreement']:.6f} over "
           f"{p['pairs']['pairs']} pairs ({p['pairs']['disagreeing_pairs']} disagree)")
-    print("(b) descriptor shift against dlib's chip (torch net)   median      p90      max   faces")
+    print("(b) descriptor shift against dlib's chip (torch net)       median      p90      max   faces")
     for name, row in result["alignment"].items():
-        print(f"    {name:48} {row['median']:8.4f} {row['p90']:8.4f} {row['max']:8.4f} {row['faces']:6d}")
+        if "median" in row:
+            print(f"    {name:52} {row['median']:8.4f} {row['p90']:8.4f} {row['max']:8.4f} {row['faces']:6d}")
+        else:
+            print(f"    {name}: {row['share']:.4f} of {row['faces']}")
     print(f"(c) one thread, ms per face ({s['faces']} real faces, best of {REPS})")
     print(f"    dlib: chips {s['dlib_chips']:.2f} + network {s['dlib_network']:.2f} = {s['dlib_total']:.2f}")
     print(f"    ours: chips {s['our_chips']:.2f}")
+    print(f"    5 points, one face per call: dlib {s['dlib_5_points']:.2f}, numpy {s['numpy_5_points']:.2f}")
     print(f"    {'torch':14} {'batch 1':>8} {'batch 8':>8} {'batch 32':>8}")
     for mode in ("plain", "inference_mode"):
         print(f"    {mode:14} " + " ".join(f"{s[f'torch_b{b}_{mode}']:8.2f}" for b in (1, 8, 32)))
@@ -219,6 +247,8 @@ def print_table(result: dict) -> None:
           f"max {bf['max']:.4f})")
     print(f"    chips + network at batch 32: {s['torch_total_b32']:.2f} against dlib's {s['dlib_total']:.2f}: "
           f"{s['speedup_b32']:.2f}x")
+    print(f"    with the 5 points (the product's E_id): {s['product_total_b32']:.2f} against dlib's "
+          f"{s['dlib_total_with_5_points']:.2f}: {s['speedup_product_b32']:.2f}x")
 
 
 def main() -> int:

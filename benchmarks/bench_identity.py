@@ -92,7 +92,7 @@ def run_clip(path: Path, embedder: FaceEmbedder, config: IdentityConfig) -> dict
 
 
 def network_speed(recognizer: object, clip: Path, faces: int = 8, reps: int = 3) -> dict:
-    """dlib's ResNet alone on aligned chips of one clip's faces: what a descriptor worker pays per face."""
+    """The product's E_id network alone on aligned chips of one clip's faces (its threads: torch's, not BLAS's)."""
     import dlib
     from threadpoolctl import threadpool_limits
 
@@ -100,7 +100,7 @@ def network_speed(recognizer: object, clip: Path, faces: int = 8, reps: int = 3)
     with FileSource(clip) as src:
         for item in src.items():
             if isinstance(item, Frame) and item.index % 10 == 0:
-                chips.extend(recognizer.chips(item.image, recognizer.detect(item.image)[:1]))
+                chips.extend(recognizer.chips(item.image, [f.landmarks for f in recognizer.detect(item.image)[:1]]))
             if len(chips) >= faces:
                 break
     recognizer.describe_chips(chips[:1])  # load the network

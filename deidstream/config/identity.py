@@ -161,7 +161,7 @@ class EmbedderConfig:
     talking head 16-21 (descriptors within 0.17 of their mean), sharp faces 40-240.
     ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides.
     ``every_n_frames``: a track is embedded at most every N frames, to bound the cost (the
-    network takes about 30 ms per face, benchmarks/bench_identity.py); its first ``first_frames`` usable
+    5 points and the network take about 9 ms per face, benchmarks/bench_eid.py); its first ``first_frames`` usable
     observations are taken on consecutive frames so an identity can be given quickly, unless
     ``first_frames`` looks in a row found no landmarks (the back of a head, a face too small or
     turned for FaceMesh: each such look is a FaceMesh call for nothing), then every N until one

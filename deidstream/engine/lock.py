@@ -278,10 +278,7 @@ class SurrogateLocker:
 
 
 def face_chip(recognizer: object, image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The aligned 150-px chip of the face whose 468 landmarks are ``points``: dlib's 5-point
-    alignment inside the landmarks' box. (Aligning on dlib's own HOG detection instead, as an
-    evaluator does, moves candidates' distances by at most 0.032 on 7 people of the shared
-    clips (benchmarks/bench_lock.py), for 0.85 s of HOG set-up and 20-70 ms per candidate holding the GIL.)"""
-    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
-    box = np.array([lo[0], lo[1] + 0.12 * (hi[1] - lo[1]), hi[0], hi[1]], np.float32)
-    return recognizer.chips(image, recognizer.at_boxes(image, box[None]))[0]  # type: ignore[attr-defined]
+    """The aligned 150-px chip E_id sees of the face whose 468 landmarks are ``points``, cut by the
+    recogniser the pipeline passed in (the product's aligns by its landmarks, without dlib; see
+    ``deidstream.tracking.eid``), so a candidate is judged on the pixels a tracked face would be."""
+    return recognizer.chip(image, points)  # type: ignore[attr-defined]

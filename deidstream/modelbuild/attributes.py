@@ -236,10 +236,10 @@ def fit_attributes(recognizer: object, utk_folder: Path, *, limit: int = 0) -> t
 
 def build(data: Path, out: Path = MODEL_FILE, *, limit: int = 0) -> dict:
     """Fit on SFHQ, validate on UTKFace and synthetic_generated where present, write weights and JSON."""
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.tracking.eid import TorchRecognizer
 
     started = time.time()
-    recognizer = DlibRecognizer("hog", upsample=1)
+    recognizer = TorchRecognizer()
     train = labelled_sfhq(recognizer, data, limit=limit)
     if len(train.female) < 20:
         raise FileNotFoundError(f"{data / SFHQ}: too few labelled SFHQ faces found ({len(train.female)})")
@@ -255,7 +255,8 @@ def build(data: Path, out: Path = MODEL_FILE, *, limit: int = 0) -> dict:
         "built_by": "python -m deidstream.modelbuild.attributes",
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(time.time() - started, 1),
-        "input": "dlib_face_recognition_resnet_model_v1 descriptor (128-d) of the largest HOG face; weights "
+        "input": "the product's E_id (dlib_face_recognition_resnet_model_v1 in torch, dlib's 5-point alignment "
+                 "from the MediaPipe landmarks) of the largest face MediaPipe finds; weights "
                  "(2, 129) act on [descriptor, 1]: logistic for P(female), ridge for age in years",
         "training_data": {
             "images": f"{SFHQ} (SelfishGene/SFHQ-dataset, MIT; synthetic people)",

@@ -4,7 +4,7 @@ Each donor photo is unwrapped onto the face mesh's UV layout (MediaPipe FaceMesh
 mode), its light normalised against the donors' mean (the frame's light is put back at render time),
 its mouth interior inpainted from the lips (a render keeps the subject's own), and kept with its
 apparent sex and age band (hand labels: ``data/sfhq_labels.csv``), skin ITA°, pose-normalised shape and
-dlib descriptor. Only teens' and adults' frontal, unstylised faces without glasses, a strong expression or
+E_id descriptor. Only teens' and adults' frontal, unstylised faces without glasses, a strong expression or
 hair over the face are kept: a donor's glasses, open smile, doll-like eyes or fringe would show on every
 frame of a surrogate made from them.
 """
@@ -73,7 +73,7 @@ def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: floa
                           (tex_size, tex_size), dilate_px=tex_size / 96) > 0
     albedo = np.stack([_fill(normalise_lighting(t, w, reference, lighting_sigma), mouth) for t, w in zip(tex, wts)])
     ita = np.array([skin_ita(a, atlas.mask & (w > 0.5)) for a, w in zip(albedo, wts)], np.float32)
-    descriptors = _describe([image for _, image, _ in kept])
+    descriptors = _describe(kept)
     bank = DonorBank(
         albedo=(albedo * 255.0 + 0.5).astype(np.uint8), sex=np.array([r["sex"] for r, _, _ in kept]),
         age=np.array([AGE_BANDS.index(r["age"]) for r, _, _ in kept]), ita=ita, shapes=np.stack(shapes),
@@ -101,16 +101,12 @@ def _fill(texture: np.ndarray, mouth: np.ndarray) -> np.ndarray:
     return np.where(mouth[..., None], filled, texture)
 
 
-def _describe(images: list[np.ndarray]) -> np.ndarray:
-    from deidstream.tracking.recognition import DlibRecognizer
+def _describe(kept: list[tuple[dict, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The product's E_id of each donor, aligned by the landmarks its texture was unwrapped with."""
+    from deidstream.tracking.eid import TorchRecognizer
 
-    recognizer = DlibRecognizer("hog", upsample=1)
-    out = []
-    for image in images:
-        faces = recognizer.detect(image)
-        face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])), default=None)
-        out.append(recognizer.describe(image, [face])[0] if face is not None else np.full(128, np.nan, np.float32))
-    return np.array(out, np.float32)
+    recognizer = TorchRecognizer()
+    return np.concatenate([recognizer.describe_landmarks(image, [points]) for _, image, points in kept])
 
 
 def run(argv: list[str]) -> int:

@@ -3,8 +3,9 @@ background, faces rendered within the frame's budget.
 
 The live scheduler calls ``prepare`` once per frame after tracking: the 468 landmarks of every
 face (FaceMesh per track, smoothed); then ``render_face`` for each face, on another thread. E_id
-and the surrogate lock are too slow for a frame budget (dlib's ResNet: 34 ms per face here on
-OpenBLAS, benchmarks/bench_identity.py; run in a child process), so a worker thread does them:
+and the surrogate lock are too slow for a frame budget (E_id, dlib's network in torch, about 10 ms
+a face with its alignment; a lock renders and describes dozens of candidates), so a worker thread
+at a lower priority does them:
 it embeds a face when it is due, assigns tracks to identities online (an assignment never
 changes, so a surrogate never jumps), and locks a surrogate once a person has enough views.
 Until then the face is not ``ready`` and gets the fallback.
@@ -30,10 +31,10 @@ from deidstream.engine.generator.repaint import Repainter, anchors_of
 from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, wide_enough
 from deidstream.native import lower_priority
 from deidstream.pipelines.locking import make_locker
+from deidstream.tracking.eid import TorchRecognizer
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.tracking.recognition import DlibRecognizer
 from deidstream.tracking.smoothing import LandmarkSmoother
 from deidstream.types import FaceDetections, Person
 
@@ -97,20 +98,19 @@ class SurrogatePath:
 
     def __init__(self, config: GeneratorConfig, renderer: FaceRenderer, *, landmarker: FaceLandmarker | None = None,
                  embedder: FaceEmbedder | None = None, book: IdentityBook | None = None,
-                 recognizer: DlibRecognizer | None = None) -> None:
+                 recognizer: TorchRecognizer | None = None) -> None:
         from deidstream.tracking.embedding import FaceEmbedder
         from deidstream.tracking.identity import IdentityBook
         from deidstream.tracking.landmarks import FaceLandmarker
-        from deidstream.tracking.recognition import DlibRecognizer
 
         self.config = config
         self.renderer = renderer
         self.landmarker = landmarker or FaceLandmarker(smoother=LandmarkSmoother(), spares=2)
         self.follower = AnchorFollower()  # a face waiting for its turn needs only its anchors
-        # dlib's network in a child process: on the worker thread it would hold the GIL for a
-        # whole network pass and stall the frame's landmarks, rendering and encoding
+        # E_id runs on the identity worker (lower priority); torch lets go of the GIL inside the
+        # network, so the frame's landmarks, rendering and encoding go on meanwhile
         self._own_recognizer = recognizer is None
-        self.recognizer = recognizer or DlibRecognizer("hog", upsample=1, workers=1, background=True)
+        self.recognizer = recognizer or TorchRecognizer()
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
         self.locker = make_locker(renderer, self.recognizer, config, live_lock_config(config))

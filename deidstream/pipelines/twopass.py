@@ -39,20 +39,16 @@ from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
+from deidstream.tracking.eid import TorchRecognizer
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.hands import HandOccluders
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.tracking.recognition import DlibRecognizer
 from deidstream.tracking.smoothing import LandmarkSmoother
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, FaceView, Frame, Person
 
 log = logging.getLogger(__name__)
-# dlib's network in child processes: on a thread it would hold the GIL and stall detection.
-# Pass 1 sends one face at a time; the lock between the passes, when nothing else runs, batches
-# candidates over both. Both start with pass 1, so their loading is hidden behind it.
-DESCRIPTOR_WORKERS = 2
 # MediaPipe's hands cost 12-24 ms per face and frame (benchmarks/bench_hands.py); with no hand in front of a
 # face lately they are looked for on every 3rd frame only
 HAND_LOOK_EVERY = 3
@@ -71,7 +67,7 @@ class Analysis:
                               cuts=CutDetector(), end_tracks_at_cuts=True, clock=clock)
         self.window: BackfillWindow[FrameFaces] = BackfillWindow(config.lookback, config.tracker, _with_backfill)
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
-        self.recognizer = DlibRecognizer(workers=DESCRIPTOR_WORKERS)
+        self.recognizer = TorchRecognizer()  # on the embed thread: torch lets go of the GIL
         self.embedder = FaceEmbedder(recognizer=self.recognizer)
         self.book = IdentityBook()
         self.clock = clock
@@ -101,8 +97,8 @@ class Analysis:
         self.frames.extend(self.window.flush())
 
     def embed(self, tracked: tuple[Frame, FaceDetections]) -> None:
-        """Landmarks, E_id and the identity book (the third thread: it mostly waits for dlib's
-        child process, while the first two go on with the next frames)."""
+        """Landmarks, E_id and the identity book (the third thread; MediaPipe and torch let go of
+        the GIL, so the first two go on with the next frames)."""
         frame, faces = tracked
         t0 = time.perf_counter()
         ids = [int(t) for t in faces.track_id] if faces.track_id is not None else []
@@ -133,7 +129,7 @@ class Analysis:
 
 
 def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
-                   recognizer: DlibRecognizer, keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
+                   recognizer: TorchRecognizer, keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
     """Tracks → people → locked surrogates (one search per person): the step between the passes. Returns
     each track's person record."""
     book = analysis.book

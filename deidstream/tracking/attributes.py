@@ -114,7 +114,7 @@ def read_still(path: Path) -> np.ndarray | None:
 
 
 def describe_largest(recognizer: object, image: np.ndarray) -> np.ndarray | None:
-    """The (128,) descriptor of the largest face dlib finds in ``image``, or None."""
+    """The (128,) descriptor of the largest face ``recognizer`` finds in ``image``, or None."""
     faces = recognizer.detect(image)  # type: ignore[attr-defined]
     if not faces:
         return None

@@ -1,11 +1,12 @@
-"""E_id on tracked faces: dlib's 128-d ResNet descriptor, with a quality weight per observation.
+"""E_id on tracked faces: dlib's 128-d ResNet descriptor (in torch), with a quality weight per observation.
 
 Each face is aligned by dlib's 5-point shape predictor started from a box derived from its 468
-MediaPipe landmarks: a square at the centre of the landmarks' extent with side sqrt(w * h)
-matches dlib's own detector box (median offset 2 % of the face, side ratio 0.98), and its
-descriptors lie at a median 0.047 (p90 0.086) from those of detector-box faces, closer in the
-worst case than the tracker's box (max 0.33 against 0.64). dlib's 5 points are checked
-against the corresponding MediaPipe landmarks, so a predictor that slid off the face is caught.
+MediaPipe landmarks (:func:`~deidstream.geometry.boxes.landmark_box`, close to dlib's own detector
+box); the predictor is dlib's model run in numpy (:mod:`deidstream.networks.shape_predictor`, the
+same points as dlib's) and the network dlib's in torch (:mod:`deidstream.tracking.eid`), so no dlib
+runs. Descriptors lie at a median 0.036 (p90 0.076) from those of dlib's whole pipeline (its HOG
+box) on 643 faces of the shared data (benchmarks/bench_eid.py). dlib's 5 points are checked against the
+corresponding MediaPipe landmarks, so a predictor that slid off the face is caught.
 
 Gates (size, pose from the landmarks, sharpness of the aligned chip, alignment) reject faces
 whose descriptors are unreliable; rejected faces come back with quality 0 and a ``reason`` so
@@ -15,23 +16,21 @@ callers can count them. Descriptors are biometric data: this module never logs t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from deidstream.config import EmbedderConfig
+from deidstream.geometry.boxes import landmark_box
+from deidstream.geometry.chips import MEDIAPIPE_FOR_DLIB5, face_chips
 from deidstream.geometry.mesh import CanonicalMesh, default_mesh
 from deidstream.geometry.pose import fit_pose
-from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.tracking.eid import DESCRIPTOR_SIZE, TorchRecognizer
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
 
-DESCRIPTOR_SIZE = 128
-# MediaPipe landmarks nearest dlib's 5 alignment points (measured on real frames): outer and inner
-# corner of the eye on the image's right, outer and inner corner of the other eye, nose base.
-MEDIAPIPE_FOR_DLIB5 = (263, 362, 33, 133, 2)
 
 # Reasons an observation has quality 0.
 NO_LANDMARKS = "no_landmarks"
@@ -51,7 +50,7 @@ class FaceObservation:
 
     frame_index: int
     track_id: int
-    box: np.ndarray  # (4,) float32, the box dlib aligned from
+    box: np.ndarray  # (4,) float32, the landmarks' box
     descriptor: np.ndarray | None  # (128,) float32
     quality: float
     yaw: float
@@ -85,17 +84,6 @@ class FaceObservation:
                 f"quality={self.quality:.3f}, yaw={self.yaw:.1f}, reason={self.reason!r})")
 
 
-def landmark_box(points: np.ndarray) -> np.ndarray:
-    """dlib-detector-like square box (x0, y0, x1, y1) from (n, 2+) landmarks.
-
-    >>> landmark_box(np.array([[0.0, 0.0], [40.0, 10.0], [20.0, 90.0]])).tolist()
-    [-10.0, 15.0, 50.0, 75.0]
-    """
-    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-    centre, side = (lo + hi) / 2, float(np.sqrt(np.prod(hi - lo)))
-    return np.concatenate([centre - side / 2, centre + side / 2]).astype(np.float32)
-
-
 def sharpness(chip: np.ndarray) -> float:
     """Variance of the Laplacian of the grey chip: low when blurred (motion, focus, upscaling)."""
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
@@ -116,7 +104,6 @@ class _Candidate:
     yaw: float
     pitch: float
     weight: float  # size x pose part of the quality
-    points: np.ndarray = field(default_factory=lambda: np.zeros((5, 2), np.float32))
 
 
 class FaceEmbedder:
@@ -129,11 +116,11 @@ class FaceEmbedder:
         self,
         config: EmbedderConfig | None = None,
         *,
-        recognizer: DlibRecognizer | None = None,
+        recognizer: TorchRecognizer | None = None,
         canonical: CanonicalMesh | None = None,
     ) -> None:
         self.config = config or EmbedderConfig()
-        self.recognizer = recognizer or DlibRecognizer()
+        self.recognizer = recognizer or TorchRecognizer()
         self._canonical = canonical or default_mesh()
         self._tracks: dict[int, _TrackState] = {}
         self.descriptors_computed = 0
@@ -222,15 +209,16 @@ class FaceEmbedder:
             return []
         cfg = self.config
         rec = self.recognizer
-        faces = rec.at_boxes(image, np.stack([c.box for c in candidates]))
-        chips = rec.chips(image, faces)
+        marks = [landmarks[c.index] for c in candidates]  # candidates have landmarks
+        aligned = rec.points(image, marks)
+        chips = face_chips(image, aligned)
         out: list[FaceObservation] = []
         keep: list[tuple[_Candidate, float, np.ndarray]] = []
-        for c, face, chip in zip(candidates, faces, chips):
-            tid, pts = ids[c.index], landmarks[c.index]
-            assert pts is not None  # candidates have landmarks
+        for c, pts, five, chip in zip(candidates, marks, aligned, chips):
+            assert pts is not None
+            tid = ids[c.index]
             side = float(c.box[2] - c.box[0])
-            error = float(np.linalg.norm(rec.points(face) - pts[list(MEDIAPIPE_FOR_DLIB5), :2], axis=1).mean()) / side
+            error = float(np.linalg.norm(five - pts[list(MEDIAPIPE_FOR_DLIB5), :2], axis=1).mean()) / side
             sharp = sharpness(chip)
             if error > cfg.max_alignment_error:
                 out.append(self._rejected(frame_index, tid, c.box, (ALIGNMENT, c.yaw, c.pitch), sharp))

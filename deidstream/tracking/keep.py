@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError
-from deidstream.tracking.embedding import DESCRIPTOR_SIZE
-from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.tracking.eid import DESCRIPTOR_SIZE, TorchRecognizer
 
 KEEP_THRESHOLD = 0.45
 
@@ -42,27 +41,22 @@ class KeepList:
 
     @classmethod
     def from_photos(
-        cls, paths: Iterable[str | Path], recognizer: DlibRecognizer | None = None, *, threshold: float = KEEP_THRESHOLD
+        cls, paths: Iterable[str | Path], recognizer: TorchRecognizer | None = None, *,
+        threshold: float = KEEP_THRESHOLD,
     ) -> KeepList:
-        """One reference per photo: the largest face dlib finds in it. Raises, naming the file,
-        when a photo is missing, unreadable or has no face (a keep list that silently lost a
-        photo would anonymise the presenter; one that guessed could keep a stranger)."""
-        rec = recognizer or DlibRecognizer()
+        """One reference per photo: the largest face in it, found and described as a tracked face
+        is (the product's E_id; any recogniser with ``detect`` and ``describe``). Raises, naming
+        the file, when a photo is missing, unreadable or has no face (a keep list that silently
+        lost a photo would anonymise the presenter; one that guessed could keep a stranger)."""
+        rec = recognizer or TorchRecognizer()
         descriptors, names = [], []
-        for path in map(Path, paths):
-            if not path.is_file():
-                raise InputNotFoundError(f"{path}: keep photo not found")
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise InvalidInputError(f"{path}: keep photo cannot be read as an image")
-            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            faces = rec.detect(image)
-            if not faces:
-                raise InvalidInputError(f"{path}: no face found in the keep photo (use a frontal photo where "
-                                        f"the face is at least 80 px wide)")
-            largest = max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2])))
-            descriptors.append(rec.describe(image, [largest])[0])
-            names.append(path.name)
+        try:
+            for path in map(Path, paths):
+                descriptors.append(_describe_photo(rec, path))
+                names.append(path.name)
+        finally:
+            if recognizer is None:
+                rec.close()
         return cls(np.array(descriptors, np.float32), tuple(names), threshold)
 
     def __len__(self) -> int:
@@ -83,3 +77,19 @@ class KeepList:
 
     def __repr__(self) -> str:  # never print descriptors
         return f"KeepList(names={self.names}, threshold={self.threshold})"
+
+
+def _describe_photo(rec: object, path: Path) -> np.ndarray:
+    """The descriptor of the largest face in the photo at ``path``."""
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: keep photo not found")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InvalidInputError(f"{path}: keep photo cannot be read as an image")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    faces = rec.detect(image)  # type: ignore[attr-defined]
+    if not faces:
+        raise InvalidInputError(f"{path}: no face found in the keep photo (use a frontal photo where "
+                                f"the face is at least 80 px wide)")
+    largest = max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2])))
+    return rec.describe(image, [largest])[0]  # type: ignore[attr-defined]

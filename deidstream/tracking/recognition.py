@@ -1,5 +1,8 @@
 """dlib's independent face detector and ResNet face descriptor (the paper's "FR" metric).
 
+The evaluation's judge: dlib's own C++ detector, 5-point alignment and network, independent of the
+product's E_id (``deidstream.tracking.eid``: the same network in torch, aligned by MediaPipe).
+
 The models come from the ``face-recognition-models`` package; they are loaded straight from its
 folder (its own loader needs pkg_resources). Nothing is downloaded.
 """
@@ -123,6 +126,14 @@ class DlibRecognizer:
         for f in faces:
             shapes.append(f.shape)
         return list(self._dlib.get_face_chips(np.ascontiguousarray(image), shapes, size, padding))
+
+    def chip(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """The chip of the face whose 468 MediaPipe landmarks are ``points``: dlib's 5-point
+        predictor started inside the landmarks' box (what the product did before its own E_id;
+        benchmarks compare the two)."""
+        lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+        box = np.array([lo[0], lo[1] + 0.12 * (hi[1] - lo[1]), hi[0], hi[1]], np.float32)
+        return self.chips(image, self.at_boxes(image, box[None]))[0]
 
     def describe_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         """(n, 128) descriptors of 150x150 chips from ``chips`` (one batched network call)."""

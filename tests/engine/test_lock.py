@@ -22,19 +22,18 @@ KEY = b"lock test"
 def subject():
     """The talking_head_1 speaker: three views (image, FaceMesh landmarks) and their mean E_id."""
     from deidstream.tracking.detector import MediaPipeDetector
+    from deidstream.tracking.eid import TorchRecognizer
     from deidstream.tracking.landmarks import FaceLandmarker
-    from deidstream.tracking.recognition import DlibRecognizer
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
-    recognizer = DlibRecognizer("hog", upsample=1)
+    recognizer = TorchRecognizer()
     views, descriptors = [], []
     with MediaPipeDetector() as detector, FaceLandmarker() as landmarker:
         for i in (5, 30, 55):
             (points,) = landmarker.landmarks(frames[i], detector.detect(frames[i]))
             assert points is not None, f"frame {i}: FaceMesh finds the speaker"
             views.append(FaceView(frames[i], points))
-            (face,) = recognizer.detect(frames[i])
-            descriptors.append(recognizer.describe(frames[i], [face])[0])
+            descriptors.append(recognizer.describe_landmarks(frames[i], [points])[0])
     yield make_renderer(GeneratorConfig()), recognizer, np.mean(descriptors, axis=0), views
 
 

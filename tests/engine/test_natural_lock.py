@@ -19,10 +19,10 @@ from deidstream.tracking.people import face_view
 
 @pytest.fixture(scope="module")
 def subject(detector):
+    from deidstream.tracking.eid import TorchRecognizer
     from deidstream.tracking.landmarks import FaceLandmarker
-    from deidstream.tracking.recognition import DlibRecognizer
 
-    recognizer = DlibRecognizer("hog", upsample=1)
+    recognizer = TorchRecognizer()
     frames = read_rgb(SAMPLE, limit=300)[::50]  # frames without hands over the face come first
     views, chips = [], []
     with FaceLandmarker() as landmarker:

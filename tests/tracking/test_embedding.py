@@ -109,12 +109,18 @@ def one_face():
 
 
 def test_landmark_box_aligns_like_dlibs_own_detector(one_face):
+    """The product's E_id (dlib's 5-point model in numpy on the landmarks' box, the network in
+    torch) against dlib's whole pipeline on its own HOG box."""
+    from deidstream.tracking.recognition import DlibRecognizer
+
+    pytest.importorskip("dlib")
     image, _, points = one_face
-    rec = embedder().recognizer
-    own = rec.detect(image)
+    judge = DlibRecognizer("hog", upsample=1)
+    own = judge.detect(image)
     assert len(own) == 1
-    ours = rec.at_boxes(image, landmark_box(points[0])[None])
-    d = np.linalg.norm(rec.describe(image, own)[0] - rec.describe(image, ours)[0])
+    box = landmark_box(points[0])
+    assert np.abs(box - own[0].box).max() < 0.1 * (own[0].box[2] - own[0].box[0])
+    d = np.linalg.norm(judge.describe(image, own)[0] - embedder().recognizer.describe_landmarks(image, points))
     assert d < 0.12, d
 
 
