@@ -52,7 +52,7 @@ from deidstream.geometry.chips import chips_tensor, face_chips, face_chips_from_
 from deidstream.networks.eid import default_model_path, load_face_descriptor_net
 from deidstream.networks.shape_predictor import load_shape_predictor
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.tracking.recognition import SAME_PERSON
+from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.types import FaceDetections
 
 STILLS = {  # folder under the shared data -> file pattern

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from benchlib import public_argv, write_json
 from media import read_rgb
 
-from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer
+from deidstream.evaluation.judge import SAME_PERSON, DlibRecognizer
 
 DEFAULT_CLIPS = ["stage_multi_person_cuts.mp4", "talking_head_1.mp4", "hands_occlusion_expressions.mp4",
                  "two_faces_selfie_portrait.mp4", "crowd_1080p.mp4"]

@@ -231,7 +231,7 @@ def describe_render(recognizer, image: np.ndarray, points: np.ndarray) -> np.nda
 
 
 def identities(model, gen: Generator, n: int, gallery: bool, limit: int) -> tuple[dict, list[np.ndarray]]:
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.evaluation.judge import DlibRecognizer
 
     recognizer = DlibRecognizer("hog", upsample=1)
     rng = np.random.default_rng(2026)

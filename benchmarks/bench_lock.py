@@ -49,7 +49,7 @@ from deidstream.pipelines.twopass import Analysis
 from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import MediaPipeDetector
-from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.evaluation.judge import DlibRecognizer
 from deidstream.types import Frame
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",

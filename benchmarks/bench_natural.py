@@ -64,7 +64,7 @@ def stranger_reference(clips: list[Path]) -> dict:
     """Distances between different real people of the one-person clips (5 frames each)."""
     import av
 
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.evaluation.judge import DlibRecognizer
 
     rec = DlibRecognizer("hog", upsample=1)
     people = []

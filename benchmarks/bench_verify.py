@@ -34,7 +34,7 @@ from deidstream.config import (
 )
 from deidstream.engine.generator.face_render import make_renderer
 from deidstream.engine.lock import SurrogateLocker
-from deidstream.tracking.recognition import SAME_PERSON, DlibRecognizer
+from deidstream.evaluation.judge import SAME_PERSON, DlibRecognizer
 from deidstream.types import FaceView
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",

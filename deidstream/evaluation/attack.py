@@ -71,7 +71,7 @@ def _key(root: Path, images: dict[str, list[Path]], recognizer_name: str) -> str
 
 def load_gallery(root: Path, recognizer: object | None = None) -> Gallery:
     """The distractors under ``root``, described by dlib (HOG) once and cached by file list."""
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.evaluation.judge import DlibRecognizer
 
     root = Path(root).resolve()
     images = gallery_images(root)

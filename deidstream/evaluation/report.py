@@ -9,7 +9,7 @@ import numpy as np
 
 from deidstream.errors import ConfigError
 from deidstream.evaluation.metrics import CROP, Evaluation
-from deidstream.tracking.recognition import INSTALL_HINT, SAME_PERSON
+from deidstream.evaluation.judge import INSTALL_HINT, SAME_PERSON
 
 ROWS = [
     ("faces evaluated", "faces", "{}"),

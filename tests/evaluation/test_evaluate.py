@@ -13,7 +13,7 @@ from media import make_clip
 from deidstream.api import anonymize
 from deidstream.cli import main
 from deidstream.evaluation.command import evaluate
-from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.evaluation.judge import DlibRecognizer
 
 FRAMES = 8
 

@@ -14,7 +14,7 @@ from media import make_clip
 from deidstream.cli import main
 from deidstream.evaluation.command import evaluate
 from deidstream.geometry.boxes import expand, pixel_bounds
-from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.evaluation.judge import DlibRecognizer
 
 STEP = 40  # one sample frame in 40: 12 frames of blinks, smiles and hands
 

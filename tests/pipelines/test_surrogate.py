@@ -33,7 +33,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.evaluation.judge import DlibRecognizer
 
     return DlibRecognizer("hog", upsample=1)
 

@@ -25,7 +25,7 @@ from deidstream.tracking.embedding import (
     landmark_box,
 )
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.tracking.recognition import SAME_PERSON
+from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
 
@@ -111,7 +111,7 @@ def one_face():
 def test_landmark_box_aligns_like_dlibs_own_detector(one_face):
     """The product's E_id (dlib's 5-point model in numpy on the landmarks' box, the network in
     torch) against dlib's whole pipeline on its own HOG box."""
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.evaluation.judge import DlibRecognizer
 
     pytest.importorskip("dlib")
     image, _, points = one_face

@@ -12,7 +12,7 @@ from conftest import SAMPLE, shared_file
 from media import read_rgb
 
 from deidstream.tracking.eid import TorchRecognizer
-from deidstream.tracking.recognition import SAME_PERSON
+from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.types import FaceDetections
 
 FRAME_STEP = 25  # frames of the sample between looks: expressions and hands vary
@@ -54,7 +54,7 @@ def sample() -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
 
 
 def test_descriptors_stay_near_dlibs_own_pipeline():
-    from deidstream.tracking.recognition import DlibRecognizer
+    from deidstream.evaluation.judge import DlibRecognizer
 
     pytest.importorskip("dlib")
     judge = DlibRecognizer("hog", upsample=0)

@@ -8,7 +8,7 @@ import pytest
 from conftest import SAMPLE
 from media import read_rgb
 
-from deidstream.tracking.recognition import DlibRecognizer
+from deidstream.evaluation.judge import DlibRecognizer
 
 # A worker holds BLAS to one thread and the test process does not, so sums are ordered differently
 # (3e-7 apart); different faces are about 0.1 apart in every element, and dlib's threshold is 0.6.

@@ -50,16 +50,15 @@ class DlibRecognizer:
 
     def __init__(self, detector: str = "hog", upsample: int = 1, *, workers: int = 0, background: bool = False) -> None:
         """``workers``: run the descriptor network in that many child processes (see
-        :mod:`deidstream.tracking.descriptor_worker`: dlib holds the GIL for the whole pass);
+        :mod:`deidstream.evaluation.descriptor_worker`: dlib holds the GIL for the whole pass);
         ``background``: at a lower CPU priority (live, where frames come first)."""
         try:
             import dlib
         except ImportError as exc:
             raise ConfigError(f"dlib is not installed; {INSTALL_HINT}") from exc
 
-        if not getattr(dlib, "DLIB_USE_BLAS", True):
-            log.warning("dlib was built without BLAS (the dlib-bin wheel?): its face descriptor runs about 5x "
-                        "slower; install OpenBLAS and CMake, then: pip uninstall dlib-bin dlib && pip install dlib")
+        if not getattr(dlib, "DLIB_USE_BLAS", True):  # the dlib-bin wheel: the same numbers, slower
+            log.info("judging with dlib without BLAS (about 5x slower per face than dlib built from source)")
         if detector not in DETECTORS:
             raise ConfigError(f"unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")
         models = _model_dir()
@@ -72,7 +71,7 @@ class DlibRecognizer:
         network = models / "dlib_face_recognition_resnet_model_v1.dat"
         self._worker = None
         if workers:
-            from deidstream.tracking.descriptor_worker import DescriptorPool
+            from deidstream.evaluation.descriptor_worker import DescriptorPool
 
             self._worker = DescriptorPool(network, workers)
             if background:
