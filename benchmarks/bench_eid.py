@@ -47,12 +47,12 @@ import torch
 from benchlib import machine, public_argv, write_json
 from threadpoolctl import threadpool_limits
 
+from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.geometry.boxes import landmark_box
 from deidstream.geometry.chips import chips_tensor, face_chips, face_chips_from_mediapipe
 from deidstream.networks.eid import default_model_path, load_face_descriptor_net
 from deidstream.networks.shape_predictor import load_shape_predictor
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.types import FaceDetections
 
 STILLS = {  # folder under the shared data -> file pattern

@@ -44,12 +44,12 @@ from deidstream.engine.generator.face_render import (
     make_renderer,
 )
 from deidstream.engine.lock import SurrogateLocker, face_chip
+from deidstream.evaluation.judge import DlibRecognizer
 from deidstream.geometry.boxes import iou_matrix
 from deidstream.pipelines.twopass import Analysis
 from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import MediaPipeDetector
-from deidstream.evaluation.judge import DlibRecognizer
 from deidstream.types import Frame
 
 DEFAULT_CLIPS = ["talking_head_1.mp4", "two_faces_selfie_portrait.mp4", "hands_occlusion_expressions.mp4",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from deidstream.errors import DeidstreamError, InputNotFoundError
 from deidstream.evaluation.attack import default_gallery, load_gallery
+from deidstream.evaluation.judge import DETECTORS, DlibRecognizer
 from deidstream.evaluation.metrics import Evaluation, Evaluator
 from deidstream.evaluation.report import table, write_plots
 from deidstream.report import write_json_atomic
-from deidstream.evaluation.judge import DETECTORS, DlibRecognizer
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ import numpy as np
 
 from deidstream.evaluation.align import Comparison, FramePair, StreamFacts, aligned_pairs
 from deidstream.evaluation.attack import Gallery, rank1_hits
+from deidstream.evaluation.judge import SAME_PERSON, DlibRecognizer
 from deidstream.evaluation.viewer import ViewerMeasures, viewer_summary
 from deidstream.geometry.boxes import expand, iou_matrix, pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
-from deidstream.evaluation.judge import SAME_PERSON, DlibRecognizer
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError
-from deidstream.evaluation.metrics import CROP, Evaluation
 from deidstream.evaluation.judge import INSTALL_HINT, SAME_PERSON
+from deidstream.evaluation.metrics import CROP, Evaluation
 
 ROWS = [
     ("faces evaluated", "faces", "{}"),

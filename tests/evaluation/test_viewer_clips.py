@@ -13,8 +13,8 @@ from media import make_clip
 
 from deidstream.cli import main
 from deidstream.evaluation.command import evaluate
-from deidstream.geometry.boxes import expand, pixel_bounds
 from deidstream.evaluation.judge import DlibRecognizer
+from deidstream.geometry.boxes import expand, pixel_bounds
 
 STEP = 40  # one sample frame in 40: 12 frames of blinks, smiles and hands
 

@@ -12,6 +12,7 @@ from conftest import shared_file
 from media import read_rgb
 
 from deidstream.errors import ConfigError
+from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.stream.source import FileSource
 from deidstream.tracking.detector import MediaPipeDetector, detect_upright
 from deidstream.tracking.embedding import (
@@ -25,7 +26,6 @@ from deidstream.tracking.embedding import (
     landmark_box,
 )
 from deidstream.tracking.landmarks import FaceLandmarker
-from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.tracking.tracker import FaceTracker
 from deidstream.types import FaceDetections, Frame
 

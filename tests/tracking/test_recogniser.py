@@ -11,8 +11,8 @@ import torch
 from conftest import SAMPLE, shared_file
 from media import read_rgb
 
-from deidstream.tracking.eid import TorchRecognizer
 from deidstream.evaluation.judge import SAME_PERSON
+from deidstream.tracking.eid import TorchRecognizer
 from deidstream.types import FaceDetections
 
 FRAME_STEP = 25  # frames of the sample between looks: expressions and hands vary
