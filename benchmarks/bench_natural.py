@@ -106,6 +106,7 @@ def pooled(rows: list[dict]) -> dict:
         "face_detectability": mean("face_detectability"), "mean_id_distance": round(float(dist.mean()), 4),
         "p10_id_distance": round(float(np.percentile(dist, 10)), 4), "reidentified": mean("reidentified_fraction"),
         "rank1": mean("rank1_rate"), "sex_agreement": mean("sex_agreement"), "ita_within_10": mean("ita_within_10"),
+        "skin_delta_e": mean("median_skin_delta_e"), "skin_delta_e_p90": mean("p90_skin_delta_e"),
         "skin_share_ratio": mean("skin_share_ratio"), "sharpness_ratio": median("sharpness_ratio"),
         "eye_openness_correlation_median": median("eye_openness_correlation"),
         "mouth_openness_correlation_median": median("mouth_openness_correlation"),

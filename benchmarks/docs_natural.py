@@ -16,6 +16,8 @@ ROWS = [
     ("rank1", "rank-1 identification against the gallery", "≤ 1%", "pct"),
     ("sex_agreement", "apparent sex kept", "≥ 95%", "pct"),
     ("ita_within_10", "skin tone within 10° ITA", "≥ 90%", "pct"),
+    ("skin_delta_e", "skin colour ΔE*ab on the mesh's cheeks and forehead (clips' medians, face-weighted)", "—", ".1f"),
+    ("skin_delta_e_p90", "the same, 90th percentiles", "—", ".1f"),
     ("skin_share_ratio", "skin-coloured share, output / input", "≥ 0.95", ".2f"),
     ("sharpness_ratio", "sharpness, output / input (median of clips)", "≥ 0.8", ".2f"),
     ("eye_openness_correlation_median", "eye openness correlation (median of clips)", "≥ 0.8", ".2f"),

@@ -73,6 +73,7 @@ class FaceRecord:
     eye_output: float | None = None
     mouth_original: float | None = None
     mouth_output: float | None = None
+    skin_delta_e: float | None = None
     reidentified_by_attack: bool | None = None
 
     @property

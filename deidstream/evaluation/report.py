@@ -30,6 +30,8 @@ VIEWER_ROWS = [
     ("apparent age |difference| (years)", "mean_abs_age_difference", "{:.1f}"),
     ("skin tone |dITA| (degrees, mean)", "mean_abs_delta_ita", "{:.1f}"),
     ("skin tone within 10 degrees", "ita_within_10", "{:.1%}"),
+    ("skin colour dE*ab, mesh cheeks and forehead (median)", "median_skin_delta_e", "{:.1f}"),
+    ("skin colour dE*ab (90th percentile)", "p90_skin_delta_e", "{:.1f}"),
     ("skin-coloured share (output / original)", "skin_share_ratio", "{:.2f}"),
     ("sharpness (output / original, median)", "sharpness_ratio", "{:.2f}"),
     ("eye openness correlation", "eye_openness_correlation", "{:.2f}"),

@@ -8,6 +8,9 @@ the face dlib found in the original, at the same place in both frames:
 - skin tone: ITA° (individual typology angle, Chardon et al. 1991), ``atan2(L* - 50, b*)`` in degrees
   from OpenCV's CIELab of float RGB in [0, 1], medians over the skin patch; higher is lighter, and a face
   that is not skin-coloured (b* < 0, blue) lands outside ±90° (atan2 keeps the quadrant);
+- skin colour difference: CIE76 ΔE*ab between the median CIELab of the skin found by each side's own
+  face mesh (both cheeks below the eyes and the middle of the forehead): unlike ITA, which swings by tens
+  of degrees for a small change of a dim face (L* near 50), it is the colour difference a viewer sees;
 - skin-coloured share: the fraction of the skin patch inside a skin gamut in YCrCb (Chai & Ngan 1999,
   widened for dark and warm-lit skin);
 - sharpness: variance of the Laplacian of the grey face box;
@@ -36,6 +39,10 @@ MIN_SERIES = 3  # faces needed for an openness correlation
 # MediaPipe face-mesh indices: eye corners and two vertical pairs per eye; inner lip mid-points and corners
 EYES = ((33, 133, (160, 144), (158, 153)), (362, 263, (385, 380), (387, 373)))
 MOUTH = (13, 14, 78, 308)
+# face-mesh loops of the skin a viewer judges tone by: each cheek below the eye, the middle of the forehead
+SKIN_LOOPS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352),
+              (67, 109, 10, 338, 297, 299, 9, 69))
+MIN_SKIN_PIXELS = 24
 
 
 def skin_patch(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
@@ -54,6 +61,17 @@ def ita(patch: np.ndarray) -> float:
     """ITA° of an RGB uint8 patch: medians of L* and b* (robust to a stray highlight or shadow)."""
     lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3)
     return float(np.degrees(np.arctan2(np.median(lab[:, 0]) - 50.0, np.median(lab[:, 2]))))
+
+
+def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """Median CIELab (L* 0-100) of the skin inside ``SKIN_LOOPS`` of a face's mesh, None when too few pixels."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for loop in SKIN_LOOPS:
+        cv2.fillPoly(mask, [np.round(points[list(loop), :2]).astype(np.int32)], 1)
+    if int(mask.sum()) < MIN_SKIN_PIXELS:
+        return None
+    pixels = image[mask > 0].astype(np.float32)[None] / 255.0
+    return np.median(cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB)[0], axis=0)
 
 
 def skin_share(patch: np.ndarray) -> float:
@@ -104,12 +122,13 @@ class Openness:
     def close(self) -> None:
         self._marker.close()
 
-    def measure(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float] | None]:
-        """(eye aspect ratio, mouth opening) per box, None where the mesh finds no face."""
+    def measure(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float, np.ndarray | None] | None]:
+        """(eye aspect ratio, mouth opening, median skin Lab) per box, None where the mesh finds no face."""
         if not len(boxes):
             return []
         found = self._marker.landmarks(image, FaceDetections(np.asarray(boxes, np.float32), np.ones(len(boxes))))
-        return [None if pts is None else (eye_aspect_ratio(pts), mouth_opening(pts)) for pts in found]
+        return [None if pts is None else (eye_aspect_ratio(pts), mouth_opening(pts), skin_lab(image, pts))
+                for pts in found]
 
 
 def face_measures(original: np.ndarray, output: np.ndarray, box: np.ndarray) -> dict:
@@ -165,8 +184,15 @@ class ViewerMeasures:
                 "eye_output": None if open_a[i] is None else _r(open_a[i][0]),
                 "mouth_original": None if open_o[i] is None else _r(open_o[i][1]),
                 "mouth_output": None if open_a[i] is None else _r(open_a[i][1]),
+                "skin_delta_e": _delta_e(open_o[i], open_a[i]),
             })
         return out
+
+
+def _delta_e(original: tuple | None, output: tuple | None) -> float | None:
+    if original is None or output is None or original[2] is None or output[2] is None:
+        return None
+    return _r(float(np.linalg.norm(original[2] - output[2])), 2)
 
 
 def viewer_summary(faces: list) -> dict:
@@ -174,6 +200,7 @@ def viewer_summary(faces: list) -> dict:
     sex = [f.sex_agrees for f in faces if f.sex_agrees is not None]
     ages = [abs(f.age_output - f.age_original) for f in faces if f.age_original is not None]
     ita_d = [f.delta_ita for f in faces if f.delta_ita is not None]
+    delta_e = [f.skin_delta_e for f in faces if f.skin_delta_e is not None]
     shares = [(f.skin_share_original, f.skin_share_output) for f in faces if f.skin_share_original is not None]
     share_in = sum(a for a, _ in shares)
     sharp = [f.sharpness_ratio for f in faces if f.sharpness_ratio is not None]
@@ -184,6 +211,8 @@ def viewer_summary(faces: list) -> dict:
         "mean_abs_age_difference": _r(np.mean(ages), 1) if ages else None,
         "mean_abs_delta_ita": _r(np.mean(ita_d), 2) if ita_d else None,
         "ita_within_10": _r(np.mean(np.array(ita_d) <= ITA_CLOSE)) if ita_d else None,
+        "median_skin_delta_e": _r(np.median(delta_e), 2) if delta_e else None,
+        "p90_skin_delta_e": _r(np.percentile(delta_e, 90), 2) if delta_e else None,
         "skin_share_original": _r(share_in / len(shares)) if shares else None,
         "skin_share_ratio": _r(sum(b for _, b in shares) / share_in) if shares and share_in > 0 else None,
         "sharpness_ratio": _r(np.median(sharp)) if sharp else None,

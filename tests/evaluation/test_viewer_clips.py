@@ -62,7 +62,7 @@ def test_a_clip_against_itself_looks_the_same(original, frames, gallery):
     s = ev.summary
     assert s["faces"] >= len(frames) - 2 and s["identities"] <= 2  # a hand over her face may split her in two
     assert s["sex_agreement"] == 1.0
-    assert s["mean_abs_delta_ita"] == 0.0 and s["ita_within_10"] == 1.0
+    assert s["mean_abs_delta_ita"] == 0.0 and s["ita_within_10"] == 1.0 and s["p90_skin_delta_e"] == 0.0
     assert s["skin_share_ratio"] == 1.0 and s["skin_share_original"] > 0.8  # her cheeks are skin-coloured
     assert s["sharpness_ratio"] == 1.0
     assert s["openness_faces"] >= len(frames) - 4
@@ -78,6 +78,7 @@ def test_a_blurred_copy_is_less_sharp(folder, original, frames):
     s = ev.summary
     assert s["sharpness_ratio"] < 0.5
     assert s["skin_share_ratio"] > 0.8 and s["mean_abs_delta_ita"] < 10  # still the same skin
+    assert s["median_skin_delta_e"] < 3
     assert s["rank1_rate"] is None and ev.attack == {"skipped": "no gallery given"}
 
 
@@ -93,6 +94,7 @@ def test_a_blue_face_is_not_skin(folder, original, frames):
     s = evaluate(original, clip(folder, "blue", blue), every=1, upsample=0).summary
     assert s["skin_share_ratio"] < 0.2
     assert s["mean_abs_delta_ita"] > 30 and s["ita_within_10"] == 0.0
+    assert s["median_skin_delta_e"] > 20  # measured 25.6: skin turned blue at the same lightness
 
 
 def test_command_prints_and_writes_the_viewer_measures(tmp_path, gallery, capsys):
