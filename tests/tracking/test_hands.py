@@ -54,11 +54,15 @@ def one_face(detector, image: np.ndarray, track_id: int | None = 1) -> FaceDetec
 
 
 @pytest.fixture(scope="module")
-def tracked(detector, frames, labels) -> dict[int, Occluder]:
-    """The sample's frames in order (tracking mode follows the hand from frame to frame), one track."""
+def tracked(frames, labels) -> dict[int, Occluder]:
+    """The sample's frames in order (tracking mode follows the hand from frame to frame), one track. A detector
+    of its own: the session's has run the full-range model on other tests' frames, and which frames get it
+    (every few calls) moves the face boxes, the hand crops and so the masks (a whole run saw recall 0.77)."""
+    from deidstream.tracking.detector import MediaPipeDetector
+
     wanted = {int(k) for k in labels["frames"]}
     out = {}
-    with HandOccluders() as occluders:
+    with HandOccluders() as occluders, MediaPipeDetector() as detector:
         for i in range(FIRST_HAND, max(wanted) + 1):
             found = occluders.occluders(frames[i], one_face(detector, frames[i]))
             if i in wanted:
@@ -70,13 +74,9 @@ def test_masks_cover_the_labelled_hands_and_keep_little_face(tracked, frames, la
     scores = {i: recall_and_leak(tracked[i], labels["frames"][str(i)], frames[i].shape) for i in tracked}
     recall, leak = np.mean(list(scores.values()), axis=0)
     scores = {i: (round(r, 2), round(lk, 2)) for i, (r, lk) in scores.items()}  # whole in a failure's message
-    # MediaPipe's hand landmarks differ from one processor to another (its kernels follow the CPU's
-    # instruction set) and tracking carries a difference on: measured mean recall 0.90 on one machine,
-    # 0.77 on CI's (frame 66: 0.95 against 0.63); leak 0.05 to 0.07.
-    assert recall >= 0.72 and leak <= 0.08, scores
-    # most frames well covered, none lost (single frames fell to 0.63 where fingers meet the cheek)
-    assert sum(r >= 0.6 for r, _ in scores.values()) >= len(scores) - 2, scores
-    assert all(r >= 0.3 and lk <= 0.2 for r, lk in scores.values()), scores
+    assert recall >= 0.8 and leak <= 0.08, scores
+    # and no single frame far off (measured: recall 0.78 to 0.98, leak up to 0.14 where fingers meet the cheek)
+    assert all(r >= 0.6 and lk <= 0.2 for r, lk in scores.values()), scores
     assert all(tracked[i].hands_found >= 1 for i in tracked)
 
 
