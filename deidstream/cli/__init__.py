@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from deidstream.modelbuild.donors import run as build_donors
 
         return build_donors(argv[1:])
+    if argv[:1] == ["export"]:
+        from deidstream.export.command import run as export
+
+        return export(argv[1:])
     if argv[:1] == ["build-model"]:
         from deidstream.modelbuild.command import run as build_model
 

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deidstream",
         description="Anonymise every face in a video file, in every video of a folder, or in a live source "
-                    "(rtsp:// camera, webcam). 'deidstream evaluate ORIGINAL ANONYMISED' measures the result.",
+                    "(rtsp:// camera, webcam). 'deidstream evaluate ORIGINAL ANONYMISED' measures the result; "
+                    "'deidstream export --out DIR' writes its networks as ONNX files.",
     )
     p.add_argument("input", nargs="?", help="input video file, folder of videos, rtsp:// URL or /dev/videoN")
     p.add_argument("output", nargs="?",

@@ -1,5 +1,6 @@
-"""ONNX / TensorRT export of the engine's per-frame networks.
+"""ONNX export of the networks the engine runs per frame or per person, and onnxruntime sessions for them.
 
-Empty until the engine has networks to export (the generator issue): the fallback
-anonymisers are OpenCV calls with nothing to export.
+Each exported file comes with a sidecar JSON: its input and output contract (so other tools can use it),
+the opset, hashes of the file and of the weights it came from, and the largest difference to torch on a
+parity check run at export time. E_id is exported now; the generator's networks join as they arrive.
 """

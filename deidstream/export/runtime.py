@@ -1,0 +1,50 @@
+"""onnxruntime sessions with the execution providers a user names (short names or onnxruntime's own)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from deidstream.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+               "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
+               "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
+INSTALL_HINT = "install the export extra: pip install 'deidstream[export]'"
+
+
+def available_providers() -> list[str]:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ConfigError(f"onnxruntime is not installed; {INSTALL_HINT}") from exc
+    return list(onnxruntime.get_available_providers())
+
+
+def resolve_providers(names: Sequence[str]) -> list[str]:
+    """onnxruntime's provider names for ``names`` (``cpu``, ``cuda``, ... or the full names), in order;
+    a provider this onnxruntime lacks raises, listing the ones it has."""
+    available = available_providers()
+    out = []
+    for name in names:
+        full = SHORT_NAMES.get(name.lower(), name)
+        if full not in available:
+            short = [k for k, v in SHORT_NAMES.items() if v in available]
+            raise ConfigError(f"execution provider {name!r} is not available in this onnxruntime; available: "
+                              f"{', '.join(available)} (short: {', '.join(short)})")
+        out.append(full)
+    return out
+
+
+def session(path: str | Path, providers: Sequence[str] = ("cpu",)) -> object:
+    """An ``onnxruntime.InferenceSession`` on ``path`` with ``providers`` (first that takes a node runs it)."""
+    import onnxruntime
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such ONNX file (make it with: deidstream export --out {path.parent})")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its start-up warnings are not the user's business
+    return onnxruntime.InferenceSession(str(path), options, providers=resolve_providers(providers))

@@ -1,0 +1,79 @@
+"""``deidstream export``: E_id as an ONNX file that onnxruntime runs to torch's numbers on real faces, with
+a contract others can build on; providers named clearly; nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLE
+from media import read_rgb
+
+pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install 'deidstream[export]'")
+
+from deidstream.cli import main  # noqa: E402
+from deidstream.errors import ConfigError  # noqa: E402
+from deidstream.export.onnx_export import export_eid  # noqa: E402
+from deidstream.export.runtime import resolve_providers, session  # noqa: E402
+from deidstream.geometry.chips import chips_tensor  # noqa: E402
+from deidstream.networks.eid import load_face_descriptor_net  # noqa: E402
+from deidstream.tracking.eid import TorchRecognizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export_eid(tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def sample_chips() -> np.ndarray:
+    """(n, 150, 150, 3) uint8 chips of the sample's woman, cut the product's way."""
+    recognizer = TorchRecognizer()
+    chips = []
+    for image in read_rgb(SAMPLE, limit=400)[::40]:
+        faces = recognizer.detect(image)
+        if faces:
+            chips.append(recognizer.chips(image, [faces[0].landmarks])[0])
+    assert len(chips) >= 6
+    return np.stack(chips)
+
+
+def test_onnxruntime_gives_torchs_descriptors_on_real_faces(exported, sample_chips):
+    chips = chips_tensor(sample_chips)
+    with torch.no_grad():
+        expected = load_face_descriptor_net()(chips).numpy()
+    run = session(exported.onnx)
+    for batch in (chips[:1], chips):  # one face, and all at once: the batch axis is not fixed
+        got = run.run(None, {"chips": np.ascontiguousarray(batch.numpy())})[0]
+        assert got.shape == (len(batch), 128)
+        assert np.abs(got - expected[:len(batch)]).max() < 1e-4
+    assert exported.max_abs_diff < 1e-4
+
+
+def test_the_contract_says_how_to_call_it(exported):
+    contract = json.loads(exported.sidecar.read_text())
+    assert contract["file"] == exported.onnx.name and contract["opset"] >= 13
+    assert contract["inputs"] == [{"name": "chips", "dtype": "float32", "shape": ["N", 3, 150, 150],
+                                   "meaning": contract["inputs"][0]["meaning"]}]
+    assert "RGB, 0-255" in contract["inputs"][0]["meaning"]
+    assert contract["outputs"][0]["name"] == "descriptors" and contract["outputs"][0]["shape"] == ["N", 128]
+    assert contract["parity"]["max_abs_diff"] == exported.max_abs_diff
+    assert len(contract["sha256"]) == 64 and len(contract["weights"]["sha256"]) == 64
+    assert not list(exported.onnx.parent.glob(".*"))  # no half-written file left behind
+
+
+def test_an_unknown_provider_names_the_available_ones():
+    assert resolve_providers(["cpu"]) == ["CPUExecutionProvider"]
+    with pytest.raises(ConfigError, match="'no-such-provider' is not available.*available: .*CPUExecutionProvider"):
+        resolve_providers(["cpu", "no-such-provider"])
+
+
+def test_the_command_writes_the_files_and_prints_parity(tmp_path, capsys):
+    assert main(["export", "--out", str(tmp_path / "models")]) == 0
+    printed = capsys.readouterr().out
+    assert "eid:" in printed and "max |torch - onnxruntime|" in printed
+    assert (tmp_path / "models" / "eid.onnx").stat().st_size > 20e6 and (tmp_path / "models" / "eid.json").is_file()
+    assert main(["export", "--out", str(tmp_path / "m2"), "--providers", "no-such-provider"]) == 1
+    assert not (tmp_path / "m2").exists() or not list((tmp_path / "m2").iterdir())  # refused before writing
