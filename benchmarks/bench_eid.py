@@ -11,7 +11,7 @@ the donor photos; on each, dlib's HOG detector, its 5-point shape predictor and
     "same person" (distance < 0.6);
 (b) alignment: how far descriptors move when the chip is cut by ``deidstream.geometry.chips``
     from dlib's 5 points (dlib's geometry, reproduced), from the 5 nearest MediaPipe landmarks (the
-    pipeline's FaceLandmarker on dlib's box), and the product's way (``TorchRecognizer``: dlib's
+    pipeline's FaceLandmarker on dlib's box), and the product's way (``EidRecognizer``: dlib's
     5-point model run in numpy by ``deidstream.networks.shape_predictor``, started from those
     landmarks' box), each against dlib's chip, all through the torch net; and whether the numpy
     5-point model gives dlib's own points on dlib's box (share of faces identical to the pixel);
@@ -48,6 +48,8 @@ from benchlib import machine, public_argv, write_json
 from threadpoolctl import threadpool_limits
 
 from deidstream.evaluation.judge import SAME_PERSON
+from deidstream.export.cache import eid_onnx
+from deidstream.export.runtime import session
 from deidstream.geometry.boxes import landmark_box
 from deidstream.geometry.chips import chips_tensor, face_chips, face_chips_from_mediapipe
 from deidstream.networks.eid import default_model_path, load_face_descriptor_net
@@ -209,6 +211,13 @@ def speed(faces: dict, net: torch.nn.Module, encoder: object, reference: np.ndar
                     batches = [x[i:i + b] for i in range(0, n, b)]
                     net(batches[0])
                     result[f"torch_b{b}_{mode}"] = best_ms(lambda batches=batches: [net(c) for c in batches], n)
+        run = session(eid_onnx(), ("cpu",), threads=1)
+        arrays = np.ascontiguousarray(x.numpy())
+        for b in (1, 8, 32):
+            batches = [arrays[i:i + b] for i in range(0, n, b)]
+            run.run(None, {"chips": batches[0]})
+            result[f"onnxruntime_b{b}"] = best_ms(
+                lambda batches=batches: [run.run(None, {"chips": c}) for c in batches], n)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             net(x)
             result["torch_b32_bfloat16"] = best_ms(lambda: net(x), n)
@@ -217,6 +226,8 @@ def speed(faces: dict, net: torch.nn.Module, encoder: object, reference: np.ndar
     result["dlib_total"] = round(result["dlib_chips"] + result["dlib_network"], 2)
     result["torch_total_b32"] = round(result["our_chips"] + result["torch_b32_inference_mode"], 2)
     result["product_total_b32"] = round(result["numpy_5_points"] + result["torch_total_b32"], 2)
+    result["product_total_b32_onnxruntime"] = round(result["numpy_5_points"] + result["our_chips"]
+                                                    + result["onnxruntime_b32"], 2)
     result["dlib_total_with_5_points"] = round(result["dlib_5_points"] + result["dlib_total"], 2)
     result["speedup_product_b32"] = round(result["dlib_total_with_5_points"] / result["product_total_b32"], 2)
     result["speedup_b32"] = round(result["dlib_total"] / result["torch_total_b32"], 2)
@@ -243,12 +254,14 @@ def print_table(result: dict) -> None:
     for mode in ("plain", "inference_mode"):
         print(f"    {mode:14} " + " ".join(f"{s[f'torch_b{b}_{mode}']:8.2f}" for b in (1, 8, 32)))
     bf = s["bfloat16_parity"]
+    print(f"    {'onnxruntime':14} " + " ".join(f"{s[f'onnxruntime_b{b}']:8.2f}" for b in (1, 8, 32)))
     print(f"    bfloat16 autocast, batch 32: {s['torch_b32_bfloat16']:.2f} (L2 to dlib median {bf['median']:.4f}, "
           f"max {bf['max']:.4f})")
     print(f"    chips + network at batch 32: {s['torch_total_b32']:.2f} against dlib's {s['dlib_total']:.2f}: "
           f"{s['speedup_b32']:.2f}x")
     print(f"    with the 5 points (the product's E_id): {s['product_total_b32']:.2f} against dlib's "
-          f"{s['dlib_total_with_5_points']:.2f}: {s['speedup_product_b32']:.2f}x")
+          f"{s['dlib_total_with_5_points']:.2f}: {s['speedup_product_b32']:.2f}x; in onnxruntime "
+          f"{s['product_total_b32_onnxruntime']:.2f}")
 
 
 def main() -> int:

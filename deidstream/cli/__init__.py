@@ -142,9 +142,10 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if args.keep:
             if config.generator is None:
                 parser.error("--keep needs --mode surrogate (people are recognised there)")
+            from deidstream.tracking.eid import EidRecognizer
             from deidstream.tracking.keep import KeepList
 
-            keep = KeepList.from_photos(args.keep).matches
+            keep = KeepList.from_photos(args.keep, EidRecognizer(config.generator.eid)).matches
         if args.save_book is not None and (config.generator is None or args.input.is_dir()):
             parser.error("--save-book needs --mode surrogate and a single input file")
         if args.input.is_dir():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from deidstream import __version__
 from deidstream.config import (
     DEFAULT_MODE,
     DEFAULT_TAU,
+    EID_BACKENDS,
     FALLBACK_MODES,
     LIVE_PRIVACY,
     MODES,
@@ -18,6 +20,7 @@ from deidstream.config import (
     SHAPES,
     AnonymizerConfig,
     DetectorConfig,
+    EidConfig,
     EncoderConfig,
     GeneratorConfig,
     LiveConfig,
@@ -76,6 +79,12 @@ def _anonymisation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tau", type=float, default=None,
                    help=f"with --mode surrogate: that distance as a number (default: {GeneratorConfig().tau} for "
                         f"files, {PRIVACY_PRESETS[LIVE_PRIVACY]} ({LIVE_PRIVACY}) for live inputs)")
+    g.add_argument("--eid-backend", choices=EID_BACKENDS, default=EidConfig().backend,
+                   help="with --mode surrogate: what runs E_id, the face descriptor network (default: %(default)s, "
+                        "faster on CPU; its ONNX file is built once into the user's cache)")
+    g.add_argument("--providers", nargs="+", default=list(EidConfig().providers), metavar="NAME",
+                   help="with --eid-backend onnxruntime: execution providers in order: cpu, cuda, tensorrt or "
+                        "onnxruntime's names (default: %(default)s); an unavailable one is an error")
     g.add_argument("--shape", choices=SHAPES, default=d_anon.shape, help="region shape (default: %(default)s)")
     g.add_argument("--margin", type=float, default=d_anon.margin,
                    help="extra region around each face box, fraction of its size (default: %(default)s)")
@@ -205,8 +214,10 @@ def generator_config(args: argparse.Namespace, *, live: bool = False) -> Generat
     """``--privacy``/``--tau`` and the key; without them the file or the live default privacy."""
     tau = args.tau if args.tau is not None else PRIVACY_PRESETS[args.privacy] if args.privacy else None
     if live:
-        return live_generator_config(tau=tau, key=_identity_key(args))
-    return GeneratorConfig(tau=DEFAULT_TAU if tau is None else tau, key=_identity_key(args))
+        config = live_generator_config(tau=tau, key=_identity_key(args))
+    else:
+        config = GeneratorConfig(tau=DEFAULT_TAU if tau is None else tau, key=_identity_key(args))
+    return dataclasses.replace(config, eid=EidConfig(args.eid_backend, tuple(args.providers)))
 
 
 def is_live(args: argparse.Namespace) -> bool:

@@ -30,6 +30,7 @@ from deidstream.config.live import (
 from deidstream.config.pipeline import (
     DEFAULT_MODE,
     DEFAULT_TAU,
+    EID_BACKENDS,
     FALLBACK_MODES,
     LOCK_CANDIDATES,
     LOCK_EXPLORE,
@@ -39,6 +40,7 @@ from deidstream.config.pipeline import (
     SHAPES,
     AnonymizerConfig,
     DetectorConfig,
+    EidConfig,
     EncoderConfig,
     GeneratorConfig,
     PipelineConfig,
@@ -48,9 +50,10 @@ from deidstream.config.pipeline import (
 
 __all__ = [
     "AGE_BAND_YEARS", "age_band",
-    "DEFAULT_MODE", "DEFAULT_TAU", "FALLBACK_MODES", "LIVE_CANDIDATES", "LIVE_LOCK_PAUSE_S", "LIVE_MAX_CANDIDATES",
+    "DEFAULT_MODE", "DEFAULT_TAU", "EID_BACKENDS", "FALLBACK_MODES", "LIVE_CANDIDATES", "LIVE_LOCK_PAUSE_S",
+    "LIVE_MAX_CANDIDATES",
     "LIVE_PRIVACY", "LOCK_CANDIDATES", "LOCK_EXPLORE", "MAX_HOLD_FRAMES", "MODES", "PRESETS", "PRIVACY_PRESETS",
-    "RTSP_TRANSPORTS", "SHAPES", "AnonymizerConfig", "CutConfig", "DetectorConfig", "EmbedderConfig",
+    "RTSP_TRANSPORTS", "SHAPES", "AnonymizerConfig", "CutConfig", "DetectorConfig", "EidConfig", "EmbedderConfig",
     "EncoderConfig", "GeneratorConfig", "IdentityConfig", "LiveConfig", "LiveSourceConfig", "LockConfig",
     "OneEuroConfig", "PipelineConfig", "TrackerConfig", "file_lock_config", "live_detector_config",
     "live_generator_config", "live_lock_config", "parse_duration", "with_mode",

@@ -148,6 +148,25 @@ LOCK_CANDIDATES = 30  # surrogates tried per person at most
 LOCK_EXPLORE = 24
 
 
+EID_BACKENDS = ("onnxruntime", "torch")
+
+
+@dataclass(frozen=True, slots=True)
+class EidConfig:
+    """Where E_id runs. ``backend``: "onnxruntime" (the default: 6.5 against 10.2 ms for one face, 5.4
+    against 6.0 ms per face in batches of 32, one thread, ``benchmarks/bench_eid.py``) on the ONNX file
+    ``deidstream export`` writes (built once into the user's cache when absent), or "torch"; ``providers``:
+    onnxruntime's execution providers, in order (cpu, cuda, tensorrt, or onnxruntime's full names)."""
+
+    backend: str = "onnxruntime"
+    providers: tuple[str, ...] = ("cpu",)
+
+    def __post_init__(self) -> None:
+        require(self.backend in EID_BACKENDS,
+                f"unknown E_id backend {self.backend!r}; expected one of {', '.join(EID_BACKENDS)}")
+        require(len(self.providers) > 0, "name at least one execution provider")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GeneratorConfig:
     """The default mode: every person gets a verified surrogate identity rendered by G_3d.
@@ -174,6 +193,7 @@ class GeneratorConfig:
     # "natural": surrogates assembled from synthetic donors' real textures; "pca": the statistical space
     space: str = "natural"
     shape_change: float = 0.7  # how far a natural surrogate's face shape moves from the subject's to its donor's
+    eid: EidConfig = field(default_factory=EidConfig)  # the E_id that chooses and verifies surrogates
 
     def __post_init__(self) -> None:
         require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")

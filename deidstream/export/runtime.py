@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
                "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
-INSTALL_HINT = "install the export extra: pip install 'deidstream[export]'"
+INSTALL_HINT = "reinstall deidstream: pip install deidstream (onnxruntime is one of its dependencies)"
 
 
 def available_providers() -> list[str]:
@@ -38,8 +38,9 @@ def resolve_providers(names: Sequence[str]) -> list[str]:
     return out
 
 
-def session(path: str | Path, providers: Sequence[str] = ("cpu",)) -> object:
-    """An ``onnxruntime.InferenceSession`` on ``path`` with ``providers`` (first that takes a node runs it)."""
+def session(path: str | Path, providers: Sequence[str] = ("cpu",), threads: int = 0) -> object:
+    """An ``onnxruntime.InferenceSession`` on ``path`` with ``providers`` (first that takes a node runs it);
+    ``threads``: its intra-op threads (0: onnxruntime's choice, one per core)."""
     import onnxruntime
 
     path = Path(path)
@@ -47,4 +48,5 @@ def session(path: str | Path, providers: Sequence[str] = ("cpu",)) -> object:
         raise ConfigError(f"{path}: no such ONNX file (make it with: deidstream export --out {path.parent})")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: its start-up warnings are not the user's business
+    options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(str(path), options, providers=resolve_providers(providers))

@@ -236,10 +236,10 @@ def fit_attributes(recognizer: object, utk_folder: Path, *, limit: int = 0) -> t
 
 def build(data: Path, out: Path = MODEL_FILE, *, limit: int = 0) -> dict:
     """Fit on SFHQ, validate on UTKFace and synthetic_generated where present, write weights and JSON."""
-    from deidstream.tracking.eid import TorchRecognizer
+    from deidstream.tracking.eid import EidRecognizer
 
     started = time.time()
-    recognizer = TorchRecognizer()
+    recognizer = EidRecognizer()
     train = labelled_sfhq(recognizer, data, limit=limit)
     if len(train.female) < 20:
         raise FileNotFoundError(f"{data / SFHQ}: too few labelled SFHQ faces found ({len(train.female)})")

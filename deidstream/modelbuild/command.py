@@ -90,9 +90,9 @@ def build(args: argparse.Namespace) -> dict:
         textures, atlas.mask, variance=args.appearance_variance, max_components=args.max_appearance,
         component_size=args.component_size)
 
-    from deidstream.tracking.eid import TorchRecognizer
+    from deidstream.tracking.eid import EidRecognizer
 
-    recognizer = TorchRecognizer()
+    recognizer = EidRecognizer()
     attributes = AttributeModel.load()  # fitted on the SFHQ hand labels only (tracking/models/attributes.json)
     described = [(describe_largest(recognizer, s.image), i) for i, s in enumerate(frontal_donors)]
     kept = [(d, i) for d, i in described if d is not None]

@@ -103,9 +103,9 @@ def _fill(texture: np.ndarray, mouth: np.ndarray) -> np.ndarray:
 
 def _describe(kept: list[tuple[dict, np.ndarray, np.ndarray]]) -> np.ndarray:
     """The product's E_id of each donor, aligned by the landmarks its texture was unwrapped with."""
-    from deidstream.tracking.eid import TorchRecognizer
+    from deidstream.tracking.eid import EidRecognizer
 
-    recognizer = TorchRecognizer()
+    recognizer = EidRecognizer()
     return np.concatenate([recognizer.describe_landmarks(image, [points]) for _, image, points in kept])
 
 

@@ -31,7 +31,7 @@ from deidstream.engine.generator.repaint import Repainter, anchors_of
 from deidstream.engine.lock import SECOND_SEARCH_MIN_FACE_PX, wide_enough
 from deidstream.native import lower_priority
 from deidstream.pipelines.locking import make_locker
-from deidstream.tracking.eid import TorchRecognizer
+from deidstream.tracking.eid import EidRecognizer
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -98,7 +98,7 @@ class SurrogatePath:
 
     def __init__(self, config: GeneratorConfig, renderer: FaceRenderer, *, landmarker: FaceLandmarker | None = None,
                  embedder: FaceEmbedder | None = None, book: IdentityBook | None = None,
-                 recognizer: TorchRecognizer | None = None) -> None:
+                 recognizer: EidRecognizer | None = None) -> None:
         from deidstream.tracking.embedding import FaceEmbedder
         from deidstream.tracking.identity import IdentityBook
         from deidstream.tracking.landmarks import FaceLandmarker
@@ -110,7 +110,7 @@ class SurrogatePath:
         # E_id runs on the identity worker (lower priority); torch lets go of the GIL inside the
         # network, so the frame's landmarks, rendering and encoding go on meanwhile
         self._own_recognizer = recognizer is None
-        self.recognizer = recognizer or TorchRecognizer()
+        self.recognizer = recognizer or EidRecognizer(config.eid)
         self.embedder = embedder or FaceEmbedder(recognizer=self.recognizer)
         self.book = book or IdentityBook()
         self.locker = make_locker(renderer, self.recognizer, config, live_lock_config(config))

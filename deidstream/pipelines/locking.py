@@ -10,7 +10,7 @@ from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.lock import SurrogateLocker
 from deidstream.engine.natural_lock import NaturalLocker
 from deidstream.tracking.attributes import AttributeModel
-from deidstream.tracking.eid import TorchRecognizer
+from deidstream.tracking.eid import EidRecognizer
 
 
 def subject_attributes(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -19,7 +19,7 @@ def subject_attributes(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return model.female(descriptors), model.age(descriptors)
 
 
-def make_locker(renderer: FaceRenderer, recognizer: TorchRecognizer, config: GeneratorConfig,
+def make_locker(renderer: FaceRenderer, recognizer: EidRecognizer, config: GeneratorConfig,
                 lock: LockConfig) -> NaturalLocker | SurrogateLocker:
     """``config.space``'s search: natural surrogates from donors (the default), or the PCA space's."""
     if config.space == "pca":

@@ -39,7 +39,7 @@ from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
-from deidstream.tracking.eid import TorchRecognizer
+from deidstream.tracking.eid import EidRecognizer
 from deidstream.tracking.embedding import FaceEmbedder
 from deidstream.tracking.hands import HandOccluders
 from deidstream.tracking.identity import IdentityBook
@@ -67,7 +67,8 @@ class Analysis:
                               cuts=CutDetector(), end_tracks_at_cuts=True, clock=clock)
         self.window: BackfillWindow[FrameFaces] = BackfillWindow(config.lookback, config.tracker, _with_backfill)
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
-        self.recognizer = TorchRecognizer()  # on the embed thread: torch lets go of the GIL
+        # on the embed thread: onnxruntime and torch let go of the GIL
+        self.recognizer = EidRecognizer((config.generator or GeneratorConfig()).eid)
         self.embedder = FaceEmbedder(recognizer=self.recognizer)
         self.book = IdentityBook()
         self.clock = clock
@@ -129,7 +130,7 @@ class Analysis:
 
 
 def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
-                   recognizer: TorchRecognizer, keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
+                   recognizer: EidRecognizer, keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
     """Tracks → people → locked surrogates (one search per person): the step between the passes. Returns
     each track's person record."""
     book = analysis.book

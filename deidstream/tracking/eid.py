@@ -1,13 +1,14 @@
-"""The product's E_id: dlib's face descriptor network in torch, on chips aligned from MediaPipe landmarks.
+"""The product's E_id: dlib's face descriptor network, on chips aligned from MediaPipe landmarks.
 
 The pipeline already has each face's 468 landmarks, and no dlib runs here: dlib's 5-point
 alignment model, read from dlib's file and run in numpy
 (:mod:`deidstream.networks.shape_predictor`, the same points as dlib's to the pixel), starts from
 the landmarks' box; chips are cut with dlib's geometry (:mod:`deidstream.geometry.chips`) and
-described in batches by :class:`~deidstream.networks.eid.FaceDescriptorNet`. Torch releases the
-GIL inside the network, so a pass runs on the caller's thread beside the detector and the encoder
-(dlib's needed child processes); the number of torch threads is the process's (set by whoever runs
-the pipeline, not here).
+described in batches by :class:`~deidstream.networks.eid.FaceDescriptorNet`, run by onnxruntime on
+its exported ONNX file (faster on CPU; :mod:`deidstream.export`) or by torch. Both release the GIL
+inside the network, so a pass runs on the caller's thread beside the detector and the encoder
+(dlib's needed child processes); the number of threads is torch's for the process (set by whoever
+runs the pipeline, not here).
 The evaluation keeps dlib's own C++ network and detector (``DlibRecognizer``): an independent judge.
 Descriptors are biometric data: nothing here logs them.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deidstream.config import EidConfig
 from deidstream.geometry.boxes import landmark_box
 from deidstream.geometry.chips import CHIP_SIZE, chips_tensor, face_chips
 
@@ -37,23 +39,39 @@ class MeshFace:
     landmarks: np.ndarray
 
 
-class TorchRecognizer:
-    """Chips from MediaPipe landmarks and their 128-d descriptors, dlib's network in torch.
+def _nchw(chips: np.ndarray) -> np.ndarray:
+    """(n, 3, h, w) float32 of (n, h, w, 3) uint8 chips: E_id's ONNX input."""
+    return np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+class EidRecognizer:
+    """Chips from MediaPipe landmarks and their 128-d descriptors, dlib's network in onnxruntime or torch
+    (``config``; the same numbers to 1e-6).
 
     ``model_path``, ``predictor_path``: dlib's network and 5-point model files (default: those of
-    the ``face-recognition-models`` package)."""
+    the ``face-recognition-models`` package; another network file runs in torch)."""
 
-    name = "eid-torch"
-
-    def __init__(self, *, model_path: str | Path | None = None, predictor_path: str | Path | None = None,
-                 batch: int = BATCH) -> None:
+    def __init__(self, config: EidConfig | None = None, *, model_path: str | Path | None = None,
+                 predictor_path: str | Path | None = None, batch: int = BATCH) -> None:
         from deidstream.networks.eid import load_face_descriptor_net
         from deidstream.networks.shape_predictor import load_shape_predictor
 
         if batch < 1:
             raise ValueError(f"expected a batch of at least 1, got {batch}")
+        self.config = config or EidConfig()
         self.batch = batch
-        self._net = load_face_descriptor_net(model_path)
+        # another network file than the installed one runs in torch (the cached ONNX file is the installed one's)
+        self.backend = "torch" if model_path is not None else self.config.backend
+        self.name = f"eid-{self.backend}"
+        self._net = load_face_descriptor_net(model_path) if self.backend == "torch" else None
+        self._session = None
+        if self.backend == "onnxruntime":
+            import torch
+
+            from deidstream.export.cache import eid_onnx
+            from deidstream.export.runtime import session
+
+            self._session = session(eid_onnx(), self.config.providers, threads=torch.get_num_threads())
         self._predictor = load_shape_predictor(predictor_path)
         self._finder: tuple[object, object] | None = None  # detector and landmarker for stills, built on first use
 
@@ -91,9 +109,13 @@ class TorchRecognizer:
         if stacked.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3) or stacked.dtype != np.uint8:
             raise ValueError(f"expected ({CHIP_SIZE}, {CHIP_SIZE}, 3) uint8 chips, got {stacked.shape[1:]} "
                              f"{stacked.dtype}")
-        with torch.inference_mode():
-            out = [self._net(chips_tensor(stacked[i:i + self.batch])).numpy()
+        if self._session is not None:
+            out = [self._session.run(None, {"chips": _nchw(stacked[i:i + self.batch])})[0]  # type: ignore[attr-defined]
                    for i in range(0, len(stacked), self.batch)]
+        else:
+            with torch.inference_mode():
+                out = [self._net(chips_tensor(stacked[i:i + self.batch])).numpy()  # type: ignore[misc]
+                       for i in range(0, len(stacked), self.batch)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def describe_landmarks(self, image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from deidstream.geometry.boxes import landmark_box
 from deidstream.geometry.chips import MEDIAPIPE_FOR_DLIB5, face_chips
 from deidstream.geometry.mesh import CanonicalMesh, default_mesh
 from deidstream.geometry.pose import fit_pose
-from deidstream.tracking.eid import DESCRIPTOR_SIZE, TorchRecognizer
+from deidstream.tracking.eid import DESCRIPTOR_SIZE, EidRecognizer
 from deidstream.types import FaceDetections
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,11 @@ class FaceEmbedder:
         self,
         config: EmbedderConfig | None = None,
         *,
-        recognizer: TorchRecognizer | None = None,
+        recognizer: EidRecognizer | None = None,
         canonical: CanonicalMesh | None = None,
     ) -> None:
         self.config = config or EmbedderConfig()
-        self.recognizer = recognizer or TorchRecognizer()
+        self.recognizer = recognizer or EidRecognizer()
         self._canonical = canonical or default_mesh()
         self._tracks: dict[int, _TrackState] = {}
         self.descriptors_computed = 0

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from deidstream.errors import ConfigError, InputNotFoundError, InvalidInputError
-from deidstream.tracking.eid import DESCRIPTOR_SIZE, TorchRecognizer
+from deidstream.tracking.eid import DESCRIPTOR_SIZE, EidRecognizer
 
 KEEP_THRESHOLD = 0.45
 
@@ -41,14 +41,14 @@ class KeepList:
 
     @classmethod
     def from_photos(
-        cls, paths: Iterable[str | Path], recognizer: TorchRecognizer | None = None, *,
+        cls, paths: Iterable[str | Path], recognizer: EidRecognizer | None = None, *,
         threshold: float = KEEP_THRESHOLD,
     ) -> KeepList:
         """One reference per photo: the largest face in it, found and described as a tracked face
         is (the product's E_id; any recogniser with ``detect`` and ``describe``). Raises, naming
         the file, when a photo is missing, unreadable or has no face (a keep list that silently
         lost a photo would anonymise the presenter; one that guessed could keep a stranger)."""
-        rec = recognizer or TorchRecognizer()
+        rec = recognizer or EidRecognizer()
         descriptors, names = [], []
         try:
             for path in map(Path, paths):

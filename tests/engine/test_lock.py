@@ -22,11 +22,11 @@ KEY = b"lock test"
 def subject():
     """The talking_head_1 speaker: three views (image, FaceMesh landmarks) and their mean E_id."""
     from deidstream.tracking.detector import MediaPipeDetector
-    from deidstream.tracking.eid import TorchRecognizer
+    from deidstream.tracking.eid import EidRecognizer
     from deidstream.tracking.landmarks import FaceLandmarker
 
     frames = read_rgb(shared_file("videos/talking_head_1.mp4"), limit=60)
-    recognizer = TorchRecognizer()
+    recognizer = EidRecognizer()
     views, descriptors = [], []
     with MediaPipeDetector() as detector, FaceLandmarker() as landmarker:
         for i in (5, 30, 55):

@@ -19,10 +19,10 @@ from deidstream.tracking.people import face_view
 
 @pytest.fixture(scope="module")
 def subject(detector):
-    from deidstream.tracking.eid import TorchRecognizer
+    from deidstream.tracking.eid import EidRecognizer
     from deidstream.tracking.landmarks import FaceLandmarker
 
-    recognizer = TorchRecognizer()
+    recognizer = EidRecognizer()
     frames = read_rgb(SAMPLE, limit=300)[::50]  # frames without hands over the face come first
     views, chips = [], []
     with FaceLandmarker() as landmarker:

@@ -11,15 +11,14 @@ import torch
 from conftest import SAMPLE
 from media import read_rgb
 
-pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install 'deidstream[export]'")
-
-from deidstream.cli import main  # noqa: E402
-from deidstream.errors import ConfigError  # noqa: E402
-from deidstream.export.onnx_export import export_eid  # noqa: E402
-from deidstream.export.runtime import resolve_providers, session  # noqa: E402
-from deidstream.geometry.chips import chips_tensor  # noqa: E402
-from deidstream.networks.eid import load_face_descriptor_net  # noqa: E402
-from deidstream.tracking.eid import TorchRecognizer  # noqa: E402
+from deidstream.cli import main
+from deidstream.config import EidConfig
+from deidstream.errors import ConfigError
+from deidstream.export.onnx_export import export_eid
+from deidstream.export.runtime import resolve_providers, session
+from deidstream.geometry.chips import chips_tensor
+from deidstream.networks.eid import load_face_descriptor_net
+from deidstream.tracking.eid import EidRecognizer
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sample_chips() -> np.ndarray:
     """(n, 150, 150, 3) uint8 chips of the sample's woman, cut the product's way."""
-    recognizer = TorchRecognizer()
+    recognizer = EidRecognizer()
     chips = []
     for image in read_rgb(SAMPLE, limit=400)[::40]:
         faces = recognizer.detect(image)
@@ -77,3 +76,21 @@ def test_the_command_writes_the_files_and_prints_parity(tmp_path, capsys):
     assert (tmp_path / "models" / "eid.onnx").stat().st_size > 20e6 and (tmp_path / "models" / "eid.json").is_file()
     assert main(["export", "--out", str(tmp_path / "m2"), "--providers", "no-such-provider"]) == 1
     assert not (tmp_path / "m2").exists() or not list((tmp_path / "m2").iterdir())  # refused before writing
+
+
+def test_the_product_gets_torchs_descriptors_from_onnxruntime(sample_chips, tmp_path, monkeypatch):
+    """The default backend builds its ONNX file once into the cache (nothing downloaded) and describes faces
+    as torch does; another cache folder, another build."""
+    monkeypatch.setenv("DEIDSTREAM_CACHE", str(tmp_path / "cache"))
+    fast = EidRecognizer(EidConfig("onnxruntime"))
+    assert fast.name == "eid-onnxruntime" and len(list((tmp_path / "cache").rglob("eid.onnx"))) == 1
+    reference = EidRecognizer(EidConfig("torch")).describe_chips(sample_chips)
+    assert np.abs(fast.describe_chips(sample_chips) - reference).max() < 1e-4
+    assert np.abs(fast.describe_chips(sample_chips[:1]) - reference[:1]).max() < 1e-4
+
+
+def test_an_unavailable_provider_stops_the_run_before_any_output(tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    code = main([str(SAMPLE), str(out), "--providers", "no-such-provider"])
+    assert code != 0 and not out.exists()
+    assert "no-such-provider" in capsys.readouterr().err

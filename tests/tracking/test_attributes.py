@@ -10,7 +10,7 @@ import pytest
 from conftest import SAMPLE, shared_file
 
 from deidstream.tracking.attributes import MODEL_FILE, PROVENANCE_FILE, AttributeModel, provenance
-from deidstream.tracking.eid import TorchRecognizer
+from deidstream.tracking.eid import EidRecognizer
 
 # apparent sex of the one person in each shared clip, by eye
 FEMALE = ["portrait_s18.mp4", "portrait_s29.mp4", "portrait_s32.mp4", "talking_d6.mp4", "talking_d10.mp4",
@@ -20,7 +20,7 @@ MALE = ["talking_d9.mp4", "talking_d13.mp4", "talking_d20.mp4", "talking_head_1.
 
 @pytest.fixture(scope="module")
 def recognizer():
-    return TorchRecognizer()
+    return EidRecognizer()
 
 
 def descriptors(recognizer, path, frames=6, every=15):

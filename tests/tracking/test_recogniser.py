@@ -12,7 +12,7 @@ from conftest import SAMPLE, shared_file
 from media import read_rgb
 
 from deidstream.evaluation.judge import SAME_PERSON
-from deidstream.tracking.eid import TorchRecognizer
+from deidstream.tracking.eid import EidRecognizer
 from deidstream.types import FaceDetections
 
 FRAME_STEP = 25  # frames of the sample between looks: expressions and hands vary
@@ -22,8 +22,8 @@ MEDIAN_FROM_DLIB, MAX_FROM_DLIB = 0.08, 0.15
 
 
 @functools.cache
-def recognizer() -> TorchRecognizer:
-    return TorchRecognizer()
+def recognizer() -> EidRecognizer:
+    return EidRecognizer()
 
 
 def landmarked(path, step: int = FRAME_STEP, limit: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -85,7 +85,7 @@ def test_a_batch_gives_what_faces_give_one_by_one():
     chips = np.concatenate([rec.chips(image, [points]) for image, points in faces])
     assert chips.shape == (len(faces), 150, 150, 3) and chips.dtype == np.uint8
     np.testing.assert_allclose(rec.describe_chips(chips), ours, atol=1e-4, rtol=0)
-    small = TorchRecognizer(batch=3)
+    small = EidRecognizer(batch=3)
     np.testing.assert_allclose(small.describe_chips(chips), ours, atol=1e-4, rtol=0)
     assert rec.describe_chips([]).shape == (0, 128) and rec.chips(faces[0][0], []).shape == (0, 150, 150, 3)
 
@@ -93,13 +93,13 @@ def test_a_batch_gives_what_faces_give_one_by_one():
 def test_the_thread_count_is_left_to_the_caller():
     before = torch.get_num_threads()
     faces, _ = sample()
-    TorchRecognizer().describe_landmarks(*faces[0][:1], [faces[0][1]])
+    EidRecognizer().describe_landmarks(*faces[0][:1], [faces[0][1]])
     assert torch.get_num_threads() == before
 
 
 def test_a_still_is_found_and_described_like_a_frame():
     faces, ours = sample()
-    rec = TorchRecognizer()
+    rec = EidRecognizer()
     try:
         image = faces[0][0]
         (found,) = rec.detect(image)
@@ -114,4 +114,4 @@ def test_chips_that_are_not_chips_are_refused():
     with pytest.raises(ValueError, match=r"expected \(150, 150, 3\) uint8 chips"):
         recognizer().describe_chips(np.zeros((2, 112, 112, 3), np.uint8))
     with pytest.raises(ValueError, match="expected a batch of at least 1"):
-        TorchRecognizer(batch=0)
+        EidRecognizer(batch=0)

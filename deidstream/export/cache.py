@@ -1,0 +1,46 @@
+"""The ONNX files the product runs, built once into the user's cache from the installed weights.
+
+Nothing is downloaded: a missing file is exported here by the project's own exporter (about a second
+for E_id) and checked against torch, as ``deidstream export`` does. The file's name carries what it
+depends on (the weights' hash, the opset, torch's version), so an upgrade builds a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+from deidstream.export.onnx_export import OPSET, export_eid
+from deidstream.networks.eid import default_model_path
+
+log = logging.getLogger(__name__)
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """``$DEIDSTREAM_CACHE``, else ``$XDG_CACHE_HOME/deidstream``, else ``~/.cache/deidstream``."""
+    if os.environ.get("DEIDSTREAM_CACHE"):
+        return Path(os.environ["DEIDSTREAM_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deidstream"
+
+
+def _weights_tag(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def eid_onnx() -> Path:
+    """E_id's ONNX file for the installed weights and torch, exported on first use."""
+    import torch
+
+    folder = cache_dir() / "onnx" / f"eid-{_weights_tag(default_model_path())}-opset{OPSET}-torch{torch.__version__}"
+    path = folder / "eid.onnx"
+    with _LOCK:
+        if not (path.is_file() and (folder / "eid.json").is_file()):
+            log.info("building E_id's ONNX file once, into %s", folder)
+            export_eid(folder)
+    return path
