@@ -94,3 +94,20 @@ def test_an_unavailable_provider_stops_the_run_before_any_output(tmp_path, capsy
     code = main([str(SAMPLE), str(out), "--providers", "no-such-provider"])
     assert code != 0 and not out.exists()
     assert "no-such-provider" in capsys.readouterr().err
+
+
+def test_a_tensorrt_engine_gives_torchs_descriptors(exported, sample_chips, tmp_path):
+    from deidstream.export.tensorrt import EngineRunner, EngineSpec, available, build_engine
+
+    why = available()
+    if why:
+        pytest.skip(f"TensorRT path not run here: {why}")
+    spec = EngineSpec(exported.onnx, "chips", (3, 150, 150), fp16=False)
+    path = build_engine(spec, tmp_path)
+    assert build_engine(spec, tmp_path) == path  # cached: the same engine, not built again
+    runner = EngineRunner(path, "chips", "descriptors")
+    chips = chips_tensor(sample_chips)
+    got = runner.run(chips.contiguous().cuda()).cpu().numpy()
+    with torch.no_grad():
+        expected = load_face_descriptor_net()(chips).numpy()
+    assert np.abs(got - expected).max() < 1e-3
