@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from deidstream.config import GeneratorConfig
 from deidstream.engine.anonymizers import FaceAnonymizer
 from deidstream.engine.generator.aux import encode_aux
-from deidstream.engine.generator.compositor import RenderedFace, covered_pixels, restore_covered
+from deidstream.engine.generator.compositor import RenderedFace
 from deidstream.engine.generator.face_render import FaceRenderer
+from deidstream.engine.generator.fast import AuxCode
+from deidstream.engine.generator.masks import interior_mask
 from deidstream.geometry.boxes import iou_matrix
 from deidstream.types import FaceDetections, Person
 
@@ -76,9 +79,13 @@ class Deidentifier:
 
     def apply(self, image: np.ndarray, frame: FrameFaces) -> np.ndarray:
         """Hide every face of ``frame`` in ``image`` (RGB, in place); returns the (n, 4) regions
-        that changed: each rendered face's render box, then the regions given the fallback."""
+        that changed: each rendered face's render box, then the regions given the fallback.
+
+        Where a fallback region meets a face to be rendered (a false or coasting box beside it), the
+        fallback goes on first and the surrogate is blended over it, lit and toned from the frame as it
+        was: the surrogate stays whole, and its soft edges blend with hidden pixels, not real ones."""
         boxes: list[np.ndarray] = []
-        drawn: list[RenderedFace] = []  # rendered faces with pixels inside the frame
+        planned = []  # (box, points, person, in_front, aux) of the faces to render
         faces = frame.faces
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
         for i, (box, tid) in enumerate(zip(faces.xyxy, ids)):
@@ -86,22 +93,31 @@ class Deidentifier:
             if person is not None and person.keep:
                 self.counts.kept += 1
                 continue
-            face = self.render_face(image, box, faces.landmark(i), person,
-                                    frame.in_front[i] if i < len(frame.in_front) else None)
-            if face is None:
+            points = faces.landmark(i)
+            aux = self._plan(box, points, person)
+            if aux is None:
                 boxes.append(box)
-            elif face.bounds(image.shape) is not None:
-                drawn.append(face)
+            else:
+                planned.append((box, points, person, frame.in_front[i] if i < len(frame.in_front) else None, aux))
         hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
-        regions = np.array([face.bounds(image.shape) for face in drawn], np.float32).reshape(-1, 4)
+        hidden_regions = np.zeros((0, 4), np.float32)
+        source = image
         if len(hide):
             if self.fallback is None:
                 raise ValueError("this Deidentifier renders single faces only (no fallback); use render_face")
             hidden = FaceDetections(hide, np.ones(len(hide), np.float32))
-            surrogates = covered_pixels(image, drawn, self.fallback.regions(hidden))
-            regions = np.concatenate([regions, self.fallback.apply(image, hidden)])
-            restore_covered(image, surrogates)
-        return regions
+            if planned and (iou_matrix(self.fallback.regions(hidden), np.array([p[0] for p in planned])) > 0).any():
+                source = image.copy()  # the frame as it was: the surrogates' light, tone and hands come from it
+            hidden_regions = self.fallback.apply(image, hidden)
+        drawn = []
+        for box, points, person, in_front, aux in planned:
+            if source is not image:  # the face's own eye openings and mouth interior show through its surrogate
+                _restore_interior(image, source, points)
+            face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front, source=source)
+            self.counts.render(float(box[2] - box[0]))
+            if face.bounds(image.shape) is not None:
+                drawn.append(face.bounds(image.shape))
+        return np.concatenate([np.array(drawn, np.float32).reshape(-1, 4), hidden_regions])
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
                     person: Person | None,
@@ -109,6 +125,15 @@ class Deidentifier:
         """Render one face with its person's surrogate if that is safe and return what was blended
         (its ``bounds`` are where pixels may have changed); None (counted with the reason) leaves
         it to the caller's fallback."""
+        aux = self._plan(box, points, person)
+        if aux is None:
+            return None
+        face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front)  # type: ignore[union-attr,arg-type]
+        self.counts.render(float(box[2] - box[0]))
+        return face
+
+    def _plan(self, box: np.ndarray, points: np.ndarray | None, person: Person | None) -> AuxCode | None:
+        """The face's pose and expression code if it may be rendered; None (counted with the reason) if not."""
         reason = self.why_not(person, points, box)
         aux = None
         if reason is None:  # the pose is fitted once: for the yaw check here and for the render
@@ -118,9 +143,7 @@ class Deidentifier:
         if reason is not None:
             self.counts.fall_back(reason, float(box[2] - box[0]))
             return None
-        face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front)  # type: ignore[union-attr,arg-type]
-        self.counts.render(float(box[2] - box[0]))
-        return face
+        return aux
 
     def why_not(self, person: Person | None, points: np.ndarray | None, box: np.ndarray) -> str | None:
         """Why this face may not show ``person``'s surrogate in this frame (None: it may): no locked
@@ -137,3 +160,16 @@ class Deidentifier:
         if iou_matrix(np.array([[*lo, *hi]]), box[None])[0, 0] < MIN_LANDMARK_IOU:
             return "implausible landmarks"
         return None
+
+
+def _restore_interior(image: np.ndarray, source: np.ndarray, points: np.ndarray) -> None:
+    """Put back ``source``'s pixels in the eye openings and mouth interior of the face with ``points``
+    (what its surrogate keeps of the subject in every frame), where a fallback went over them."""
+    h, w = image.shape[:2]
+    lo = np.maximum(np.floor(points[:, :2].min(0)).astype(int) - 2, 0)
+    hi = np.minimum(np.ceil(points[:, :2].max(0)).astype(int) + 2, (w, h))
+    if np.any(hi <= lo):
+        return
+    (x0, y0), (x1, y1) = lo, hi
+    keep = interior_mask(points[:, :2], (y1 - y0, x1 - x0), offset=(x0, y0))
+    cv2.copyTo(source[y0:y1, x0:x1], keep, image[y0:y1, x0:x1])

@@ -11,6 +11,7 @@ from deidstream.config import AnonymizerConfig, GeneratorConfig
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.deid import Deidentifier, FrameFaces
 from deidstream.engine.generator.aux import canonical_shape
+from deidstream.engine.generator.compose import Recipe, default_composer
 from deidstream.engine.generator.face_render import Surrogate, make_renderer
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -28,8 +29,10 @@ def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
     assert points is not None
     renderer = make_renderer(GeneratorConfig())
     mesh = renderer.model.mesh
-    person = Person(0, surrogate=Surrogate.of(renderer.model, renderer.model.mean_identity()),
-                    shapes=[canonical_shape(points, mesh.vertices, mesh.weights)])
+    composer = default_composer()
+    donor = int(np.flatnonzero(composer.bank.sex == "f")[0])
+    shape = canonical_shape(points, mesh.vertices, mesh.weights)
+    person = Person(0, surrogate=Surrogate(Recipe(donor), shape, composer.texture(Recipe(donor))), shapes=[shape])
     # a box of the face's size, half over its right side: as a false detection beside the face was
     width = face[2] - face[0]
     beside = face + np.array([0.6 * width, 0.2 * width, 0.6 * width, 0.2 * width], np.float32)
@@ -43,21 +46,27 @@ def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
 
     alone, _ = run(found.xyxy, [1])
     both, regions = run(np.stack([face, beside]), [1, 2])
+    # wherever the surrogate is the larger part of the blend (not the subject's own eye and mouth openings),
+    # it is as it is without the other box, also under the other box's region: the other box's fallback
+    # went on first and the surrogate over it, rather than a blurred disc over half the face
     rendered = renderer.paint(image.copy(), points, person.shape, person.surrogate)
-    (x0, y0, x1, y1), covered = rendered.covered(image.shape)
-    assert covered.sum() > 0.4 * (x1 - x0) * (y1 - y0)  # most of the render's box is surrogate
-    # the rendered face's surrogate pixels are as they are without the other box...
-    np.testing.assert_array_equal(both[y0:y1, x0:x1][covered], alone[y0:y1, x0:x1][covered])
-    # ...and the other box is hidden everywhere else, over the rest of the face too
+    mostly = np.zeros(image.shape[:2], bool)
+    h, w = rendered.alpha.shape
+    mostly[rendered.y0:rendered.y0 + h, rendered.x0:rendered.x0 + w] = rendered.alpha >= 0.5
     bx0, by0, bx1, by1 = np.round(regions[1]).astype(int)
-    changed = np.any(both != alone, axis=2)
-    surrogate = np.zeros(image.shape[:2], bool)
-    surrogate[y0:y1, x0:x1] = covered
     region = np.zeros(image.shape[:2], bool)
     region[by0:by1, bx0:bx1] = True
-    assert (region & surrogate).sum() > 0.1 * region.sum()  # the test box really lies over the surrogate
+    overlap = mostly & region
+    assert overlap.sum() > 5000  # the test box really lies over the surrogate
+    drift = np.abs(both.astype(np.int16) - alone.astype(np.int16)).max(axis=2)[overlap]
+    print(f"drift over the surrogate: mean {drift.mean():.2f}, p95 {np.percentile(drift, 95):.1f}, {overlap.sum()} px")
+    # measured 2.2 and 10 (where alpha is near 0.5); restoring only the opaque pixels left 11 and 49
+    assert drift.mean() < 4 and np.percentile(drift, 95) < 20, (drift.mean(), np.percentile(drift, 95))
+    hull = mostly
+    # ...and the other box is hidden everywhere else
+    changed = np.any(both != alone, axis=2)
     inner = np.zeros_like(region)  # the middle of the other region: inside its ellipse whatever the rounding
     cx, cy, rx, ry = (bx0 + bx1) / 2, (by0 + by1) / 2, (bx1 - bx0) / 2, (by1 - by0) / 2
     yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
     inner[((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 0.8] = True
-    assert changed[inner & ~surrogate].mean() > 0.9
+    assert changed[inner & ~hull].mean() > 0.9

@@ -89,10 +89,12 @@ class FaceRenderer:
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
               surrogate: Surrogate, aux: AuxCode | None = None,
-              in_front: tuple[np.ndarray, tuple[int, int]] | None = None) -> RenderedFace:
+              in_front: tuple[np.ndarray, tuple[int, int]] | None = None,
+              source: np.ndarray | None = None) -> RenderedFace:
         """Blend the surrogate into ``frame`` (H, W, 3) uint8 RGB in place, behind ``in_front``; returns
-        what was blended (no pixel outside its crop changed)."""
-        face, _ = self.render(frame, points, person_shape, surrogate, aux, in_front)
+        what was blended (no pixel outside its crop changed). ``source``: the frame to take light, tone
+        and the hands in front from, where ``frame`` has been changed already (default: ``frame``)."""
+        face, _ = self.render(frame if source is None else source, points, person_shape, surrogate, aux, in_front)
         self.compositor.apply(frame, face)
         return face
 
