@@ -131,13 +131,20 @@ def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 
     the subject's where the subject's is narrower (down to ``least``): the donor's features and their
     lightness contrast in the subject's complexion. A donor's flushed cheeks and dark sockets keep their
     hue otherwise, and on a pale or colour-graded subject turn into red blotches and green shadows once
-    the frame's light is put on (at render time)."""
+    the frame's light is put on (at render time).
+
+    The skin's colour (a*, b*) moves in proportion to each texel's lightness against the skin's: a dark
+    beard, brow or nostril keeps its own colour near black instead of taking the whole shift (on a subject
+    filmed with a blue cast, a donor's moustache turned a saturated navy: crowd_1080p)."""
     lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
     own = _tone(texture[skin])
-    narrow = np.clip(tone.std / np.maximum(own.std, 1e-3), least, 1.0)
-    narrow[0] = 1.0
-    lab = (lab - own.mean) * narrow.astype(np.float32) + tone.mean
-    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0.0, 1.0)
+    narrow = np.clip(tone.std / np.maximum(own.std, 1e-3), least, 1.0).astype(np.float32)
+    lightness = lab[..., :1] - own.mean[0] + tone.mean[0]
+    before = np.clip(lab[..., :1] / max(float(own.mean[0]), 1.0), 0.0, 1.0)
+    after = np.clip(lightness / max(float(tone.mean[0]), 1.0), 0.0, 1.0)
+    colour = (lab[..., 1:] - own.mean[1:] * before) * narrow[1:] + tone.mean[1:] * after
+    lab = np.concatenate([lightness, colour], axis=-1).astype(np.float32)
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
 
 def _without_specks(texture: np.ndarray, area: np.ndarray, lift: float = 10.0, grey: float = 0.7) -> np.ndarray:
