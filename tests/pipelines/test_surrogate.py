@@ -76,7 +76,9 @@ def test_every_face_is_far_from_its_original_and_keeps_one_surrogate(runs, recog
     assert min(distances) >= 0.6, f"an output face is within 0.6 of its input: {min(distances):.2f}"
     s = np.array(surrogate)
     spread = np.linalg.norm(s[:, None] - s[None], axis=2).max()
-    assert spread <= 0.45, f"the surrogate changes inside one track: max distance {spread:.2f}"
+    # one person to dlib (under its 0.6) in every pair of frames: a donor with deep smile creases measured 0.49
+    # between his neutral and smiling frames, another 0.45 or less; two different surrogates are ~0.8 apart
+    assert spread <= 0.55, f"the surrogate changes inside one track: max distance {spread:.2f}"
 
 
 def test_same_key_same_surrogate_other_key_another(runs, recognizer):
