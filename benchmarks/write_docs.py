@@ -282,6 +282,7 @@ def eid(d: Json) -> Body:
     rows = [["torch vs dlib's network, same chips", num(par["l2"]["median"], ".1e"), num(par["l2"]["p99"], ".1e"),
              num(par["l2"]["max"], ".1e"), d["faces"]]]
     rows += [[name, num(a["median"], ".3f"), num(a.get("p90"), ".3f"), num(a["max"], ".3f"), a.get("faces", "")]
+             if "median" in a else [name, f"{pct(a['share'])} identical", "", "", a.get("faces", "")]
              for name, a in d["alignment"].items()]
     pairs = par["pairs"]
     sources = ", ".join(f"{k} {v}" for k, v in d["faces_by_source"].items())
@@ -291,7 +292,11 @@ def eid(d: Json) -> Body:
             f"Same-person decisions at 0.6 agree on {pct(pairs['agreement'])} of {pairs['pairs']:,} pairs. "
             f"Per face on one thread: dlib {num(sp['dlib_total'], '.1f')} ms (chip + network), torch "
             f"{num(sp['torch_total_b32'], '.1f')} ms batched by 32 ({num(sp['speedup_b32'], '.2f')}x; batch 1 "
-            f"{num(sp['torch_b1_inference_mode'], '.1f')} ms).")
+            f"{num(sp['torch_b1_inference_mode'], '.1f')} ms)"
+            + (f"; the product's E_id with its 5-point alignment {num(sp['product_total_b32'], '.1f')} ms "
+               f"against dlib's {num(sp['dlib_total_with_5_points'], '.1f')}" if "product_total_b32" in sp else "")
+            + (f"; onnxruntime at batch 1 / 32: {num(sp['onnxruntime_b1'], '.1f')} / "
+               f"{num(sp['onnxruntime_b32'], '.1f')} ms" if "onnxruntime_b32" in sp else "") + ".")
     return note, table(["descriptors", "median", "p90 / p99", "max", "faces"], rows)
 
 
