@@ -100,19 +100,27 @@ class FaceRenderer:
 
 
 def _anchors(points: np.ndarray, x0: int, y0: int,
-             alpha: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Each tone anchor's pixels the render covers (not a hand in front), as a mask over the crop with the
-    anchor's centre and its index in ``TONE_ANCHORS``, for the anchors with at least ``MIN_TONE_PIXELS``."""
-    out, covered = [], alpha > 0.5
+             alpha: np.ndarray) -> list[tuple[tuple[slice, slice], np.ndarray, np.ndarray, int]]:
+    """Each tone anchor's pixels the render covers (not a hand in front): the crop's slice around the anchor,
+    a mask over that slice, the anchor's centre in the crop and its index in ``TONE_ANCHORS``, for the
+    anchors with at least ``MIN_TONE_PIXELS`` (only each anchor's bounding box is worked on)."""
+    out, (h, w) = [], alpha.shape
     for index, loop in enumerate(TONE_ANCHORS):
         polygon = points[list(loop), :2]
-        region = (polygons_mask([polygon], alpha.shape, offset=(x0, y0)) > 0) & covered
+        lo = np.maximum(np.floor(polygon.min(0)).astype(int) - (x0, y0), 0)
+        hi = np.minimum(np.ceil(polygon.max(0)).astype(int) + 1 - (x0, y0), (w, h))
+        if np.any(hi - lo < 2):
+            continue
+        box = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+        region = polygons_mask([polygon], (hi[1] - lo[1], hi[0] - lo[0]), offset=(x0 + lo[0], y0 + lo[1])) > 0
+        region &= alpha[box] > 0.5
         if int(region.sum()) >= MIN_TONE_PIXELS:
-            out.append((region, polygon.mean(0) - np.array([x0, y0], np.float32), index))
+            out.append((box, region, polygon.mean(0) - np.array([x0, y0], np.float32), index))
     return out
 
 
-def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, anchors: list[tuple[np.ndarray, np.ndarray, int]],
+def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray,
+                  anchors: list[tuple[tuple[slice, slice], np.ndarray, np.ndarray, int]],
                   face_width: float, limit: float = 1.4, tint: float = 0.08, reach: float = 0.15,
                   agree: float = 1.25) -> np.ndarray:
     """``rgb`` times a gain that gives each anchor (cheeks, forehead, chin, jaw) the median colour of the
@@ -122,20 +130,20 @@ def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, anchors: list[tuple[n
     ``limit`` is a shadow or a highlight, not a tone, and the channels' gains stay within ``tint`` of each
     other (unequal ones turn a donor's stubble and shadows purple or green)."""
     gains, brightness = [], []
-    for region, _, _ in anchors:
-        own = np.median(frame_crop[region].astype(np.float32), axis=0) * np.float32(1 / 255)
-        drawn = np.median(rgb[region], axis=0)
+    for box, region, _, _ in anchors:
+        own = np.median(frame_crop[box][region].astype(np.float32), axis=0) * np.float32(1 / 255)
+        drawn = np.median(rgb[box][region], axis=0)
         brightness.append(float(LUMA @ own) / max(float(LUMA @ drawn), 1e-3))
         relative = np.clip(own / np.maximum(drawn, 1e-3) / max(brightness[-1], 1e-3), 1.0 - tint, 1.0 + tint)
         gains.append((np.clip(brightness[-1], 1.0 / limit, limit) * relative).astype(np.float32))
     # past the cheeks, an anchor whose gain disagrees with theirs is not skin on one side: a beard, a fringe,
     # a hand the hand model missed (brightening a donor's beard to skin, or darkening a clean chin to a
     # subject's beard, would paint a smudge)
-    cheeks = [b for (_, _, index), b in zip(anchors, brightness) if index < len(CHEEKS)]
+    cheeks = [b for (_, _, _, index), b in zip(anchors, brightness) if index < len(CHEEKS)]
     if cheeks:
         reference = float(np.exp(np.mean(np.log(np.maximum(cheeks, 1e-3)))))
         keep = [index < len(CHEEKS) or abs(np.log(max(b, 1e-3) / reference)) <= np.log(agree)
-                for (_, _, index), b in zip(anchors, brightness)]
+                for (_, _, _, index), b in zip(anchors, brightness)]
         anchors = [a for a, k in zip(anchors, keep) if k]
         gains = [g for g, k in zip(gains, keep) if k]
     if len(gains) == 1:
@@ -145,7 +153,7 @@ def _tone_matched(rgb: np.ndarray, frame_crop: np.ndarray, anchors: list[tuple[n
     step = max(face_width / 24.0, 1.0)
     ys = np.linspace(0, h - 1, max(int(h / step), 2), dtype=np.float32)[:, None, None]
     xs = np.linspace(0, w - 1, max(int(w / step), 2), dtype=np.float32)[None, :, None]
-    centres = np.array([c for _, c, _ in anchors], np.float32)
+    centres = np.array([c for _, _, c, _ in anchors], np.float32)
     spread = 2.0 * (reach * face_width) ** 2
 
     def blend(d2: np.ndarray) -> np.ndarray:  # normalised Gaussian weights over the anchors (last axis)
