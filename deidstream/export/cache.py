@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from pathlib import Path
 
+from deidstream.config.paths import cache_dir
 from deidstream.export.onnx_export import OPSET, export_eid
 from deidstream.networks.eid import default_model_path
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
-
-
-def cache_dir() -> Path:
-    """``$DEIDSTREAM_CACHE``, else ``$XDG_CACHE_HOME/deidstream``, else ``~/.cache/deidstream``."""
-    if os.environ.get("DEIDSTREAM_CACHE"):
-        return Path(os.environ["DEIDSTREAM_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "deidstream"
 
 
 def _weights_tag(path: Path) -> str:

@@ -115,3 +115,21 @@ def test_a_file_that_is_not_the_model_is_refused_by_name(tmp_path, make, says):
     with pytest.raises(ConfigError, match=says) as caught:
         load_shape_predictor(path)
     assert path.name in str(caught.value)
+
+
+def test_the_parsed_model_is_kept_in_the_cache_and_a_broken_copy_is_parsed_again(tmp_path, monkeypatch):
+    from deidstream.networks import shape_predictor as sp
+
+    monkeypatch.setenv("DEIDSTREAM_CACHE", str(tmp_path))
+    sp._cached.cache_clear()
+    parsed = sp.load_shape_predictor()
+    (saved,) = (tmp_path / "parsed").glob("*.npz")
+    sp._cached.cache_clear()
+    again = sp.load_shape_predictor()  # from the cache now
+    for name in sp.ShapePredictor.__slots__:
+        np.testing.assert_array_equal(getattr(again, name), getattr(parsed, name))
+        assert getattr(again, name).dtype == getattr(parsed, name).dtype
+    saved.write_bytes(b"not an npz")
+    sp._cached.cache_clear()
+    np.testing.assert_array_equal(sp.load_shape_predictor().leaves, parsed.leaves)
+    sp._cached.cache_clear()
