@@ -154,8 +154,9 @@ EID_BACKENDS = ("onnxruntime", "torch")
 @dataclass(frozen=True, slots=True)
 class EidConfig:
     """Where E_id runs. ``backend``: "onnxruntime" (the default: 6.5 against 10.2 ms for one face, 5.4
-    against 6.0 ms per face in batches of 32, one thread, ``benchmarks/bench_eid.py``) on the ONNX file
-    ``deidstream export`` writes (built once into the user's cache when absent), or "torch"; ``providers``:
+    against 6.0 ms per face in batches of 32, one thread, runs interleaved; ``benchmarks/bench_eid.py``
+    times both) on the ONNX file ``deidstream export`` writes (built once into the user's cache when
+    absent), or "torch"; ``providers``:
     onnxruntime's execution providers, in order (cpu, cuda, tensorrt, or onnxruntime's full names)."""
 
     backend: str = "onnxruntime"
