@@ -4,13 +4,13 @@ same 5 points, batching, gradients, and clear errors on files that are not the n
 from __future__ import annotations
 
 import functools
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import SAMPLE
+from damaged import damaged
 from media import read_rgb
 
 from deidstream.errors import ConfigError
@@ -96,11 +96,6 @@ def test_chips_of_the_wrong_shape_are_refused(net, shape):
         net(torch.zeros(shape))
 
 
-def _garbage(tmp: Path) -> Path:
-    (tmp / "garbage.dat").write_bytes(bytes(range(256)) * 64)
-    return tmp / "garbage.dat"
-
-
 def _other_version(tmp: Path) -> Path:
     (tmp / "other.dat").write_bytes(b"\x01\x07" + bytes(1000))
     return tmp / "other.dat"
@@ -110,32 +105,16 @@ def _shape_predictor(tmp: Path) -> Path:
     return _model().parent / "shape_predictor_5_face_landmarks.dat"
 
 
-def _truncated(tmp: Path) -> Path:
-    (tmp / "truncated.dat").write_bytes(_model().read_bytes()[:1_000_000])
-    return tmp / "truncated.dat"
-
-
-def _extended(tmp: Path) -> Path:
-    shutil.copy(_model(), tmp / "extended.dat")
-    with open(tmp / "extended.dat", "ab") as f:
-        f.write(b"\x01\x02")
-    return tmp / "extended.dat"
-
-
-def _missing(tmp: Path) -> Path:
-    return tmp / "missing.dat"
-
-
 @pytest.mark.parametrize(("make", "says"), [
-    (_garbage, "expected an integer, got control byte 0x00"),
+    ("garbage", "expected an integer, got control byte 0x00"),
     (_other_version, "expected loss layer version 1, got 7"),
     (_shape_predictor, "not the dlib network expected"),
-    (_truncated, "the file ends early"),
-    (_extended, "2 bytes left after the network"),
-    (_missing, "cannot read"),
+    ("truncated", "the file ends early"),
+    ("extended", "2 bytes left after the network"),
+    ("missing", "cannot read"),
 ])
 def test_a_file_that_is_not_the_network_is_refused_by_name(tmp_path, make, says):
-    path = make(tmp_path)
+    path = damaged(make, _model(), tmp_path) if isinstance(make, str) else make(tmp_path)
     with pytest.raises(ConfigError, match=says) as caught:
         load_face_descriptor_net(path)
     assert str(path) in str(caught.value)

@@ -5,12 +5,12 @@ on files that are not the model."""
 from __future__ import annotations
 
 import functools
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SAMPLE
+from damaged import damaged
 from media import read_rgb
 
 from deidstream.errors import ConfigError
@@ -77,41 +77,20 @@ def test_a_grey_image_is_read_as_its_own_intensity():
     np.testing.assert_array_equal(predictor(grey, box), predictor(image, box))
 
 
-def _garbage(tmp: Path) -> Path:
-    (tmp / "garbage.dat").write_bytes(bytes(range(256)) * 64)
-    return tmp / "garbage.dat"
-
-
 def _other_version(tmp: Path) -> Path:
     (tmp / "other.dat").write_bytes(b"\x01\x07" + b"\x01\x00" * 100)
     return tmp / "other.dat"
 
 
-def _truncated(tmp: Path) -> Path:
-    (tmp / "truncated.dat").write_bytes(_model().read_bytes()[:1_000_000])
-    return tmp / "truncated.dat"
-
-
-def _extended(tmp: Path) -> Path:
-    shutil.copy(_model(), tmp / "extended.dat")
-    with open(tmp / "extended.dat", "ab") as f:
-        f.write(b"\x01\x02")
-    return tmp / "extended.dat"
-
-
-def _missing(tmp: Path) -> Path:
-    return tmp / "missing.dat"
-
-
 @pytest.mark.parametrize(("make", "says"), [
-    (_garbage, "its bytes are not dlib's integers"),
+    ("garbage", "its bytes are not dlib's integers"),
     (_other_version, "its version is 7, expected 1"),
-    (_truncated, "its bytes are not dlib's integers"),
-    (_extended, "1 values left over"),
-    (_missing, "cannot read"),
+    ("truncated", "its bytes are not dlib's integers"),
+    ("extended", "1 values left over"),
+    ("missing", "cannot read"),
 ])
 def test_a_file_that_is_not_the_model_is_refused_by_name(tmp_path, make, says):
-    path = make(tmp_path)
+    path = damaged(make, _model(), tmp_path) if isinstance(make, str) else make(tmp_path)
     with pytest.raises(ConfigError, match=says) as caught:
         load_shape_predictor(path)
     assert path.name in str(caught.value)
