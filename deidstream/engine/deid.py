@@ -115,8 +115,8 @@ class Deidentifier:
                 _restore_interior(image, source, points)
             face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front, source=source)
             self.counts.render(float(box[2] - box[0]))
-            if face.bounds(image.shape) is not None:
-                drawn.append(face.bounds(image.shape))
+            if (bounds := face.bounds(image.shape)) is not None:
+                drawn.append(bounds)
         return np.concatenate([np.array(drawn, np.float32).reshape(-1, 4), hidden_regions])
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
