@@ -56,6 +56,11 @@ class LockConfig:
     skin_tolerance: float = 12.0
     band_weight: float = 0.08
     skin_mismatch: float = 100.0
+    # a file's person detected in fewer frames than this gets the fallback, not a surrogate: a detection that
+    # comes and goes within a few frames is as often something else (portrait_s18: a blurred object behind
+    # the woman, detected in 2 of 6 frames, got a surrogate face painted on it), and a face painted on a
+    # wall shows worse than a blur
+    min_seen_frames: int = 5
 
     def __post_init__(self) -> None:
         require(0.0 < self.tau < 2.0, f"tau must be in (0, 2), got {self.tau}")
@@ -73,6 +78,7 @@ class LockConfig:
         require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
         require(self.band_weight >= 0 and self.skin_mismatch > 0,
                 f"band_weight must be >= 0 and skin_mismatch > 0, got {self.band_weight}, {self.skin_mismatch}")
+        require(self.min_seen_frames >= 1, f"min_seen_frames must be >= 1, got {self.min_seen_frames}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

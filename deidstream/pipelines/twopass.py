@@ -141,13 +141,15 @@ def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, render
             ident = track_to_identity.get(int(tid))
             if ident is not None:
                 first_seen.setdefault(ident, ff.index)
-    locker = make_locker(renderer, recognizer, generator_config, file_lock_config(generator_config))
+    lock_config = file_lock_config(generator_config)
+    locker = make_locker(renderer, recognizer, generator_config, lock_config)
     people: dict[int, Person] = {}
     embeddings = {i: book.embedding(i) for i in first_seen if book.has_embedding(i)}
     for label, ident in enumerate(sorted(first_seen, key=first_seen.get)):
         person = book.person(ident)
         embedding = embeddings.get(ident)
-        if embedding is not None and person.shapes and person.views:
+        seen = book.frames_seen(ident) >= lock_config.min_seen_frames
+        if embedding is not None and person.shapes and person.views and seen:
             if keep is not None and keep(embedding):
                 person.keep = True
             else:

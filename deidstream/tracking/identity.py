@@ -77,6 +77,9 @@ class _Runs:
                 j += 1
         return False
 
+    def frames(self) -> int:
+        return sum(e - s + 1 for s, e in zip(self.starts, self.ends))
+
     def __contains__(self, frame: int) -> bool:
         i = bisect.bisect_right(self.starts, frame) - 1
         return i >= 0 and self.ends[i] >= frame
@@ -227,6 +230,10 @@ class IdentityBook:
             raise ValueError(f"identity {identity_id} has no usable descriptor")
         total = ident.total + sum((self._tracks[t].total for t in ident.tracks), np.zeros(DESCRIPTOR_SIZE))
         return (total / weight).astype(np.float32)
+
+    def frames_seen(self, identity_id: int) -> int:
+        """Frames in which a face of this identity was detected (not coasting) or usably described."""
+        return sum(self._tracks[t].runs.frames() for t in self._identities[identity_id].tracks)
 
     def has_embedding(self, identity_id: int) -> bool:
         ident = self._identities[identity_id]

@@ -55,3 +55,35 @@ def test_without_a_locked_person_pass_two_runs_no_facemesh():
     assert stage.landmarker is None
     out = stage(frames[0])[0]
     assert out.faces.faces.landmark_list() == [None, None]
+
+
+def test_a_person_detected_in_only_a_few_frames_gets_the_fallback_not_a_surrogate(monkeypatch):
+    """A detection that flickers in a few frames (portrait_s18: a blurred object behind the woman)
+    must not get a surrogate face painted on it; someone seen longer is searched for as usual."""
+    from types import SimpleNamespace
+
+    from deidstream.config import GeneratorConfig, LockConfig
+    from deidstream.engine.lock import Lock
+    from deidstream.pipelines import twopass
+    from deidstream.tracking.embedding import FaceObservation
+    from deidstream.tracking.identity import IdentityBook
+
+    rng = np.random.default_rng(3)
+    book, frames = IdentityBook(), []
+    image = np.zeros((240, 320, 3), np.uint8)
+    points = np.column_stack([rng.uniform(100, 180, (468, 2)), np.zeros(468)]).astype(np.float32)
+    seen_frames = {1: range(0, 20), 2: range(30, 30 + LockConfig().min_seen_frames - 1)}
+    for tid, span in seen_frames.items():
+        centre = rng.normal(size=128).astype(np.float32) * 0.09
+        for f in span:
+            book.add(FaceObservation(f, tid, np.array([100, 100, 180, 180]), centre, 1.0, 0.0))
+            book.people.remember(tid, 1.0, image, points, points)
+            frames.append(FrameFaces(f, FaceDetections(np.array([[100, 100, 180, 180]]), np.ones(1),
+                                                       track_id=np.array([tid]))))
+    searched = []
+    monkeypatch.setattr(twopass, "make_locker", lambda *a: SimpleNamespace(config=LockConfig()))
+    monkeypatch.setattr(twopass, "_search", lambda locker, label, *a: searched.append(label) or Lock(
+        label, None, None, 0, 0.0, 0.0))
+    people = twopass.resolve_people(SimpleNamespace(book=book, frames=frames), GeneratorConfig(), None, None)
+    assert searched == [0]  # the first person only
+    assert people[2].searches == 0 and not people[2].locked
