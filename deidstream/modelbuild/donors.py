@@ -3,8 +3,8 @@
 Each donor photo is unwrapped onto the face mesh's UV layout (MediaPipe FaceMesh landmarks, static
 mode), its light normalised against the donors' mean (the frame's light is put back at render time),
 its mouth interior inpainted from the lips (a render keeps the subject's own), the cheek its photo saw
-edge-on filled from the other cheek and, for a woman, the hair over her outer cheeks painted over from her
-skin (both showed as streaks and smudges on surrogates' cheeks), and kept with its
+edge-on filled from the other cheek (stretched into streaks, it showed as smudges on surrogates' cheeks),
+and kept with its
 apparent sex and age band (hand labels: ``data/sfhq_labels.csv``), skin ITA°, pose-normalised shape and
 E_id descriptor. Only teens' and adults' frontal, unstylised faces without glasses, a strong expression or
 hair over the face are kept: a donor's glasses, open smile, doll-like eyes or fringe would show on every
@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.compose import PARTS, SKIN, region
 from deidstream.engine.generator.donors import AGE_BANDS, DEFAULT_DONORS, DonorBank
 from deidstream.engine.generator.facemodel import normalise_lighting, skin_ita
 from deidstream.engine.generator.masks import InteriorContours, polygons_mask
@@ -76,11 +75,6 @@ def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: floa
                           (tex_size, tex_size), dilate_px=tex_size / 96) > 0
     albedo = np.stack([_mirror_filled(_fill(normalise_lighting(t, w, reference, lighting_sigma), mouth), w, atlas.mask)
                        for t, w in zip(tex, wts)])
-    uv = mesh.uvs * tex_size
-    skin = region(uv, SKIN, tex_size, 0.0) > 0.5
-    features = np.clip(sum(region(uv, loops, tex_size, 0.035 * tex_size) for loops in PARTS.values()), 0.0, 1.0)
-    albedo = np.stack([_without_hair(a, skin, features, atlas.mask) if row["sex"] == "f" else a
-                       for a, (row, _, _) in zip(albedo, kept)])
     ita = np.array([skin_ita(a, atlas.mask & (w > 0.5)) for a, w in zip(albedo, wts)], np.float32)
     descriptors = _describe(kept)
     bank = DonorBank(
@@ -126,28 +120,6 @@ def _mirror_filled(texture: np.ndarray, weight: np.ndarray, mask: np.ndarray, *,
     gain = np.clip((seen[:, ::-1] - seen - better) / ramp, 0.0, 1.0) * outer * (mask & mask[:, ::-1])
     gain = cv2.GaussianBlur(gain.astype(np.float32), (0, 0), 2.0)[..., None]
     return texture * (1.0 - gain) + texture[:, ::-1] * gain
-
-
-def _without_hair(texture: np.ndarray, skin: np.ndarray, features: np.ndarray, mask: np.ndarray,
-                  spread: float = 2.5) -> np.ndarray:
-    """A woman donor's texture with the hair over her outer cheeks and temples painted over from the skin
-    around it: texels beyond the eyes, outside the features, far from her own skin colour (in units of its
-    spread). Both sides of a long-haired donor carry strands the mirror fill cannot replace, and a strand
-    shows as a grey smudge on a surrogate's cheek. (A man's texels there may be a beard: kept.)"""
-    import cv2
-
-    lab = cv2.cvtColor(texture.astype(np.float32), cv2.COLOR_RGB2LAB)
-    own = lab[skin & mask]
-    z = (lab - np.median(own, axis=0)) / np.maximum(own.std(axis=0), np.array([4.0, 2.0, 2.0], np.float32))
-    size = texture.shape[0]
-    u = (np.arange(size, dtype=np.float32) + 0.5) / size
-    outer = (np.abs(u - 0.5) > 0.2)[None, :]
-    hair = (np.sqrt((z * z).sum(-1)) > spread) & (features < 0.2) & mask & outer
-    if not hair.any():
-        return texture
-    hair = cv2.dilate(hair.astype(np.uint8), np.ones((5, 5), np.uint8))
-    u8 = np.clip(texture * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.inpaint(u8, hair, 6, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
 
 
 def _describe(kept: list[tuple[dict, np.ndarray, np.ndarray]]) -> np.ndarray:

@@ -43,20 +43,3 @@ def test_outside_the_face_nothing_is_taken():
     out = _mirror_filled(texture, weight, mask)
     assert np.array_equal(out[40:90, 5:20], texture[40:90, 5:20])
 
-
-def test_a_strand_of_hair_on_a_womans_cheek_is_painted_over_from_her_skin():
-    from deidstream.modelbuild.donors import _without_hair
-
-    rng = np.random.default_rng(0)
-    texture = np.clip(np.full((SIZE, SIZE, 3), SKIN, np.float32) + rng.normal(0, 0.01, (SIZE, SIZE, 3)), 0, 1)
-    texture = texture.astype(np.float32)
-    texture[50:80, 10:14] = (0.25, 0.22, 0.2)  # a dark strand on the outer cheek
-    texture[60:64, 60:68] = (0.3, 0.1, 0.1)  # a feature (lips) in the middle
-    skin = np.zeros((SIZE, SIZE), bool)
-    skin[30:100, 30:98] = True
-    features = np.zeros((SIZE, SIZE), np.float32)
-    features[55:70, 55:73] = 1.0
-    out = _without_hair(texture, skin, features, np.ones((SIZE, SIZE), bool))
-    assert np.abs(out[50:80, 10:14] - SKIN).max() < 0.06
-    assert np.abs(out[60:64, 60:68] - texture[60:64, 60:68]).max() < 1 / 255 + 1e-6
-
