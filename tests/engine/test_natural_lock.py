@@ -51,7 +51,7 @@ def test_she_gets_a_womans_surrogate_verified_at_tau_and_fixed_by_the_key(subjec
     assert again.surrogate.identity == lock.surrogate.identity
     assert np.array_equal(again.surrogate.texture, lock.surrogate.texture)
     # the key picks which of her matched donors are judged and breaks near-ties: other keys, other
-    # surrogates; but 36 donors are women, few near her age and skin, and the one that keeps her look best
+    # surrogates; but 31 donors are women, few near her age and skin, and the one that keeps her look best
     # wins wherever a key has it judged (a third of keys), so several keys may meet on one
     others = {locker_with(recognizer, key, 0.6).lock(0, embedding, views).surrogate.identity.base
               for key in (b"key two", b"key three", b"key four", b"key five", b"key six", b"key seven")}
