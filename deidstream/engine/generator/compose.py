@@ -76,8 +76,8 @@ class Composer:
         self.atlas = UVAtlas(mesh.uvs, mesh.triangles, size)
         self.levels = levels
         uv = mesh.uvs * size
-        self.regions = {name: region(uv, loops, size, feather * size) for name, loops in PARTS.items()}
-        self.skin = region(uv, SKIN, size, 0.0) > 0.5
+        self.regions = {name: _region(uv, loops, size, feather * size) for name, loops in PARTS.items()}
+        self.skin = _region(uv, SKIN, size, 0.0) > 0.5
         inside = cv2.distanceTransform(self.atlas.mask.astype(np.uint8), cv2.DIST_L2, 5)
         ramp = np.clip(inside / max(rim * size, 1.0), 0.0, 1.0)
         # the upper forehead is the subject's own too: donors' fringes and hairlines lie there, and it
@@ -168,7 +168,7 @@ def _tone(rgb: np.ndarray) -> SkinTone:
     return SkinTone(lab.mean(0), lab.std(0))
 
 
-def region(uv: np.ndarray, loops: tuple[tuple[int, ...], ...], size: int, feather: float) -> np.ndarray:
+def _region(uv: np.ndarray, loops: tuple[tuple[int, ...], ...], size: int, feather: float) -> np.ndarray:
     """(T, T) float32 in [0, 1]: the filled hulls of ``loops``, feathered by ``feather`` texels."""
     mask = np.zeros((size, size), np.uint8)
     for loop in loops:
