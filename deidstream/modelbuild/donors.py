@@ -4,11 +4,10 @@ Each donor photo is unwrapped onto the face mesh's UV layout (MediaPipe FaceMesh
 mode), its light normalised against the donors' mean (the frame's light is put back at render time),
 its mouth interior inpainted from the lips (a render keeps the subject's own), the cheek its photo saw
 edge-on filled from the other cheek (stretched into streaks, it showed as smudges on surrogates' cheeks),
-and kept with its
-apparent sex and age band (hand labels: ``data/sfhq_labels.csv``), skin ITA°, pose-normalised shape and
-E_id descriptor. Only teens' and adults' frontal, unstylised faces without glasses, a strong expression or
-hair over the face are kept: a donor's glasses, open smile, doll-like eyes or fringe would show on every
-frame of a surrogate made from them.
+and kept with its apparent sex and age band (hand labels: ``data/sfhq_labels.csv``), skin ITA°,
+pose-normalised shape and E_id descriptor. Only teens' and adults' frontal, unstylised faces without
+glasses, a strong expression or hair over the face are kept: a donor's glasses, open smile, doll-like eyes
+or fringe would show on every frame of a surrogate made from them.
 """
 
 from __future__ import annotations
