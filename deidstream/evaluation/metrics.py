@@ -109,6 +109,7 @@ class Evaluation:
     faces: list[FaceRecord] = field(default_factory=list)
     frames_sampled: int = 0
     frames_with_faces: int = 0
+    unconfirmed_faces: int = 0  # HOG's faces in the original the CNN did not confirm (not counted)
     leaking_frames: list[int] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     identities: list[dict] = field(default_factory=list)
@@ -178,7 +179,9 @@ class Evaluator:
     def _sample(self, pair: FramePair, previous: FramePair | None, ev: Evaluation, seen: _Seen,
                 viewer: ViewerMeasures) -> None:
         ev.frames_sampled += 1
-        faces = self.rec.detect(pair.original)
+        found = self.rec.detect(pair.original)
+        faces = self.rec.confirmed(pair.original, found)
+        ev.unconfirmed_faces += len(found) - len(faces)
         found_out = self.rec.detect(pair.output)
         out_boxes = np.array([f.box for f in found_out], np.float32).reshape(-1, 4)
         if faces:
@@ -322,6 +325,7 @@ def _summary(ev: Evaluation) -> dict:
         "frames_sampled": ev.frames_sampled,
         "frames_with_faces": ev.frames_with_faces,
         "faces": n,
+        "unconfirmed_faces": ev.unconfirmed_faces,
         "mean_id_distance": _nanmean([f.id_distance for f in faces]),
         "reidentified_fraction": _round(sum(f.id_distance < SAME_PERSON for f in faces) / n) if n else None,
         "leak_rate": _round(len(ev.leaking_frames) / ev.frames_with_faces) if ev.frames_with_faces else None,

@@ -44,7 +44,8 @@ def table(ev: Evaluation) -> str:
     lines = [f"original: {ev.original}", f"output:   {ev.output}",
              f"faces found in the original by {ev.detector}, every {ev.every}. frame "
              f"({s['frames_sampled']} frames sampled, {s['frames_with_faces']} with faces, "
-             f"{s['identities']} identities); recogniser: dlib ResNet descriptor; {s['seconds']:.1f} s"]
+             f"{s['identities']} identities, {s.get('unconfirmed_faces', 0)} not faces by dlib's CNN); "
+             f"recogniser: dlib ResNet descriptor; {s['seconds']:.1f} s"]
     for label, key, fmt in ROWS:
         lines.append(_row(label, s.get(key), fmt))
     lines.append("what a viewer sees (same faces, original vs output):")
