@@ -23,6 +23,7 @@ from deidstream.config import LockConfig, age_band
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.compose import Composer, Recipe, SkinTone
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.engine.generator.glasses import wears_glasses
 from deidstream.engine.lock import Lock, face_chip, identity_seed
 from deidstream.errors import ConfigError
 from deidstream.types import FaceView
@@ -83,10 +84,11 @@ class NaturalLocker:
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
         searched = min(cfg.search_views, len(views))
+        glasses = wears_glasses(exemplars)  # their frames stay in front, in the views judged too
         judged: list[_Judged] = []
         while len(judged) < min(self._budget(judged), len(order)):
             batch = order[len(judged):len(judged) + cfg.per_round][: self._budget(judged) - len(judged)]
-            judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby)
+            judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby, glasses)
         tried = len(judged)
         kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng,
                             ita=None if tone is None else tone.ita)
@@ -122,15 +124,16 @@ class NaturalLocker:
                 return pool
         return pool
 
-    def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray) -> Surrogate:
+    def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray,
+                  glasses: bool = False) -> Surrogate:
         donor_shape = self.composer.bank.shapes[recipe.base]
         shape = (1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape
-        return Surrogate(recipe, shape.astype(np.float32), self.composer.texture(recipe, tone))
+        return Surrogate(recipe, shape.astype(np.float32), self.composer.texture(recipe, tone), glasses)
 
     def _judge(self, donors: list[int], tone: SkinTone | None, shape: np.ndarray, embedding: np.ndarray,
-               views: list[FaceView], nearby: np.ndarray) -> list[_Judged]:
+               views: list[FaceView], nearby: np.ndarray, glasses: bool) -> list[_Judged]:
         """Each donor's surrogate rendered into ``views``, judged by its worst view."""
-        candidates = [(Recipe(d), self.surrogate(Recipe(d), tone, shape)) for d in donors]
+        candidates = [(Recipe(d), self.surrogate(Recipe(d), tone, shape, glasses)) for d in donors]
         outputs = self._describe(candidates, views)  # (views, candidates, 128)
         attrs = self.attributes(outputs[0])
         judged = []

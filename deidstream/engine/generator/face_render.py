@@ -25,6 +25,7 @@ from deidstream.engine.generator.compose import CHEEKS, TONE_ANCHORS
 from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
 from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender
+from deidstream.engine.generator.glasses import frame_mask
 from deidstream.engine.generator.masks import interior_mask, polygons_mask
 
 MIN_TONE_PIXELS = 24
@@ -33,11 +34,13 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights: brightne
 
 @dataclass(frozen=True, slots=True)
 class Surrogate:
-    """A locked identity ready to render: its shape (468, 3) canonical and albedo (T, T, 3)."""
+    """A locked identity ready to render: its shape (468, 3) canonical and albedo (T, T, 3); ``glasses``: its
+    subject wears glasses, whose frames are kept in front of it."""
 
     identity: Identity
     shape: np.ndarray
     texture: np.ndarray
+    glasses: bool = False
 
     @classmethod
     def of(cls, model: FaceModel, identity: Identity) -> Surrogate:
@@ -65,7 +68,8 @@ class FaceRenderer:
         """The shaded render and its alpha, not yet blended (``aux``: E_id of ``points`` against
         ``person_shape`` if the caller has it already). ``in_front`` (mask (h, w) uint8, its top-left
         (x, y) in the frame): pixels of something in front of the face (a hand), which keep their own
-        colours; the render goes behind them and their light is not taken for the face's."""
+        colours; the render goes behind them and their light is not taken for the face's. So do the
+        frames of the subject's glasses, when the surrogate says they wear them."""
         aux = aux or encode_aux(points, person_shape, self._weights)
         render = self.fast.render(surrogate.shape, surrogate.texture, aux)
         crop = render.crop
@@ -81,6 +85,8 @@ class FaceRenderer:
         alpha = coverage * (1.0 - keep.astype(np.float32) * np.float32(1.0 / 255.0))
         if in_front is not None:
             alpha *= 1.0 - _in_crop(in_front, crop.x0, crop.y0, alpha.shape)
+        if surrogate.glasses and (frames := frame_mask(frame, points)) is not None:
+            alpha *= 1.0 - _in_crop(frames, crop.x0, crop.y0, alpha.shape)
         frame_crop = crop.read(frame)
         rgb = self.fast.shade(render.rgb, frame_crop, alpha)
         if self.match_tone and (anchors := _anchors(points, crop.x0, crop.y0, alpha)):
