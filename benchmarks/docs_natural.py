@@ -37,7 +37,8 @@ def _fmt(value: Any, spec: str) -> str:
 def natural(d: Json, table: Any) -> tuple[str, list[str]]:
     pooled, strangers = d["pooled"], d["strangers"]
     note = (f"The default mode on {len(d['clips'])} shared clips, `deidstream evaluate` every {d['every']}th frame "
-            f"({pooled['faces_evaluated']} faces). Strangers: {strangers['pairs']} pairs of different real people "
+            f"({pooled['faces_evaluated']} faces, found by dlib's HOG detector and confirmed by its CNN). "
+            f"Strangers: {strangers['pairs']} pairs of different real people "
             f"of the one-person clips, mean {strangers['mean']:.3f}, 10th percentile {strangers['p10']:.3f}. "
             "Contact sheets: `benchmarks/out/sheets/<clip>.png` (worst faces first).")
     rows = [(label, _fmt(pooled.get(key), spec), target) for key, label, target, spec in ROWS]
