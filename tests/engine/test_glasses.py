@@ -117,3 +117,17 @@ def test_real_wearers_of_the_shared_clips(detector, clip, wears):
     views = _faces(detector, shared_file(f"videos/{clip}"), 40, 200)
     assert len(views) >= 3
     assert wears_glasses(views) == wears
+
+
+def test_a_rim_near_the_edge_of_the_picture_is_traced_on_what_is_there():
+    """Directions that leave the picture read as nothing there (never as leftover memory)."""
+    from deidstream.engine.generator.glasses import _rim
+
+    lines = np.zeros((40, 40), np.float32)
+    cv2.circle(lines, (5, 20), 12, 10.0, 1)  # a rim around an eye at the picture's left edge
+    for _ in range(3):
+        pieces, median = _rim(lines, np.array([5.0, 20.0]), 18.0)
+        assert np.isfinite(median)
+        points = np.concatenate(pieces)
+        assert (points[:, 0] > -1).all()  # every piece inside the picture
+        assert np.abs(np.hypot(points[:, 0] - 5, points[:, 1] - 20) - 12).max() <= 2.0

@@ -171,13 +171,13 @@ def frame_mask(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple
         for rim_sign in (1.0, -1.0):
             lines = signs.setdefault(rim_sign, np.where(hidden, 0.0, np.maximum(rim_sign * look.signed, 0.0) / level))
             traced.append((*_rim(lines, (look.p[outer] + look.p[inner]) / 2.0, RIM_REACH * ew), lines))
-        pieces, mean, lines = max(traced, key=lambda t: t[1])
+        pieces, median, lines = max(traced, key=lambda t: t[1])
         rim = np.zeros(out.shape, np.uint8)
         for piece in pieces:
             cv2.polylines(rim, [np.round(piece).astype(np.int32)], False, 1, 2)
         near = cv2.dilate(rim, np.ones((5, 5), np.uint8)) > 0
         # the rim's full width where it is wider than the trace
-        out[(rim > 0) | (near & (lines >= max(SKIN_TIMES, RIM_EVEN * mean)))] = 1
+        out[(rim > 0) | (near & (lines >= max(SKIN_TIMES, RIM_EVEN * median)))] = 1
     lines = signs[sign]
     between = _where_frames_go(look, lines.shape) & (lines * level >= max(KEEP * strength, SKIN_TIMES * level))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(between.astype(np.uint8), connectivity=8)
@@ -197,16 +197,18 @@ def _rim(lines: np.ndarray, centre: np.ndarray, reach: float, angles: int = 90, 
     units of the skin's ridges) sum highest, its radius moving at most ``jump`` pixels (at ``penalty`` each)
     from one of ``angles`` directions to the next; where the loop runs over less than ``SKIN_TIMES``
     (behind a brow, a rimless edge) it is cut. Each piece is an (n, 2) polyline in ``lines``' pixels; with
-    them the mean of ``lines`` along the loop (a rim that is mostly not there is left out whole)."""
+    them the median of ``lines`` along the loop (a rim that is mostly not there is left out whole)."""
     radii = max(int(reach), 4)
-    polar = cv2.warpPolar(lines, (radii, angles), (float(centre[0]), float(centre[1])), float(radii),
-                          cv2.WARP_POLAR_LINEAR | cv2.INTER_LINEAR)
+    # outside the image the polar samples are 0 (without WARP_FILL_OUTLIERS they are whatever was in memory)
+    flags = cv2.WARP_POLAR_LINEAR | cv2.INTER_LINEAR | cv2.WARP_FILL_OUTLIERS
+    polar = cv2.warpPolar(np.ascontiguousarray(lines, np.float32), (radii, angles),
+                          (float(centre[0]), float(centre[1])), float(radii), flags)
     score = polar[0].copy()
     back = np.zeros((angles, radii), np.int64)
     steps = np.arange(-jump, jump + 1)
     index = np.arange(radii)
     for a in range(1, angles):
-        options = np.full((len(steps), radii), -np.inf, np.float32)
+        options = np.full((len(steps), radii), -1e9, np.float32)  # out of range: never chosen
         for k, d in enumerate(steps):
             src = index + d
             ok = (src >= 0) & (src < radii)
