@@ -33,6 +33,7 @@ KEEP = 0.3  # frame pixels: ridges at least this share of the bridge line's stre
 SKIN_TIMES = 3.0  # ... and this many times the skin's ridges
 MIN_PIECE = 0.08  # a piece of the bridge or an arm spans at least this share of the working width
 RIM_REACH = 1.4  # a rim lies within this many eye widths of its eye's centre
+ANGLES = 90  # directions a rim is traced in
 RIM_SEEN = 0.4  # a rim is kept where it stands out along at least this share of its loop
 RIM_EVEN = 0.5  # ... that is, where its lines are at least this share of their median along the loop
 EYE_MARGIN = 0.2  # eye openings grown by this share of the eye's width: lashes, lids and their creases
@@ -164,13 +165,14 @@ def frame_mask(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple
     hidden = (polygons_mask([look.p[contours.left_eye], look.p[contours.right_eye]], look.ridge.shape,
                             dilate_px=EYE_MARGIN * ew) > 0) | look.mask(BROWS) | ~face
     out = np.zeros(look.ridge.shape, np.uint8)
-    signs = {}
-    for outer, inner in EYE_CORNERS:
+    signs = {s: np.where(hidden, 0.0, np.maximum(s * look.signed, 0.0) / level).astype(np.float32) for s in (1.0, -1.0)}
+    centres = [(look.p[outer] + look.p[inner]) / 2.0 for outer, inner in EYE_CORNERS]
+    radii = _radii(RIM_REACH * ew)
+    polars = np.stack([_polar(signs[s], c, radii) for c in centres for s in (1.0, -1.0)])
+    paths = _trace(polars)
+    for e, centre in enumerate(centres):
         # a dark rim or a bright (metal) one: whichever sign traces the stronger loop
-        traced = []
-        for rim_sign in (1.0, -1.0):
-            lines = signs.setdefault(rim_sign, np.where(hidden, 0.0, np.maximum(rim_sign * look.signed, 0.0) / level))
-            traced.append((*_rim(lines, (look.p[outer] + look.p[inner]) / 2.0, RIM_REACH * ew), lines))
+        traced = [(*_pieces(polars[2 * e + k], paths[2 * e + k], centre), signs[s]) for k, s in enumerate((1.0, -1.0))]
         pieces, median, lines = max(traced, key=lambda t: t[1])
         rim = np.zeros(out.shape, np.uint8)
         for piece in pieces:
@@ -191,39 +193,58 @@ def frame_mask(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple
     return full, look.origin
 
 
-def _rim(lines: np.ndarray, centre: np.ndarray, reach: float, angles: int = 90, jump: int = 3,
-         penalty: float = 0.5) -> tuple[list[np.ndarray], float]:
+def _rim(lines: np.ndarray, centre: np.ndarray, reach: float) -> tuple[list[np.ndarray], float]:
     """The pieces of one rim: the loop around ``centre`` (within ``reach`` pixels) along which ``lines`` (in
-    units of the skin's ridges) sum highest, its radius moving at most ``jump`` pixels (at ``penalty`` each)
-    from one of ``angles`` directions to the next; where the loop runs over less than ``SKIN_TIMES``
-    (behind a brow, a rimless edge) it is cut. Each piece is an (n, 2) polyline in ``lines``' pixels; with
-    them the median of ``lines`` along the loop (a rim that is mostly not there is left out whole)."""
-    radii = max(int(reach), 4)
-    # outside the image the polar samples are 0 (without WARP_FILL_OUTLIERS they are whatever was in memory)
+    units of the skin's ridges) sum highest (see :func:`_trace`); where the loop runs over less than
+    ``SKIN_TIMES`` (behind a brow, a rimless edge) it is cut. Each piece is an (n, 2) polyline in ``lines``'
+    pixels; with them the median of ``lines`` along the loop (a rim mostly not there is left out whole)."""
+    polar = _polar(lines, centre, _radii(reach))
+    return _pieces(polar, _trace(polar[None])[0], centre)
+
+
+def _radii(reach: float) -> int:
+    return max(int(reach), 4)
+
+
+def _polar(lines: np.ndarray, centre: np.ndarray, radii: int) -> np.ndarray:
+    """(ANGLES, radii) ``lines`` around ``centre``, one pixel per radius step; outside the image the samples
+    are 0 (without WARP_FILL_OUTLIERS they are whatever was in memory)."""
     flags = cv2.WARP_POLAR_LINEAR | cv2.INTER_LINEAR | cv2.WARP_FILL_OUTLIERS
-    polar = cv2.warpPolar(np.ascontiguousarray(lines, np.float32), (radii, angles),
-                          (float(centre[0]), float(centre[1])), float(radii), flags)
-    score = polar[0].copy()
-    back = np.zeros((angles, radii), np.int64)
-    steps = np.arange(-jump, jump + 1)
-    index = np.arange(radii)
+    return cv2.warpPolar(np.ascontiguousarray(lines, np.float32), (radii, ANGLES),
+                         (float(centre[0]), float(centre[1])), float(radii), flags)
+
+
+def _trace(polars: np.ndarray, jump: int = 3, penalty: float = 0.5) -> np.ndarray:
+    """(n, ANGLES) radius per direction of the best path through each of ``polars`` (n, ANGLES, radii): the
+    highest sum of lines, the radius moving at most ``jump`` pixels (at ``penalty`` each) from one direction
+    to the next (dynamic programming, all n at once)."""
+    n, angles, radii = polars.shape
+    cost = penalty * np.abs(np.arange(-jump, jump + 1, dtype=np.float32))
+    score = polars[:, 0].copy()
+    back = np.zeros((n, angles, radii), np.int64)
+    padded = np.full((n, radii + 2 * jump), -1e9, np.float32)  # beyond the radii: never chosen
+    rows, index = np.arange(n)[:, None], np.arange(radii)[None, :]
     for a in range(1, angles):
-        options = np.full((len(steps), radii), -1e9, np.float32)  # out of range: never chosen
-        for k, d in enumerate(steps):
-            src = index + d
-            ok = (src >= 0) & (src < radii)
-            options[k, ok] = score[src[ok]] - penalty * abs(d)
-        best = np.argmax(options, axis=0)
-        back[a] = index + steps[best]
-        score = polar[a] + options[best, index]
-    path = np.zeros(angles, np.int64)
-    path[-1] = int(np.argmax(score))
+        padded[:, jump:jump + radii] = score
+        options = np.lib.stride_tricks.sliding_window_view(padded, 2 * jump + 1, axis=1) - cost  # (n, radii, steps)
+        best = np.argmax(options, axis=2)
+        back[:, a] = index + best - jump
+        score = polars[:, a] + options[rows, index, best]
+    path = np.zeros((n, angles), np.int64)
+    path[:, -1] = np.argmax(score, axis=1)
     for a in range(angles - 1, 0, -1):
-        path[a - 1] = back[a, path[a]]
+        path[:, a - 1] = back[rows[:, 0], a, path[:, a]]
+    return path
+
+
+def _pieces(polar: np.ndarray, path: np.ndarray, centre: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """The polylines of ``path`` (a radius per direction of ``polar``) where its lines stand out, and the
+    median of the lines along it."""
+    angles = len(path)
     along = polar[np.arange(angles), path]
     strong = along >= max(SKIN_TIMES, RIM_EVEN * float(np.median(along)))
     if strong.mean() < RIM_SEEN:
-        return [], float(along.mean())
+        return [], float(np.median(along))
     theta = np.arange(angles) * (2.0 * np.pi / angles)
     xy = np.column_stack([centre[0] + path * np.cos(theta), centre[1] + path * np.sin(theta)])
     pieces, current = [], []
