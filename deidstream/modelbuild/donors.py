@@ -20,13 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.compose import SKIN
 from deidstream.engine.generator.donors import AGE_BANDS, DEFAULT_DONORS, DonorBank
-from deidstream.engine.generator.facemodel import normalise_lighting
+from deidstream.engine.generator.facemodel import normalise_lighting, skin_ita
 from deidstream.engine.generator.masks import InteriorContours, polygons_mask
 from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import default_mesh
@@ -76,11 +74,10 @@ def build(data: Path, output: Path, *, tex_size: int = 256, lighting_sigma: floa
                           (tex_size, tex_size), dilate_px=tex_size / 96) > 0
     albedo = np.stack([_mirror_filled(_fill(normalise_lighting(t, w, reference, lighting_sigma), mouth), w, atlas.mask)
                        for t, w in zip(tex, wts)])
-    # measured where and as a subject's skin is (compose.Composer.tone_of): the mean over the cheeks and the
-    # middle of the forehead, not the median over the whole face (hair, brows, eyes and lips there put the median
-    # donor 21 degrees darker than its skin, and matched subjects to donors lighter than themselves)
-    skin = polygons_mask([mesh.uvs[list(loop)] * tex_size for loop in SKIN], (tex_size, tex_size)) > 0
-    ita = np.array([_ita(a[skin & (w > 0.5)]) for a, w in zip(albedo, wts)], np.float32)
+    # over the whole face (hair, brows, eyes and lips too): about 21 degrees below the skin alone. A subject's skin
+    # is measured in the frame's light, dimmer than the donors' studio light; matched skin to skin, light-skinned
+    # people filmed in dim light drew dark donors (an ashen, grey face once toned)
+    ita = np.array([skin_ita(a, atlas.mask & (w > 0.5)) for a, w in zip(albedo, wts)], np.float32)
     descriptors = _describe(kept)
     bank = DonorBank(
         albedo=(albedo * 255.0 + 0.5).astype(np.uint8), sex=np.array([r["sex"] for r, _, _ in kept]),
@@ -146,10 +143,3 @@ def run(argv: list[str]) -> int:
         return 1
     print(json.dumps(build(args.data, args.output), indent=2))
     return 0
-
-
-def _ita(rgb: np.ndarray) -> float:
-    """ITA° of the mean CIELab of (n, 3) RGB in [0, 1], as :class:`~deidstream.engine.generator.compose.SkinTone`
-    gives a subject's."""
-    lab = cv2.cvtColor(np.clip(rgb, 0.0, 1.0).reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB)[0].mean(axis=0)
-    return float(np.degrees(np.arctan2(lab[0] - 50.0, lab[2])))
