@@ -181,7 +181,7 @@ def frame_mask(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple
         # the rim's full width where it is wider than the trace
         out[(rim > 0) | (near & (lines >= max(SKIN_TIMES, RIM_EVEN * median)))] = 1
     lines = signs[sign]
-    between = _where_frames_go(look, lines.shape) & (lines * level >= max(KEEP * strength, SKIN_TIMES * level))
+    between = _bridge_and_arms(look, lines.shape) & (lines * level >= max(KEEP * strength, SKIN_TIMES * level))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(between.astype(np.uint8), connectivity=8)
     long = np.zeros(n, bool)
     long[1:] = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= MIN_PIECE * WORK_WIDTH
@@ -262,23 +262,19 @@ def _pieces(polar: np.ndarray, path: np.ndarray, centre: np.ndarray) -> tuple[li
     return [p for p in pieces if len(p) >= 3], float(np.median(along))
 
 
-def _where_frames_go(look: _Look, shape: tuple[int, ...]) -> np.ndarray:
-    """(h, w) bool: around each eye (an ellipse one eye width across the eye, reaching from above the brow to
-    the upper cheek), the bridge between them and a strip at eye level out to each side (the arms): hair at the
-    temples and the lines of the cheeks and nose lie outside."""
+def _bridge_and_arms(look: _Look, shape: tuple[int, ...]) -> np.ndarray:
+    """(h, w) bool: between the eyes' inner corners, from brow height to just below them (the bridge), and a
+    strip at eye level from half an eye width beyond each outer corner out past the face's side (the arms).
+    The rims are traced (:func:`_rim`), not looked for here: lid creases and crow's feet lie outside."""
     region = np.zeros(shape[:2], np.uint8)
     ew = look.eye_width
-    centres = []
     for outer, inner in EYE_CORNERS:
-        centre = (look.p[outer] + look.p[inner]) / 2.0
-        centres.append(centre)
-        cv2.ellipse(region, (int(round(centre[0])), int(round(centre[1]))),
-                    (int(round(1.1 * ew)), int(round(1.25 * ew))), 0.0, 0.0, 360.0, 1, -1)
-        side = look.p[outer] + (look.p[outer] - look.p[inner]) * 2.0  # past the face's side
+        step = look.p[outer] - look.p[inner]
+        start, side = look.p[outer] + 0.5 * step, look.p[outer] + 2.0 * step  # past the face's side
         half = 0.3 * ew
-        strip = np.array([look.p[outer] + (0, -half), side + (0, -half), side + (0, half), look.p[outer] + (0, half)])
+        strip = np.array([start + (0, -half), side + (0, -half), side + (0, half), start + (0, half)])
         cv2.fillPoly(region, [np.round(strip).astype(np.int32)], 1)
-    (a, b) = centres
+    a, b = look.p[EYE_CORNERS[0][1]], look.p[EYE_CORNERS[1][1]]
     bridge = np.array([a + (0, -0.9 * ew), b + (0, -0.9 * ew), b + (0, 0.3 * ew), a + (0, 0.3 * ew)])
     cv2.fillPoly(region, [np.round(bridge).astype(np.int32)], 1)
     return region > 0
