@@ -110,11 +110,13 @@ class DlibRecognizer:
     def confirmed(self, image: np.ndarray, faces: list[DlibFace]) -> list[DlibFace]:
         """The faces of ``faces`` that dlib's CNN detector also finds, looking at a crop around each.
 
-        HOG alone takes some textures for faces: the tops of heads seen from above, a defocused plant.
-        Such a "face" is left as it was by any anonymiser, so counted as a face it reads as an unaltered,
-        re-identified one. The CNN (dlib's MMOD model) agrees with HOG on real faces, turned and small
-        ones too (all 295 of seven shared clips at every 5th frame) and not on those (the 5 others, a
-        plant and heads seen from above by eye). With the CNN as the detector, faces are kept as found."""
+        HOG alone takes some textures for faces: the tops of heads seen from above, a defocused plant, and
+        sometimes the lower half of a face it also found whole. Such a "face" is left as it was by any
+        anonymiser (or is half of one), so counted, it reads as an unaltered or re-identified face. The CNN
+        (dlib's MMOD model) agrees with HOG on real faces, turned and small ones too, and not on those: on
+        the shared clips at every 5th frame it set aside 7 of 1,077 boxes, by eye a plant (3), heads seen
+        from above (2) and a second box on the lower half of talking_d6's face, whose own box is kept (2).
+        With the CNN as the detector, faces are kept as found."""
         if self._cnn or not faces:
             return list(faces)
         if self._confirmer is None:
