@@ -121,12 +121,14 @@ def test_real_wearers_of_the_shared_clips(detector, clip, wears):
 
 def test_a_rim_near_the_edge_of_the_picture_is_traced_on_what_is_there():
     """Directions that leave the picture read as nothing there (never as leftover memory)."""
-    from deidstream.engine.generator.glasses import _rim
+    from deidstream.engine.generator.glasses import _pieces, _polar, _trace
 
     lines = np.zeros((40, 40), np.float32)
     cv2.circle(lines, (5, 20), 12, 10.0, 1)  # a rim around an eye at the picture's left edge
+    centre = np.array([5.0, 20.0])
     for _ in range(3):
-        pieces, median = _rim(lines, np.array([5.0, 20.0]), 18.0)
+        polar = _polar(lines, centre, 18)
+        pieces, median = _pieces(polar, _trace(polar[None])[0], centre)
         assert np.isfinite(median)
         points = np.concatenate(pieces)
         assert (points[:, 0] > -1).all()  # every piece inside the picture

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from deidstream.engine.generator.compose import FOREHEAD
 from deidstream.engine.generator.masks import InteriorContours, polygons_mask
 from deidstream.types import FaceView
 
@@ -40,7 +41,7 @@ EYE_MARGIN = 0.2  # eye openings grown by this share of the eye's width: lashes,
 # brows as MediaPipe draws them, each as one loop (upper edge, then lower edge back)
 BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
 # skin no frame covers: each cheek beside the nose above the mouth's corners, the middle of the forehead
-BARE_SKIN = ((205, 206, 216, 212, 192, 187), (425, 426, 436, 432, 416, 411), (67, 109, 10, 338, 297, 299, 9, 69))
+BARE_SKIN = ((205, 206, 216, 212, 192, 187), (425, 426, 436, 432, 416, 411), FOREHEAD)
 EYE_CORNERS = ((33, 133), (263, 362))  # outer, inner corner of each eye
 
 
@@ -124,8 +125,7 @@ class _Look:
             rows = np.maximum(sign * self.signed[zone], 0.0).mean(axis=1)
             r = int(np.argmax(rows))
             sides = grey[[max(r - step, 0), min(r + step, len(grey) - 1)]]
-            confirmed = sign * (float(sides.min()) - float(grey[r])) > 0 if sign > 0 else \
-                float(grey[r]) - float(sides.max()) > 0
+            confirmed = bool(sides.min() > grey[r]) if sign > 0 else bool(grey[r] > sides.max())
             found.append((confirmed, float(rows[r]), sign))
         dark, _ = found
         _, strength, sign = dark if dark[0] else max(found)
@@ -193,15 +193,6 @@ def frame_mask(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple
     return full, look.origin
 
 
-def _rim(lines: np.ndarray, centre: np.ndarray, reach: float) -> tuple[list[np.ndarray], float]:
-    """The pieces of one rim: the loop around ``centre`` (within ``reach`` pixels) along which ``lines`` (in
-    units of the skin's ridges) sum highest (see :func:`_trace`); where the loop runs over less than
-    ``SKIN_TIMES`` (behind a brow, a rimless edge) it is cut. Each piece is an (n, 2) polyline in ``lines``'
-    pixels; with them the median of ``lines`` along the loop (a rim mostly not there is left out whole)."""
-    polar = _polar(lines, centre, _radii(reach))
-    return _pieces(polar, _trace(polar[None])[0], centre)
-
-
 def _radii(reach: float) -> int:
     return max(int(reach), 4)
 
@@ -238,8 +229,10 @@ def _trace(polars: np.ndarray, jump: int = 3, penalty: float = 0.5) -> np.ndarra
 
 
 def _pieces(polar: np.ndarray, path: np.ndarray, centre: np.ndarray) -> tuple[list[np.ndarray], float]:
-    """The polylines of ``path`` (a radius per direction of ``polar``) where its lines stand out, and the
-    median of the lines along it."""
+    """One rim: the polylines of ``path`` (a radius per direction of ``polar``, lines in units of the skin's
+    ridges) where its lines stand out (cut where they fall under ``SKIN_TIMES`` or half their median: behind
+    a brow, a rimless edge), in the image's pixels around ``centre``; and the median of the lines along it
+    (a rim mostly not there is left out whole)."""
     angles = len(path)
     along = polar[np.arange(angles), path]
     strong = along >= max(SKIN_TIMES, RIM_EVEN * float(np.median(along)))
@@ -265,7 +258,7 @@ def _pieces(polar: np.ndarray, path: np.ndarray, centre: np.ndarray) -> tuple[li
 def _bridge_and_arms(look: _Look, shape: tuple[int, ...]) -> np.ndarray:
     """(h, w) bool: between the eyes' inner corners, from brow height to just below them (the bridge), and a
     strip at eye level from half an eye width beyond each outer corner out past the face's side (the arms).
-    The rims are traced (:func:`_rim`), not looked for here: lid creases and crow's feet lie outside."""
+    The rims are traced (:func:`_trace`), not looked for here: lid creases and crow's feet lie outside."""
     region = np.zeros(shape[:2], np.uint8)
     ew = look.eye_width
     for outer, inner in EYE_CORNERS:
