@@ -190,7 +190,7 @@ class NaturalLocker:
             own = canonical_shape(view.points, self._mesh.vertices, self._mesh.weights)
             for _, surrogate in candidates:
                 image = view.image.copy()
-                self.renderer.paint(image, view.points, own, surrogate)
+                self.renderer.paint(image, view.points, own, surrogate, source=view.image)  # light from the view
                 chips.append(face_chip(self.recognizer, image, view.points))
                 if self.config.pause_s and (self.pause_when is None or self.pause_when()):
                     time.sleep(self.config.pause_s)  # the GIL and a core back to the frames

@@ -20,11 +20,14 @@ from deidstream.types import FaceView
 MESH = default_mesh()
 
 
-def _faces(detector, path, every: int, limit: int) -> list[FaceView]:
+def _faces(path, every: int, limit: int) -> list[FaceView]:
+    """The first face found in every ``every``-th of the first ``limit`` frames, with its landmarks (a detector
+    of its own: the shared one's output depends on the frames it saw before)."""
+    from deidstream.tracking.detector import MediaPipeDetector
     from deidstream.tracking.landmarks import FaceLandmarker
 
     views = []
-    with FaceLandmarker() as landmarker:
+    with MediaPipeDetector() as detector, FaceLandmarker() as landmarker:
         for image in read_rgb(path, limit=limit)[::every]:
             found = detector.detect(image)
             points = landmarker.landmarks(image, found[:1])[0] if len(found) else None
@@ -34,8 +37,8 @@ def _faces(detector, path, every: int, limit: int) -> list[FaceView]:
 
 
 @pytest.fixture(scope="module")
-def sample_views(detector) -> list[FaceView]:
-    return _faces(detector, SAMPLE, 60, 480)
+def sample_views() -> list[FaceView]:
+    return _faces(SAMPLE, 60, 480)
 
 
 def with_glasses(view: FaceView) -> tuple[FaceView, np.ndarray]:
@@ -113,8 +116,8 @@ def test_the_surrogate_is_drawn_behind_the_frames(sample_views):
 @pytest.mark.parametrize("clip, wears", [("talking_d13.mp4", True), ("talking_d9.mp4", True),
                                          ("talking_head_5.mp4", True), ("talking_d6.mp4", False),
                                          ("portrait_s18.mp4", False), ("talking_head_4.mp4", False)])
-def test_real_wearers_of_the_shared_clips(detector, clip, wears):
-    views = _faces(detector, shared_file(f"videos/{clip}"), 40, 200)
+def test_real_wearers_of_the_shared_clips(clip, wears):
+    views = _faces(shared_file(f"videos/{clip}"), 40, 200)
     assert len(views) >= 3
     assert wears_glasses(views) == wears
 
@@ -133,3 +136,23 @@ def test_a_rim_near_the_edge_of_the_picture_is_traced_on_what_is_there():
         points = np.concatenate(pieces)
         assert (points[:, 0] > -1).all()  # every piece inside the picture
         assert np.abs(np.hypot(points[:, 0] - 5, points[:, 1] - 20) - 12).max() <= 2.0
+
+
+def test_the_frame_is_found_once_per_view_for_all_candidates(sample_views, monkeypatch):
+    """The lock renders every candidate into the same view: the glasses are looked for once there, again in
+    another frame (even one with the same pixels and points: a new frame is a new picture)."""
+    from test_face_render import renderer, surrogate_of
+
+    from deidstream.engine.generator import face_render
+
+    calls = []
+    monkeypatch.setattr(face_render, "frame_mask", lambda image, points: calls.append(1) or frame_mask(image, points))
+    glasses, _ = with_glasses(sample_views[0])
+    paint = renderer()
+    shape = canonical_shape(glasses.points, MESH.vertices, MESH.weights)
+    for donor in (0, 1, 2):
+        surrogate = dataclasses.replace(surrogate_of(donor), glasses=True)
+        paint.paint(glasses.image.copy(), glasses.points, shape, surrogate, source=glasses.image)
+    assert len(calls) == 1
+    paint.paint(glasses.image.copy(), glasses.points, shape, surrogate, source=glasses.image.copy())
+    assert len(calls) == 2

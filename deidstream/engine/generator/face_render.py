@@ -61,6 +61,7 @@ class FaceRenderer:
         self.compositor = compositor or Compositor(levels=3, colour_match=not match_tone)
         self.rim_px = rim_px
         self._weights = model.mesh.weights
+        self._frames: tuple[np.ndarray, bytes, tuple[np.ndarray, tuple[int, int]] | None] | None = None
 
     def render(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
                surrogate: Surrogate, aux: AuxCode | None = None,
@@ -85,13 +86,25 @@ class FaceRenderer:
         alpha = coverage * (1.0 - keep.astype(np.float32) * np.float32(1.0 / 255.0))
         if in_front is not None:
             alpha *= 1.0 - _in_crop(in_front, crop.x0, crop.y0, alpha.shape)
-        if surrogate.glasses and (frames := frame_mask(frame, points)) is not None:
+        if surrogate.glasses and (frames := self._glasses(frame, points)) is not None:
             alpha *= 1.0 - _in_crop(frames, crop.x0, crop.y0, alpha.shape)
         frame_crop = crop.read(frame)
         rgb = self.fast.shade(render.rgb, frame_crop, alpha)
         if self.match_tone and (anchors := _anchors(points, crop.x0, crop.y0, alpha)):
             rgb = _tone_matched(rgb, frame_crop, anchors, float(np.ptp(points[:, 0])))
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
+
+    def _glasses(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """The glasses frame's pixels of this face, found once per frame and face: the lock renders every
+        candidate into the same view (the same frame object, the same points). The frame is held while
+        cached, so no other array can take its place."""
+        key = np.ascontiguousarray(points).tobytes()
+        cached = self._frames
+        if cached is not None and cached[0] is frame and cached[1] == key:
+            return cached[2]
+        found = frame_mask(frame, points)
+        self._frames = (frame, key, found)
+        return found
 
     def paint(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
               surrogate: Surrogate, aux: AuxCode | None = None,
