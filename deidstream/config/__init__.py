@@ -14,6 +14,7 @@ from deidstream.config.identity import (
     LockConfig,
     OneEuroConfig,
     age_band,
+    file_embedder_config,
     file_lock_config,
     live_lock_config,
 )
@@ -55,6 +56,6 @@ __all__ = [
     "LIVE_PRIVACY", "LOCK_CANDIDATES", "LOCK_EXPLORE", "MAX_HOLD_FRAMES", "MODES", "PRESETS", "PRIVACY_PRESETS",
     "RTSP_TRANSPORTS", "SHAPES", "AnonymizerConfig", "CutConfig", "DetectorConfig", "EidConfig", "EmbedderConfig",
     "EncoderConfig", "GeneratorConfig", "IdentityConfig", "LiveConfig", "LiveSourceConfig", "LockConfig",
-    "OneEuroConfig", "PipelineConfig", "TrackerConfig", "file_lock_config", "live_detector_config",
-    "live_generator_config", "live_lock_config", "parse_duration", "with_mode",
+    "OneEuroConfig", "PipelineConfig", "TrackerConfig", "file_embedder_config", "file_lock_config",
+    "live_detector_config", "live_generator_config", "live_lock_config", "parse_duration", "with_mode",
 ]

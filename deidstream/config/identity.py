@@ -161,7 +161,13 @@ class EmbedderConfig:
 
     ``min_face_px``: side of the dlib-like face box below which descriptors are noise;
     ``full_quality_px``: side from which size no longer adds quality. ``max_yaw_deg`` /
-    ``max_pitch_deg``: pose gates (dlib's network is trained on near-frontal faces).
+    ``max_pitch_deg``: pose gates (dlib's network is trained on near-frontal faces). Looks turned between
+    ``max_yaw_deg`` and ``turned_yaw_deg`` (files only, :func:`file_embedder_config`) are kept too, at
+    ``turned_weight`` times the quality and with an alignment tolerance that grows with the yaw (dlib's 5
+    points and MediaPipe's part as the face turns: 0.07-0.13 face sides at 40-55°, where both sit on the eyes
+    and nose): so a person seen only in three-quarter view (the audience of stage_multi_person_cuts) has an
+    identity and a surrogate, and a person also seen frontally is described and verified almost only by the
+    frontal looks.
     ``min_sharpness``: variance of the Laplacian on the aligned 150 px grey chip: defocused
     background faces measure 2-10 (and give descriptors 0.6-0.8 from anyone), a soft but clean
     talking head 16-21 (descriptors within 0.17 of their mean), sharp faces 40-240.
@@ -183,6 +189,8 @@ class EmbedderConfig:
     min_face_px: float = 40.0
     full_quality_px: float = 96.0
     max_yaw_deg: float = 35.0
+    turned_yaw_deg: float = 0.0  # 0: no turned looks
+    turned_weight: float = 0.1
     max_pitch_deg: float = 30.0
     min_sharpness: float = 10.0
     max_alignment_error: float = 0.06
@@ -196,6 +204,9 @@ class EmbedderConfig:
         require(self.full_quality_px >= self.min_face_px,
                f"expected full_quality_px >= min_face_px ({self.min_face_px}), got {self.full_quality_px}")
         require(0.0 < self.max_yaw_deg <= 90.0, f"expected max_yaw_deg in (0, 90], got {self.max_yaw_deg}")
+        require(self.turned_yaw_deg == 0.0 or self.max_yaw_deg <= self.turned_yaw_deg <= 90.0,
+               f"expected turned_yaw_deg 0 or in [max_yaw_deg ({self.max_yaw_deg}), 90], got {self.turned_yaw_deg}")
+        require(0.0 < self.turned_weight <= 1.0, f"expected turned_weight in (0, 1], got {self.turned_weight}")
         require(0.0 < self.max_pitch_deg <= 90.0, f"expected max_pitch_deg in (0, 90], got {self.max_pitch_deg}")
         require(self.min_sharpness >= 0.0, f"expected min_sharpness >= 0, got {self.min_sharpness}")
         require(0.0 < self.max_alignment_error <= 1.0,
@@ -207,6 +218,8 @@ class EmbedderConfig:
         require(self.settled_every >= self.every_n_frames,
                f"expected settled_every >= every_n_frames ({self.every_n_frames}), got {self.settled_every}")
 
+
+TURNED_YAW_DEG = 55.0  # the three-quarter views of stage_multi_person_cuts' audience turn 40-56°
 
 # Apparent age bands (child, teen, young adult, middle-aged, older) and the age in years each stands for: the
 # donors' hand labels, the attribute model's targets and the lock's matching all use these.
@@ -234,6 +247,14 @@ LIVE_CANDIDATES = 12
 # 10 s later. The extra draws cost only the searches that would have failed.
 LIVE_MAX_CANDIDATES = 24
 LIVE_LOCK_PAUSE_S = 0.03  # a live search yields between candidates while faces are rendered (Python: one GIL)
+
+
+def file_embedder_config() -> EmbedderConfig:
+    """E_id's gates on a file, where every look is known before anyone's surrogate is chosen (so a person's
+    frontal looks, when they have any, come first). A live lock is made on the first good looks, and a
+    surrogate verified only on a turned face could come closer than τ once the face turns to the camera:
+    live keeps turned looks out."""
+    return EmbedderConfig(turned_yaw_deg=TURNED_YAW_DEG)
 
 
 def file_lock_config(config: GeneratorConfig) -> LockConfig:

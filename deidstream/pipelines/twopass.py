@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deidstream.config import GeneratorConfig, PipelineConfig, file_lock_config
+from deidstream.config import GeneratorConfig, PipelineConfig, file_embedder_config, file_lock_config
 from deidstream.engine.anonymizers import make_anonymizer
 from deidstream.engine.deid import Deidentifier, FrameFaces
 from deidstream.engine.generator.aux import canonical_shape
@@ -66,10 +66,10 @@ class Analysis:
         self.core = FrameCore(detector, FaceTracker(config.tracker), backfill=config.lookback > 0,
                               cuts=CutDetector(), end_tracks_at_cuts=True, clock=clock)
         self.window: BackfillWindow[FrameFaces] = BackfillWindow(config.lookback, config.tracker, _with_backfill)
-        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother())
+        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother(), second_looks=True)
         # on the embed thread: onnxruntime and torch let go of the GIL
         self.recognizer = EidRecognizer((config.generator or GeneratorConfig()).eid)
-        self.embedder = FaceEmbedder(recognizer=self.recognizer)
+        self.embedder = FaceEmbedder(file_embedder_config(), recognizer=self.recognizer)
         self.book = IdentityBook()
         self.clock = clock
         self.frames: list[FrameFaces] = []  # every frame, once it has left the back-fill window
@@ -201,7 +201,7 @@ class LandmarkStage:
         self.points = points
         self.rendered = {t for t, p in people.items() if p.surrogate is not None and not p.keep}
         self.clock = clock
-        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother()) if self.rendered else None
+        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother(), second_looks=True) if self.rendered else None
         self.hands = HandOccluders() if self.rendered else None  # hands stay in front of rendered faces
         self._hand_seen: dict[int, int] = {}  # track → last frame a hand was in front of its face
         self._hand_looked: dict[int, int] = {}  # track → last frame hands were looked for

@@ -84,6 +84,12 @@ class FaceObservation:
                 f"quality={self.quality:.3f}, yaw={self.yaw:.1f}, reason={self.reason!r})")
 
 
+def alignment_tolerance(config: EmbedderConfig, yaw: float) -> float:
+    """How far dlib's 5 points may lie from MediaPipe's (face sides) on a face turned ``yaw`` degrees:
+    ``max_alignment_error`` up to 30°, then growing by itself every 15° (they part as the face turns)."""
+    return config.max_alignment_error * (1.0 + max(0.0, abs(yaw) - 30.0) / 15.0)
+
+
 def sharpness(chip: np.ndarray) -> float:
     """Variance of the Laplacian of the grey chip: low when blurred (motion, focus, upscaling)."""
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
@@ -189,10 +195,13 @@ class FaceEmbedder:
         yaw, pitch, _ = fit_pose(points, self._canonical.vertices, self._canonical.weights).yaw_pitch_roll()
         if side < cfg.min_face_px:
             return (SMALL, yaw, pitch), None
-        if abs(yaw) > cfg.max_yaw_deg or abs(pitch) > cfg.max_pitch_deg:
+        if abs(yaw) > max(cfg.max_yaw_deg, cfg.turned_yaw_deg) or abs(pitch) > cfg.max_pitch_deg:
             return (POSE, yaw, pitch), None
         size_term = min(1.0, side / cfg.full_quality_px)
-        pose_term = (1.0 - 0.5 * (yaw / cfg.max_yaw_deg) ** 2) * (1.0 - 0.5 * (pitch / cfg.max_pitch_deg) ** 2)
+        turned = cfg.turned_weight if abs(yaw) > cfg.max_yaw_deg else 1.0
+        frontal_yaw = min(abs(yaw), cfg.max_yaw_deg)
+        pose_term = turned * (1.0 - 0.5 * (frontal_yaw / cfg.max_yaw_deg) ** 2) * (
+            1.0 - 0.5 * (pitch / cfg.max_pitch_deg) ** 2)
         return ("", yaw, pitch), _Candidate(index, box, yaw, pitch, size_term * pose_term)
 
     def _rejected(
@@ -220,7 +229,7 @@ class FaceEmbedder:
             side = float(c.box[2] - c.box[0])
             error = float(np.linalg.norm(five - pts[list(MEDIAPIPE_FOR_DLIB5), :2], axis=1).mean()) / side
             sharp = sharpness(chip)
-            if error > cfg.max_alignment_error:
+            if error > alignment_tolerance(cfg, c.yaw):
                 out.append(self._rejected(frame_index, tid, c.box, (ALIGNMENT, c.yaw, c.pitch), sharp))
             elif sharp < cfg.min_sharpness:
                 out.append(self._rejected(frame_index, tid, c.box, (BLUR, c.yaw, c.pitch), sharp))

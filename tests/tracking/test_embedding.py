@@ -11,6 +11,7 @@ import pytest
 from conftest import shared_file
 from media import read_rgb
 
+from deidstream.config import file_embedder_config
 from deidstream.errors import ConfigError
 from deidstream.evaluation.judge import SAME_PERSON
 from deidstream.stream.source import FileSource
@@ -23,6 +24,7 @@ from deidstream.tracking.embedding import (
     EmbedderConfig,
     FaceEmbedder,
     FaceObservation,
+    alignment_tolerance,
     landmark_box,
 )
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -138,9 +140,27 @@ def test_gates_reject_small_turned_blurred_and_unlandmarked_faces(one_face):
     side = float(landmark_box(points[0])[2] - landmark_box(points[0])[0])
     assert one(EmbedderConfig(min_face_px=side + 1, full_quality_px=side + 1), image, points).reason == SMALL
     assert one(EmbedderConfig(max_yaw_deg=abs(good.yaw) / 2 + 0.01), image, points).reason == POSE
+    # a file's embedder keeps a turned look, at a fraction of a frontal look's weight, so frontal looks lead
+    turned = one(EmbedderConfig(max_yaw_deg=abs(good.yaw) / 2 + 0.01, turned_yaw_deg=90.0), image, points)
+    assert turned.usable and turned.quality < 0.1 * good.quality
+    assert np.allclose(turned.descriptor, good.descriptor)
     blurred = cv2.GaussianBlur(image, (0, 0), 6)
     low = one(EmbedderConfig(), blurred, points)
     assert low.reason == BLUR and low.descriptor is None and low.sharpness < good.sharpness / 4
+
+
+def test_alignment_tolerance_grows_only_past_thirty_degrees():
+    cfg = EmbedderConfig()
+    assert alignment_tolerance(cfg, 0.0) == alignment_tolerance(cfg, -30.0) == cfg.max_alignment_error
+    assert alignment_tolerance(cfg, 45.0) == pytest.approx(2 * cfg.max_alignment_error)
+    assert alignment_tolerance(cfg, -55.0) > alignment_tolerance(cfg, 45.0)
+
+
+def test_files_keep_turned_looks_live_does_not():
+    assert file_embedder_config().turned_yaw_deg > EmbedderConfig().max_yaw_deg
+    assert EmbedderConfig().turned_yaw_deg == 0.0
+    with pytest.raises(ConfigError, match="turned_yaw_deg"):
+        EmbedderConfig(max_yaw_deg=40.0, turned_yaw_deg=30.0)
 
 
 def test_schedule_first_frames_then_every_n():
