@@ -35,10 +35,31 @@ def test_a_texture_is_a_donors_face_with_an_alpha_that_leaves_the_border_to_the_
     assert alpha[~mask].max() == 0.0, "nothing is drawn outside the mesh"
     assert alpha[(inside > 0) & (inside < 3)].max() < 0.2, "the border is the subject's own"
     assert np.median(alpha[composer.skin]) > 0.95, "the cheeks and mid-forehead are the surrogate's"
-    same = np.abs(rgb - composer.bank.texture(0)).max(-1) < 1e-6
-    # measured 0.9695 on donor 0 after a rebuild, just over 0.97 before (the specks painted over follow the
-    # re-encoded JPEG)
-    assert same[mask].mean() > 0.96, "untoned: the donor's own texels (but for painted-over specks)"
+    same = np.abs(rgb - composer.bank.texture(0)).max(-1) < 0.02
+    features = mask & (composer._relief_area < 1e-3)
+    assert same[features].mean() > 0.9, "untoned: the donor's own eyes, nose and lips (but for painted-over specks)"
+
+
+def test_a_donors_relief_is_halved_outside_the_features_and_its_skin_texture_kept(composer):
+    """The frame lights the render: a donor photo's own shading (folds, hollows, strands of hair) would be a
+    second light. Detail 4-32 texels across loses half its contrast on the skin; pores and features keep theirs."""
+    full = Composer(composer.bank, default_mesh(), relief_kept=1.0)
+    donor = 85  # a young man whose photo's light left dark sockets and a dark band over the cheeks
+    lightness = [cv2.cvtColor(c.texture(Recipe(donor))[..., :3], cv2.COLOR_RGB2LAB)[..., 0] for c in (full, composer)]
+    skin = composer.atlas.mask & (composer._relief_area > 0.99)
+    features = composer.atlas.mask & (composer._relief_area < 1e-3)
+
+    def band(image: np.ndarray, level: int) -> np.ndarray:
+        from deidstream.engine.generator.compose import _laplacian
+
+        out = _laplacian(image, 5)[level]
+        return cv2.resize(out, (256, 256), interpolation=cv2.INTER_NEAREST)
+
+    # measured again on the result, the scaled bands read 0.63-0.70 of before (a pyramid's bands overlap)
+    ratios = [band(lightness[1], level)[skin].std() / band(lightness[0], level)[skin].std() for level in range(5)]
+    assert all(0.5 < r < 0.8 for r in ratios[2:]), ratios
+    assert ratios[0] > 0.9, f"pores and fine texture kept: {ratios}"
+    assert np.abs(lightness[0] - lightness[1])[features].mean() < 0.5, "the features' own relief stays"
 
 
 def test_toning_moves_the_skin_to_the_subjects_complexion_and_keeps_the_features(composer):
@@ -75,8 +96,8 @@ def test_a_white_speck_on_a_cheek_is_painted_over_and_the_eyes_are_not(composer)
                        default_mesh()).texture(Recipe(0))[..., :3]
     around = cv2.cvtColor(bank.texture(0), cv2.COLOR_RGB2LAB)[y - 6:y + 7, x - 6:x + 7, 0].mean()
     assert abs(cv2.cvtColor(painted, cv2.COLOR_RGB2LAB)[y, x, 0] - around) < 8.0
-    eyes = composer.regions["eyes"] > 0.5
-    assert np.abs(painted[eyes] - bank.texture(0)[eyes]).max() < 1e-6
+    eyes = (composer.regions["eyes"] > 0.5) & (composer._relief_area < 1e-3)
+    assert np.abs(painted[eyes] - bank.texture(0)[eyes]).max() < 0.02
 
 
 def test_a_part_from_another_donor_changes_that_region_only(composer):

@@ -7,6 +7,12 @@ its skin's mean and spread in Lab move to the subject's (measured on their best 
 tone is kept while the features are the donors'. A fourth channel says how much of the texture is drawn:
 it fades to nothing toward the mesh border (temples, hairline, jaw), where the subject's own hair and
 outline stay, and where donors' hair would otherwise show.
+
+Before toning, the donor's mid-scale relief outside the features (folds, hollows, strands of hair, the
+shadows of the photo's own light: detail 4-32 texels across, a 60th to an 8th of the face) is halved in
+lightness. The frame gives the render its light, so the donor's would be a second light: dark sockets and a
+darker band over the cheeks and nose (talking_d9), grey smudges on a pale cheek (portrait_s32). Skin texture,
+the features and their contrast stay the donor's.
 """
 
 from __future__ import annotations
@@ -70,8 +76,11 @@ class Composer:
     """Textures of recipes on one UV layout: ``texture(recipe, tone)`` → (T, T, 4) float32 RGBA."""
 
     def __init__(self, bank: DonorBank, mesh: CanonicalMesh, *, rim: float = 0.09, feather: float = 0.035,
-                 levels: int = 4, hair_band: float = 0.22, forehead: tuple[float, float] = (0.12, 0.14)) -> None:
+                 levels: int = 4, hair_band: float = 0.22, forehead: tuple[float, float] = (0.12, 0.14),
+                 relief_levels: tuple[int, ...] = (2, 3, 4), relief_kept: float = 0.5) -> None:
         self.bank = bank
+        self.relief_levels = relief_levels
+        self.relief_kept = relief_kept
         size = bank.albedo.shape[1]
         self.atlas = UVAtlas(mesh.uvs, mesh.triangles, size)
         self.levels = levels
@@ -87,6 +96,8 @@ class Composer:
         self.alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
         band = np.clip(inside / max(hair_band * size, 1.0), 0.0, 1.0)
         self._inner = (band * band * (3.0 - 2.0 * band)).astype(np.float32)
+        features = np.clip(sum(self.regions.values()), 0.0, 1.0)
+        self._relief_area = cv2.GaussianBlur((1.0 - features) * (self.atlas.mask > 0), (0, 0), 4.0).astype(np.float32)
         # where a bright, grey speck is no feature: everywhere on the face but the eyes and the mouth
         self._speck_area = ((self.atlas.mask > 0) & (np.clip(self.regions["eyes"] + self.regions["mouth"], 0.0, 1.0)
                                                      < 0.2)).astype(np.uint8)
@@ -97,6 +108,8 @@ class Composer:
         for part, donor in recipe.parts:
             piece = _match_mean(self.bank.texture(donor), base, self.regions[part])
             base = _pyramid_blend(piece, base, self.regions[part], self.levels)
+        if self.relief_kept < 1.0:
+            base = _relief_scaled(base, self._relief_area, self.relief_levels, self.relief_kept)
         if tone is not None:
             base = toned(base, self.skin, tone)
         return np.dstack([base, alpha]).astype(np.float32)
@@ -201,6 +214,21 @@ def _pyramid_blend(top: np.ndarray, bottom: np.ndarray, weight: np.ndarray, leve
         band = lt[level] * w + lb[level] * (1.0 - w)
         out = band if out is None else cv2.pyrUp(out, dstsize=band.shape[1::-1]) + band
     return np.clip(out, 0.0, 1.0)
+
+
+def _relief_scaled(texture: np.ndarray, area: np.ndarray, levels: tuple[int, ...], kept: float) -> np.ndarray:
+    """``texture`` with the lightness detail of Laplacian ``levels`` scaled by ``kept`` where ``area`` is 1."""
+    lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
+    bands = _laplacian(lab[..., 0], max(levels) + 1)
+    out = bands[-1]
+    for level in range(len(bands) - 2, -1, -1):
+        band = bands[level]
+        if level in levels:
+            weight = cv2.resize(area, band.shape[1::-1], interpolation=cv2.INTER_AREA)
+            band = band * (1.0 - (1.0 - kept) * weight)
+        out = cv2.pyrUp(out, dstsize=band.shape[1::-1]) + band
+    lab[..., 0] = out
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
 
 def _laplacian(image: np.ndarray, levels: int) -> list[np.ndarray]:
