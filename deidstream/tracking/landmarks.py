@@ -14,12 +14,12 @@ face's region is a fair first guess for the next, and FaceMesh searches again wh
 An optional :class:`~deidstream.tracking.smoothing.LandmarkSmoother` takes
 the jitter out of each tracked face's landmarks over time.
 
-With ``second_looks``, a crop where FaceMesh finds no face is looked at again, mirrored, by the static
-FaceMesh, at the usual scale and then tighter: FaceMesh's face finder misses many faces in three-quarter
-view, and misses them differently in the mirror image. On faces of at least 64 px it missed, the two
-looks found 40 of 100 on stage_multi_person_cuts and 9 of 60 on crowd_1080p (/tmp scripts over pass 1 of
-the default mode; landmarks kept only where their box overlaps the tracked box, ``MIN_BOX_IOU``). They
-cost two FaceMesh calls (about 20 ms) per miss, so the live pipeline goes without.
+With ``second_looks``, a crop where FaceMesh finds no face is looked at again by the static FaceMesh,
+mirrored and one face-box side wide: FaceMesh's face finder misses many faces in three-quarter view, and
+misses them differently in the mirror image. Of the faces of at least 64 px the first look missed in pass 1
+of the default mode, the second found 32 of 100 on stage_multi_person_cuts and 11 of 60 on crowd_1080p
+(landmarks kept only where their box overlaps the tracked box, ``MIN_BOX_IOU``). It costs a FaceMesh call
+(about 10 ms) per miss, so the live pipeline goes without.
 """
 
 from __future__ import annotations
