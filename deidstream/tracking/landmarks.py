@@ -25,6 +25,7 @@ of the default mode, the second found 32 of 100 on stage_multi_person_cuts and 1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import cv2
 import numpy as np
@@ -43,6 +44,7 @@ MIN_BOX_IOU = 0.3  # a second look's landmarks against the tracked box: below th
 SECOND_LOOK_SCALE = 1.0  # the second look's crop, in face-box sides: tighter than the first
 
 
+@cache
 def _mirror_index() -> np.ndarray:
     """Landmark i of a face is landmark ``mirror[i]`` of its mirror image (the canonical mesh is symmetric)."""
     v = default_mesh().vertices
