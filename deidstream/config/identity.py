@@ -163,15 +163,15 @@ class EmbedderConfig:
     ``full_quality_px``: side from which size no longer adds quality. ``max_yaw_deg`` /
     ``max_pitch_deg``: pose gates (dlib's network is trained on near-frontal faces). Looks turned between
     ``max_yaw_deg`` and ``turned_yaw_deg`` (files only, :func:`file_embedder_config`) are kept too, at
-    ``turned_weight`` times the quality and with an alignment tolerance that grows with the yaw (dlib's 5
-    points and MediaPipe's part as the face turns: 0.07-0.13 face sides at 40-55°, where both sit on the eyes
-    and nose): so a person seen only in three-quarter view (the audience of stage_multi_person_cuts) has an
-    identity and a surrogate, and a person also seen frontally is described and verified almost only by the
-    frontal looks.
+    ``turned_weight`` times the quality: so a person seen only in three-quarter view (the audience of
+    stage_multi_person_cuts) has an identity and a surrogate, and a person also seen frontally is described
+    and verified almost only by the frontal looks.
     ``min_sharpness``: variance of the Laplacian on the aligned 150 px grey chip: defocused
     background faces measure 2-10 (and give descriptors 0.6-0.8 from anyone), a soft but clean
     talking head 16-21 (descriptors within 0.17 of their mean), sharp faces 40-240.
-    ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides.
+    ``max_alignment_error``: mean distance of dlib's 5 points from MediaPipe's, in face sides, on a face
+    turned up to 30°; past that, on every look (live ones too), it grows by itself every 15° (the two part as
+    the face turns: 0.07-0.13 face sides at 40-55° on stage_multi_person_cuts, both on the eyes and nose).
     ``every_n_frames``: a track is embedded at most every N frames, to bound the cost (the
     5 points and the network take about 9 ms per face, benchmarks/bench_eid.py); its first ``first_frames`` usable
     observations are taken on consecutive frames so an identity can be given quickly, unless

@@ -21,7 +21,7 @@ from deidstream.engine.generator.compositor import RenderedFace
 from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.generator.fast import AuxCode
 from deidstream.engine.generator.masks import interior_mask
-from deidstream.geometry.boxes import iou_matrix
+from deidstream.geometry.boxes import extent_iou, iou_matrix
 from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class Deidentifier:
         lo, hi = points[:, :2].min(0), points[:, :2].max(0)
         if hi[0] - lo[0] < self.config.min_face_px:
             return "too small"
-        if iou_matrix(np.array([[*lo, *hi]]), box[None])[0, 0] < MIN_LANDMARK_IOU:
+        if extent_iou(points, box) < MIN_LANDMARK_IOU:
             return "implausible landmarks"
         return None
 

@@ -18,6 +18,16 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([centre - side / 2, centre + side / 2]).astype(np.float32)
 
 
+def extent_iou(points: np.ndarray, box: np.ndarray) -> float:
+    """IoU of the extent of (n, 2+) landmarks with a (4,) box: low when they describe another face.
+
+    >>> round(extent_iou(np.array([[0.0, 0.0], [2.0, 2.0]]), np.array([1.0, 0.0, 3.0, 2.0])), 3)
+    0.333
+    """
+    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    return float(iou_matrix(np.array([[*lo, *hi]]), np.asarray(box)[None])[0, 0])
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of (n, 4) and (m, 4) boxes.
 

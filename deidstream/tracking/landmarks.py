@@ -30,7 +30,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-from deidstream.geometry.boxes import iou_matrix
+from deidstream.geometry.boxes import extent_iou
 from deidstream.geometry.mesh import default_mesh
 from deidstream.native import native_stderr_silenced
 from deidstream.tracking.smoothing import LandmarkSmoother
@@ -76,7 +76,6 @@ class FaceLandmarker:
         self.max_tracked = max_tracked
         self.smoother = smoother
         self.second_looks = second_looks
-        self._mirror = _mirror_index() if second_looks else None
         self._mesh = self._new_mesh(static=True)
         self._per_track: dict[int, object] = {}
         self._spares = [self._new_mesh(static=False) for _ in range(min(spares, max_tracked))]
@@ -156,10 +155,7 @@ class FaceLandmarker:
         if pts is not None or not self.second_looks:
             return pts
         pts = self._look(image, box, self._mesh, SECOND_LOOK_SCALE, mirrored=True)
-        if pts is None:
-            return None
-        found = np.array([[*pts[:, :2].min(0), *pts[:, :2].max(0)]], np.float32)
-        return pts if iou_matrix(found, np.asarray(box, np.float32)[None])[0, 0] >= MIN_BOX_IOU else None
+        return pts if pts is not None and extent_iou(pts, box) >= MIN_BOX_IOU else None
 
     def _look(self, image: np.ndarray, box: np.ndarray, mesh: object, scale: float,
               mirrored: bool = False) -> np.ndarray | None:
@@ -172,7 +168,7 @@ class FaceLandmarker:
         warp = np.array([[k, 0, size / 2 - cx * k], [0, k, size / 2 - cy * k]], np.float32)
         crop = cv2.warpAffine(image, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         if mirrored:
-            crop = np.ascontiguousarray(crop[:, ::-1])
+            crop = cv2.flip(crop, 1)
         if _first_face["pending"]:
             with native_stderr_silenced():
                 result = mesh.process(crop).multi_face_landmarks  # type: ignore[attr-defined]
@@ -184,7 +180,7 @@ class FaceLandmarker:
         pts = np.array([(p.x, p.y, p.z) for p in result[0].landmark[:N_LANDMARKS]], np.float32) * size
         if mirrored:
             pts[:, 0] = size - pts[:, 0]
-            pts = pts[self._mirror]
+            pts = pts[_mirror_index()]
         pts[:, 0] = (pts[:, 0] - warp[0, 2]) / k
         pts[:, 1] = (pts[:, 1] - warp[1, 2]) / k
         pts[:, 2] /= k

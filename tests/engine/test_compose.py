@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deidstream.engine.generator.compose import Composer, Recipe, SkinTone, default_composer, toned
+from deidstream.engine.generator.compose import Composer, Recipe, SkinTone, _laplacian, default_composer, toned
 from deidstream.engine.generator.donors import AGE_BANDS, DonorBank, default_donors
 from deidstream.geometry.mesh import default_mesh
 
@@ -50,8 +50,6 @@ def test_a_donors_relief_is_halved_outside_the_features_and_its_skin_texture_kep
     features = composer.atlas.mask & (composer._relief_area < 1e-3)
 
     def band(image: np.ndarray, level: int) -> np.ndarray:
-        from deidstream.engine.generator.compose import _laplacian
-
         out = _laplacian(image, 5)[level]
         return cv2.resize(out, (256, 256), interpolation=cv2.INTER_NEAREST)
 

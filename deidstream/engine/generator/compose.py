@@ -96,8 +96,9 @@ class Composer:
         self.alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
         band = np.clip(inside / max(hair_band * size, 1.0), 0.0, 1.0)
         self._inner = (band * band * (3.0 - 2.0 * band)).astype(np.float32)
-        features = np.clip(sum(self.regions.values()), 0.0, 1.0)
-        self._relief_area = cv2.GaussianBlur((1.0 - features) * (self.atlas.mask > 0), (0, 0), 4.0).astype(np.float32)
+        self._features = np.clip(sum(self.regions.values()), 0.0, 1.0).astype(np.float32)
+        self._relief_area = cv2.GaussianBlur((1.0 - self._features) * (self.atlas.mask > 0), (0, 0),
+                                             4.0).astype(np.float32)
         # where a bright, grey speck is no feature: everywhere on the face but the eyes and the mouth
         self._speck_area = ((self.atlas.mask > 0) & (np.clip(self.regions["eyes"] + self.regions["mouth"], 0.0, 1.0)
                                                      < 0.2)).astype(np.uint8)
@@ -123,7 +124,7 @@ class Composer:
         far = np.sqrt((z * z).sum(-1)) / spread
         weight = np.exp(-np.maximum(far - 1.0, 0.0) ** 2 * 4.0).astype(np.float32)
         weight = np.maximum(weight, self._inner)  # hair lies in the outer band only
-        weight = np.maximum(weight, np.clip(sum(self.regions.values()), 0.0, 1.0))
+        weight = np.maximum(weight, self._features)
         return cv2.GaussianBlur(cv2.erode(weight, np.ones((5, 5), np.uint8)), (0, 0), 3.0)
 
     def tone_of(self, views: list[FaceView]) -> SkinTone | None:
