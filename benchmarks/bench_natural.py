@@ -4,10 +4,11 @@
 
 Each clip is anonymised by the command with its defaults and the benchmark key, then ``deidstream
 evaluate`` (every 5th frame, independent dlib HOG detector, rank-1 attack against the shared data's real
-faces) measures privacy, naturalness and similarity; its worst-first contact sheet is kept as
-benchmarks/out/sheets/<clip>.png. The privacy reference is how far apart dlib puts different real people
-of the one-person shared clips (their faces at 5 frames each). Prints a table and writes
-benchmarks/out/natural.json (per clip and pooled over faces).
+faces) measures privacy, naturalness, similarity and coverage (what the run report says each of those
+faces got; the run's own count of every tracked box, false detections included, is kept beside it); its
+worst-first contact sheet is kept as benchmarks/out/sheets/<clip>.png. The privacy reference is how far
+apart dlib puts different real people of the one-person shared clips (their faces at 5 frames each).
+Prints a table and writes benchmarks/out/natural.json (per clip and pooled over faces).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def run_clip(clip: Path, tmp: Path, every: int, extra: list[str]) -> dict:
                     "--report", str(report), *extra], check=True)
     seconds = time.perf_counter() - started
     run = json.loads(report.read_text())
-    ev = evaluate(clip, out, every=every, gallery=DATA)
+    ev = evaluate(clip, out, every=every, gallery=DATA, report=report)
     plots = tmp / f"{clip.stem}_plots"
     from deidstream.evaluation.report import write_plots
 
@@ -101,8 +102,12 @@ def pooled(rows: list[dict]) -> dict:
 
     rendered = sum(r["face_outcomes"].get("rendered_64px", 0) for r in rows)
     wide = rendered + sum(r["face_outcomes"].get("fallback_64px", 0) for r in rows)
+    judged = {k: sum(r["summary"].get("outcomes_64px", {}).get(k, 0) for r in rows)
+              for k in ("rendered", "fallback", "kept", "hidden", "missed")}
+    to_cover = sum(judged.values()) - judged["kept"]
     return {
-        "faces_evaluated": faces, "coverage_64px": round(rendered / wide, 4) if wide else None,
+        "faces_evaluated": faces, "coverage_64px": round(judged["rendered"] / to_cover, 4) if to_cover else None,
+        "outcomes_64px": judged, "coverage_64px_tracked": round(rendered / wide, 4) if wide else None,
         "face_detectability": mean("face_detectability"), "mean_id_distance": round(float(dist.mean()), 4),
         "p10_id_distance": round(float(np.percentile(dist, 10)), 4), "reidentified": mean("reidentified_fraction"),
         "rank1": mean("rank1_rate"), "sex_agreement": mean("sex_agreement"), "ita_within_10": mean("ita_within_10"),

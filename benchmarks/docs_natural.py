@@ -8,7 +8,8 @@ from typing import Any
 Json = dict[str, Any]
 # (key in "pooled", label, target as text, format)
 ROWS = [
-    ("coverage_64px", "surrogate (not the fallback) on faces ≥ 64 px", "≥ 95%", "pct"),
+    ("coverage_64px", "surrogate (not the fallback) on the evaluated faces ≥ 64 px", "≥ 95%", "pct"),
+    ("coverage_64px_tracked", "the same, of every box the run tracked ≥ 64 px (false detections too)", "—", "pct"),
     ("face_detectability", "FD: an independent detector still finds the face", "≥ 0.97", ".3f"),
     ("mean_id_distance", "mean ID distance to the original", "≥ strangers' mean", ".3f"),
     ("p10_id_distance", "10th percentile of the ID distance", "≥ strangers' p10", ".3f"),
@@ -44,8 +45,15 @@ def natural(d: Json, table: Any) -> tuple[str, list[str]]:
     rows = [(label, _fmt(pooled.get(key), spec), target) for key, label, target, spec in ROWS]
     per_clip = [(c["clip"], c["summary"].get("faces", 0), _fmt(c["summary"].get("mean_id_distance"), ".3f"),
                  _fmt(c["summary"].get("reidentified_fraction"), "pct"), _fmt(c["summary"].get("sex_agreement"), "pct"),
+                 _outcomes(c["summary"].get("outcomes_64px")),
                  f"{c['face_outcomes'].get('rendered', 0)} / {c['face_outcomes'].get('fallback', 0)}")
                 for c in d["clips"]]
     return note, [*table(["measure", "all clips", "target"], rows), "",
-                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept", "rendered / fallback"],
-                         per_clip)]
+                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept",
+                          "evaluated ≥ 64 px: surrogate / fallback / missed", "run: rendered / fallback"], per_clip)]
+
+
+def _outcomes(counts: dict | None) -> str:
+    if not counts:
+        return "—"
+    return f"{counts.get('rendered', 0)} / {counts.get('fallback', 0)} / {counts.get('missed', 0)}"

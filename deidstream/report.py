@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,18 +47,27 @@ class RunReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     detection_boxes: list[list[list[int]]] = field(default_factory=list)
     region_boxes: list[list[list[int]]] = field(default_factory=list)
+    # the covered faces' boxes per frame, each with what it got ("rendered", "fallback", "kept"; "hidden" in
+    # the modes that hide every face): what lets ``deidstream evaluate --report`` tell surrogates from blur
+    face_boxes: list[list[list[int | str]]] = field(default_factory=list)
     # default mode only: who each person is to the engine (no embeddings, no key) and what faces got
     people: list[dict] = field(default_factory=list)
     face_outcomes: dict[str, object] = field(default_factory=dict)
     cuts: list[int] = field(default_factory=list)  # default mode: frames where a new shot starts (tracks end)
 
-    def add_frame(self, index: int, detections: FaceDetections, covered: FaceDetections, regions: np.ndarray) -> None:
-        """Record one frame: raw detections, covered track boxes, and the pixel regions hidden."""
+    def add_frame(self, index: int, detections: FaceDetections, covered: FaceDetections, regions: np.ndarray,
+                  outcomes: Sequence[str] | None = None) -> None:
+        """Record one frame: raw detections, covered track boxes with what each got (``outcomes``, in
+        ``covered``'s order; None: all hidden), and the pixel regions hidden."""
         self.frames += 1
         self.detections_per_frame.append(len(detections))
         self.faces_per_frame.append(len(covered))
         self.detection_boxes.append(_int_boxes(detections.xyxy))
         self.region_boxes.append(_int_boxes(regions))
+        got = list(outcomes) if outcomes is not None else ["hidden"] * len(covered)
+        if len(got) != len(covered):
+            raise ValueError(f"expected one outcome per covered face ({len(covered)}), got {len(got)}")
+        self.face_boxes.append([[*box, what] for box, what in zip(_int_boxes(covered.xyxy), got)])
         ids = covered.track_id if covered.track_id is not None else []
         coasting = covered.coasting if covered.coasting is not None else [False] * len(covered)
         for tid, coast in zip(ids, coasting):
@@ -109,6 +118,7 @@ class RunReport:
             "detections_per_frame": self.detections_per_frame,
             "detection_boxes_per_frame": self.detection_boxes,
             "hidden_regions_per_frame": self.region_boxes,
+            "face_boxes_per_frame": self.face_boxes,
             "people": self.people,
             "face_outcomes": self.face_outcomes,
             "cuts": self.cuts,

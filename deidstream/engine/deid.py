@@ -74,6 +74,8 @@ class Deidentifier:
         self.config = config
         self.people_by_track = people_by_track
         self.counts = FaceCounts()
+        # what each face of the last frame given to ``apply`` got, in its order: "rendered", "fallback", "kept"
+        self.outcomes: list[str] = []
         mesh = renderer.model.mesh
         self._weights = mesh.weights
 
@@ -88,13 +90,16 @@ class Deidentifier:
         planned = []  # (box, points, person, in_front, aux) of the faces to render
         faces = frame.faces
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
+        self.outcomes = []
         for i, (box, tid) in enumerate(zip(faces.xyxy, ids)):
             person = self.people_by_track.get(int(tid)) if tid is not None else None
             if person is not None and person.keep:
                 self.counts.kept += 1
+                self.outcomes.append("kept")
                 continue
             points = faces.landmark(i)
             aux = self._plan(box, points, person)
+            self.outcomes.append("fallback" if aux is None else "rendered")
             if aux is None:
                 boxes.append(box)
             else:

@@ -26,6 +26,7 @@ import numpy as np
 from deidstream.evaluation.align import Comparison, FramePair, StreamFacts, aligned_pairs
 from deidstream.evaluation.attack import Gallery, rank1_hits
 from deidstream.evaluation.judge import SAME_PERSON, DlibRecognizer
+from deidstream.evaluation.outcomes import FaceOutcomes, outcome_summary
 from deidstream.evaluation.viewer import ViewerMeasures, viewer_summary
 from deidstream.geometry.boxes import expand, iou_matrix, pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
@@ -75,6 +76,7 @@ class FaceRecord:
     mouth_output: float | None = None
     skin_delta_e: float | None = None
     reidentified_by_attack: bool | None = None
+    outcome: str | None = None  # what the anonymiser's run report says this face got (None: no report)
 
     @property
     def reidentified(self) -> bool:
@@ -142,11 +144,12 @@ def _mean_change(now: np.ndarray, before: np.ndarray) -> float:
 
 class Evaluator:
     """Runs the comparison; ``every`` samples every k-th frame (flicker uses the frame before it);
-    ``gallery``: other real people for the rank-1 attack (None: no attack, ``attack_note`` says why)."""
+    ``gallery``: other real people for the rank-1 attack (None: no attack, ``attack_note`` says why);
+    ``outcomes``: what the anonymiser says each face got (its run report), for the surrogate coverage."""
 
     def __init__(self, recognizer: DlibRecognizer, every: int = 5, keep_worst: int = 12, *,
                  attributes: AttributeModel | None = None, gallery: Gallery | None = None,
-                 attack_note: str = "no gallery given") -> None:
+                 attack_note: str = "no gallery given", outcomes: FaceOutcomes | None = None) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.rec = recognizer
@@ -155,6 +158,7 @@ class Evaluator:
         self.attributes = attributes
         self.gallery = gallery
         self.attack_note = attack_note
+        self.outcomes = outcomes
 
     def run(self, original: str | Path, output: str | Path) -> Evaluation:
         started = time.perf_counter()
@@ -196,6 +200,8 @@ class Evaluator:
                 record = self._record(pair, previous, box, float(np.linalg.norm(do - da)), bool(found))
                 for key, value in look.items():
                     setattr(record, key, value)
+                if self.outcomes is not None:
+                    record.outcome = self.outcomes.at(pair.index, box)
                 ev.faces.append(record)
                 self._keep_if_worst(ev, pair, box)
             seen.originals.extend(d_orig)
@@ -341,6 +347,7 @@ def _summary(ev: Evaluation) -> dict:
         "frames_with_unaltered_face": len(unaltered_frames),
         "unaltered_frame_indices": unaltered_frames[:50],
         **viewer_summary(faces),
+        **outcome_summary(faces),
         "rank1_rate": _round(sum(bool(f.reidentified_by_attack) for f in faces) / n)
         if n and ev.attack.get("distractor_faces") is not None else None,
     }

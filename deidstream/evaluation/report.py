@@ -51,6 +51,10 @@ def table(ev: Evaluation) -> str:
     lines.append("what a viewer sees (same faces, original vs output):")
     for label, key, fmt in VIEWER_ROWS:
         lines.append(_row(label, s.get(key), fmt))
+    if s.get("outcomes_64px"):
+        counts = ", ".join(f"{n} {name}" for name, n in s["outcomes_64px"].items() if n)
+        lines.append(_row("surrogate on faces >= 64 px (run report)", s.get("surrogate_coverage_64px"), "{:.1%}")
+                     + f" ({counts})")
     if "skipped" in ev.attack:
         lines.append(f"  {'rank-1 identification':42s} skipped ({ev.attack['skipped']})")
     else:
@@ -120,7 +124,8 @@ def contact_sheet(ev: Evaluation, columns: int = 3) -> np.ndarray:
         face = ev.faces[worst.face]
         tile = np.concatenate([worst.original, worst.output], axis=1).copy()
         flags = ["REID" if face.reidentified else "", "sex ok" if face.sex_agrees else "sex changed",
-                 "" if face.delta_ita is None else f"dITA {face.delta_ita:.0f}"]
+                 "" if face.delta_ita is None else f"dITA {face.delta_ita:.0f}",
+                 face.outcome if face.outcome not in (None, "rendered") else ""]
         for row, text in enumerate([f"f{face.frame} d={face.id_distance:.2f}", " ".join(f for f in flags if f)]):
             cv2.putText(tile, text, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
         tiles.append(tile)

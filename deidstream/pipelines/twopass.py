@@ -300,7 +300,7 @@ def run_two_pass(
 
     def on_frame(frame: Frame, known: FrameFaces, regions: np.ndarray) -> None:
         report.add_frame(frame.index, known.detections if known.detections is not None else known.faces,
-                         known.faces, regions)
+                         known.faces, regions, deid.outcomes)
         reporter.step()
 
     reporter.start("rendering")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -13,7 +14,9 @@ from media import make_clip
 from deidstream.api import anonymize
 from deidstream.cli import main
 from deidstream.evaluation.command import evaluate
+from deidstream.errors import InvalidInputError
 from deidstream.evaluation.judge import DlibRecognizer
+from deidstream.evaluation.outcomes import FaceOutcomes, outcome_summary
 
 FRAMES = 8
 
@@ -154,3 +157,52 @@ def test_a_texture_hog_takes_for_a_face_is_not_counted():
     kept = rec.confirmed(frame, found)
     assert len(kept) == len(found) - len(plant) >= 1
     assert all(f.box[2] - f.box[0] > 100 for f in kept)  # the woman
+
+
+def test_the_run_report_says_what_each_evaluated_face_got(people_clip, tmp_path, capsys):
+    """Blur mode hides both faces: every face the judge finds is "hidden", none has a surrogate."""
+    out, report = tmp_path / "blur.mp4", tmp_path / "r.json"
+    report.write_text(json.dumps(anonymize(people_clip, out, mode="blur").to_dict()))
+    code = main(["evaluate", str(people_clip), str(out), "--every", "4", "--no-attack", "--report", str(report),
+                 "--json", str(tmp_path / "e.json")])
+    assert code == 0
+    assert "surrogate on faces >= 64 px (run report)   0.0%" in capsys.readouterr().out
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert {f["outcome"] for f in data["faces"]} == {"hidden"}
+    assert data["summary"]["outcomes"]["hidden"] == data["summary"]["faces"] == 4
+
+
+def test_a_judged_face_takes_the_outcome_of_the_box_that_holds_it():
+    frames = [[[100, 100, 200, 220, "rendered"], [300, 100, 380, 200, "fallback"]], []]
+    outcomes = FaceOutcomes(frames)
+    assert outcomes.at(0, np.array([115, 130, 190, 210])) == "rendered"  # dlib's tighter box inside
+    assert outcomes.at(0, np.array([310, 120, 370, 180])) == "fallback"
+    assert outcomes.at(0, np.array([500, 100, 560, 160])) == "missed"  # no covered box there: a face missed
+    assert outcomes.at(1, np.array([115, 130, 190, 210])) == "missed"
+    assert outcomes.at(7, np.array([115, 130, 190, 210])) == "missed"  # past the report's frames
+
+
+def test_coverage_counts_wide_faces_and_leaves_out_kept_ones():
+    def face(width: int, outcome: str) -> SimpleNamespace:
+        return SimpleNamespace(box=[0, 0, width, width], outcome=outcome)
+
+    faces = [face(80, "rendered")] * 6 + [face(80, "fallback"), face(80, "missed"), face(80, "kept"),
+                                          face(40, "fallback")]
+    s = outcome_summary(faces)
+    assert s["outcomes_64px"] == {"rendered": 6, "fallback": 1, "kept": 1, "hidden": 0, "missed": 1}
+    assert s["outcomes"]["fallback"] == 2
+    assert s["surrogate_coverage_64px"] == 0.75  # 6 of the 8 wide faces not on the keep list
+    assert outcome_summary([face(80, None)]) == {}
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "not a readable run report"),
+    (json.dumps({"frames": 3}), "no face_boxes_per_frame"),
+    (json.dumps({"face_boxes_per_frame": [[[1, 2, 3, 4, "painted"]]]}), "frame 0: expected"),
+])
+def test_a_bad_run_report_is_named_with_its_problem(tmp_path, content, problem):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(InvalidInputError, match=problem) as caught:
+        FaceOutcomes.load(path)
+    assert "r.json" in str(caught.value)

@@ -113,6 +113,12 @@ def test_the_default_mode_says_what_each_face_got(runs):
     outcomes = reports["surrogate"]["face_outcomes"]
     assert outcomes["rendered"] + outcomes["fallback"] == reports["surrogate"]["faces_covered"]
     assert len(reports["surrogate"]["people"]) == 1
+    # and per frame, face by face, for `deidstream evaluate --report`
+    boxes = reports["surrogate"]["face_boxes_per_frame"]
+    assert [len(b) for b in boxes] == reports["surrogate"]["faces_per_frame"]
+    got = [face[4] for frame in boxes for face in frame]
+    assert (got.count("rendered"), got.count("fallback")) == (outcomes["rendered"], outcomes["fallback"])
+    assert {face[4] for frame in reports["blur"]["face_boxes_per_frame"] for face in frame} == {"hidden"}
 
 
 def test_a_live_relay_of_the_sample_hides_her_face(tmp_path, detector):
