@@ -28,8 +28,8 @@ def test_the_shipped_donors_are_labelled_adults_of_both_sexes():
 
 def test_a_texture_is_a_donors_face_with_an_alpha_that_leaves_the_border_to_the_subject(composer):
     texture = composer.texture(Recipe(0))
-    assert texture.shape == (256, 256, 4) and texture.dtype == np.float32
-    rgb, alpha = texture[..., :3], texture[..., 3]
+    assert texture.shape == (256, 256, 5) and texture.dtype == np.float32
+    rgb, alpha, own = texture[..., :3], texture[..., 3], texture[..., 4]
     mask = composer.atlas.mask
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     assert alpha[~mask].max() == 0.0, "nothing is drawn outside the mesh"
@@ -38,6 +38,8 @@ def test_a_texture_is_a_donors_face_with_an_alpha_that_leaves_the_border_to_the_
     same = np.abs(rgb - composer.bank.texture(0)).max(-1) < 0.02
     features = mask & (composer._relief_area < 1e-3)
     assert same[features].mean() > 0.9, "untoned: the donor's own eyes, nose and lips (but for painted-over specks)"
+    assert own[features].max() < 0.05, "the features take none of the subject's fine relief"
+    assert np.median(own[composer.skin]) > 0.9, "the cheeks and forehead take it"
 
 
 def test_a_donors_relief_is_halved_outside_the_features_and_its_skin_texture_kept(composer):

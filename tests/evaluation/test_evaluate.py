@@ -13,8 +13,8 @@ from media import make_clip
 
 from deidstream.api import anonymize
 from deidstream.cli import main
-from deidstream.evaluation.command import evaluate
 from deidstream.errors import InvalidInputError
+from deidstream.evaluation.command import evaluate
 from deidstream.evaluation.judge import DlibRecognizer
 from deidstream.evaluation.outcomes import FaceOutcomes, outcome_summary
 

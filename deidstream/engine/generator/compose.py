@@ -6,7 +6,8 @@ pyramid, so seams fall between frequencies instead of along an edge. The result 
 its skin's mean and spread in Lab move to the subject's (measured on their best views), so apparent skin
 tone is kept while the features are the donors'. A fourth channel says how much of the texture is drawn:
 it fades to nothing toward the mesh border (temples, hairline, jaw), where the subject's own hair and
-outline stay, and where donors' hair would otherwise show.
+outline stay, and where donors' hair would otherwise show. A fifth says where the skin is not a feature
+(1 away from the eyes and brows, nose and lips): there the render takes half the subject's own relief.
 
 Before toning, the donor's mid-scale relief outside the features (folds, hollows, strands of hair, the
 shadows of the photo's own light: detail 4-32 texels across, a 60th to an 8th of the face) is halved in
@@ -73,7 +74,8 @@ class SkinTone:
 
 
 class Composer:
-    """Textures of recipes on one UV layout: ``texture(recipe, tone)`` → (T, T, 4) float32 RGBA."""
+    """Textures of recipes on one UV layout: ``texture(recipe, tone)`` → (T, T, 5) float32: RGB, alpha, and
+    the weight of the subject's own skin relief."""
 
     def __init__(self, bank: DonorBank, mesh: CanonicalMesh, *, rim: float = 0.09, feather: float = 0.035,
                  levels: int = 4, hair_band: float = 0.22, forehead: tuple[float, float] = (0.12, 0.14),
@@ -97,6 +99,7 @@ class Composer:
         band = np.clip(inside / max(hair_band * size, 1.0), 0.0, 1.0)
         self._inner = (band * band * (3.0 - 2.0 * band)).astype(np.float32)
         self._features = np.clip(sum(self.regions.values()), 0.0, 1.0).astype(np.float32)
+        self._own_skin = np.clip(1.0 - 1.5 * self._features, 0.0, 1.0).astype(np.float32)
         self._relief_area = cv2.GaussianBlur((1.0 - self._features) * (self.atlas.mask > 0), (0, 0),
                                              4.0).astype(np.float32)
         # where a bright, grey speck is no feature: everywhere on the face but the eyes and the mouth
@@ -113,7 +116,7 @@ class Composer:
             base = _relief_scaled(base, self._relief_area, self.relief_levels, self.relief_kept)
         if tone is not None:
             base = toned(base, self.skin, tone)
-        return np.dstack([base, alpha]).astype(np.float32)
+        return np.dstack([base, alpha, self._own_skin]).astype(np.float32)
 
     def _not_hair(self, texture: np.ndarray, spread: float = 2.5) -> np.ndarray:
         """(T, T) weight, near 0 where a texel outside the features is far from the donor's own skin colour

@@ -78,12 +78,14 @@ def rotation_matrix(quaternion: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class FastRender:
     """The inference render: ``rgb`` (h, w, 3) float32 in [0, 1], ``coverage`` (h, w) float32 (times the
-    texture's own alpha, for a texture with a fourth channel)."""
+    texture's own alpha, for a texture with a fourth channel); ``skin`` (h, w) the texture's fifth channel
+    where it has one (where the subject's own skin relief is taken), else None."""
 
     rgb: np.ndarray
     coverage: np.ndarray
     crop: Crop
     points: np.ndarray
+    skin: np.ndarray | None = None
 
 
 class FastPath:
@@ -112,7 +114,8 @@ class FastPath:
         return (aux.scale * (shape + aux.expression) @ r.T + aux.translation).astype(np.float32)
 
     def render(self, shape: np.ndarray, texture: np.ndarray, aux: AuxCode, *, margin_px: int = 12) -> FastRender:
-        """``shape`` (468, 3) canonical; ``texture`` (T, T, 3) float32 albedo, or (T, T, 4) with an alpha."""
+        """``shape`` (468, 3) canonical; ``texture`` (T, T, 3) float32 albedo, or (T, T, 4) with an alpha, or
+        (T, T, 5) with a skin weight besides."""
         points = self.posed(shape, aux)
         lo, hi = points[:, :2].min(0), points[:, :2].max(0)
         x0, y0 = (np.floor(lo).astype(int) - margin_px).tolist()
@@ -141,10 +144,12 @@ class FastPath:
             coverage = maps[..., 2].copy()
         # outside ``coverage`` the colours are whatever the edge texels give: alpha is 0 there
         rgb = cv2.remap(texture, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if rgb.shape[2] == 4:
+        skin = None
+        if rgb.shape[2] >= 4:
             coverage = coverage * rgb[..., 3]
+            skin = np.ascontiguousarray(rgb[..., 4]) if rgb.shape[2] >= 5 else None
             rgb = np.ascontiguousarray(rgb[..., :3])
-        return FastRender(rgb, coverage, crop, points)
+        return FastRender(rgb, coverage, crop, points, skin)
 
     def shade(self, rgb: np.ndarray, frame_crop: np.ndarray, skin: np.ndarray) -> np.ndarray:
         """The render under the frame's light: × low-pass(frame) / low-pass(render) over ``skin``
