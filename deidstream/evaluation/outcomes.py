@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from deidstream.errors import InvalidInputError
+from deidstream.geometry.boxes import share_inside
 
 OUTCOMES = ("rendered", "fallback", "kept", "hidden")
 MISSED = "missed"
@@ -50,11 +51,7 @@ class FaceOutcomes:
         """The outcome of the covered box that holds most of ``box`` (x0, y0, x1, y1) in ``frame``."""
         if frame >= len(self._frames) or not self._frames[frame]:
             return MISSED
-        covered = np.array([f[:4] for f in self._frames[frame]], np.float32)
-        x0, y0 = np.maximum(covered[:, 0], box[0]), np.maximum(covered[:, 1], box[1])
-        x1, y1 = np.minimum(covered[:, 2], box[2]), np.minimum(covered[:, 3], box[3])
-        inside = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        share = inside / max(float((box[2] - box[0]) * (box[3] - box[1])), 1.0)
+        share = share_inside(box, np.array([f[:4] for f in self._frames[frame]], np.float32))[0]
         best = int(np.argmax(share))
         return str(self._frames[frame][best][4]) if share[best] >= MIN_INSIDE else MISSED
 

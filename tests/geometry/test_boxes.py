@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deidstream.geometry.boxes import rotate_boxes_to_stored, rotate_points_to_stored, union_clusters
+from deidstream.geometry.boxes import rotate_boxes_to_stored, rotate_points_to_stored, share_inside, union_clusters
 from deidstream.tracking.detector import tile_grid
 
 
@@ -35,3 +35,14 @@ def test_tiles_cover_the_frame_with_overlap():
         cover[y0:y1, x0:x1] = True
     assert cover.all()
     assert all(x1 - x0 == 720 and y1 - y0 == 720 for x0, y0, x1, y1 in tiles)
+
+
+def test_share_inside_is_the_part_of_each_box_another_holds():
+    judged = np.array([[10, 10, 20, 20], [0, 0, 4, 4]], np.float32)
+    covered = np.array([[0, 0, 30, 30], [15, 10, 40, 20], [100, 100, 200, 200]], np.float32)
+    share = share_inside(judged, covered)
+    assert share.shape == (2, 3)
+    np.testing.assert_allclose(share[0], [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(share[1], [1.0, 0.0, 0.0])
+    # not symmetric: of the big box, the small one holds little
+    np.testing.assert_allclose(share_inside(covered[:1], judged[:1])[0, 0], 100 / 900, rtol=1e-6)

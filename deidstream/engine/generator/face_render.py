@@ -112,7 +112,7 @@ class FaceRenderer:
             rgb = _own_relief(rgb, frame_crop, alpha, render.skin * strength,
                               max(self.relief_sigma * width, 0.7), max(self.feature_sigma * width, 0.7), strength)
         if self.match_tone and (anchors := _anchors(points, crop.x0, crop.y0, alpha)):
-            rgb = _tone_matched(rgb, frame_crop, anchors, float(np.ptp(points[:, 0])))
+            rgb = _tone_matched(rgb, frame_crop, anchors, width)
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
 
     def _glasses(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
@@ -224,7 +224,6 @@ def _own_relief(rgb: np.ndarray, frame_crop: np.ndarray, alpha: np.ndarray, skin
     w = (alpha > 0.5).astype(np.float32)
     own = (frame_crop.astype(np.float32) @ LUMA) * np.float32(1 / 255)
     drawn = rgb @ LUMA
-
     h, wd = w.shape
     planes = np.dstack([own * w, drawn * w, w])
 
