@@ -3,13 +3,14 @@ front of a face fit them on the sample's hand-labelled frames, and what they cos
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+from docs_format import table
 
 Json = dict[str, Any]
 
 
-def hands(d: Json, table: Callable[[list[str], list[list[Any]]], list[str]]) -> tuple[str, list[str]]:
+def hands(d: Json) -> tuple[str, list[str]]:
     rows = []
     for mode in ("tracked", "static"):
         for r in d.get(mode, []):
