@@ -13,6 +13,11 @@ import numpy as np
 
 from deidstream.types import FaceDetections
 
+# what a covered face got, as the report's ``face_boxes_per_frame`` and ``deidstream evaluate --report`` say it
+RENDERED, FALLBACK, KEPT, HIDDEN = "rendered", "fallback", "kept", "hidden"  # HIDDEN: the modes that hide all
+OUTCOMES = (RENDERED, FALLBACK, KEPT, HIDDEN)
+WIDE_PX = 64  # faces at least this wide are counted apart: the ones a viewer can recognise
+
 
 def _int_boxes(xyxy: np.ndarray) -> list[list[int]]:
     """Boxes as outward-rounded integer pixels (x0, y0, x1, y1) for JSON."""
@@ -47,8 +52,8 @@ class RunReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     detection_boxes: list[list[list[int]]] = field(default_factory=list)
     region_boxes: list[list[list[int]]] = field(default_factory=list)
-    # the covered faces' boxes per frame, each with what it got ("rendered", "fallback", "kept"; "hidden" in
-    # the modes that hide every face): what lets ``deidstream evaluate --report`` tell surrogates from blur
+    # the covered faces' boxes per frame, each with what it got (``OUTCOMES``): what lets ``deidstream evaluate
+    # --report`` tell surrogates from blur
     face_boxes: list[list[list[int | str]]] = field(default_factory=list)
     # default mode only: who each person is to the engine (no embeddings, no key) and what faces got
     people: list[dict] = field(default_factory=list)
@@ -64,7 +69,7 @@ class RunReport:
         self.faces_per_frame.append(len(covered))
         self.detection_boxes.append(_int_boxes(detections.xyxy))
         self.region_boxes.append(_int_boxes(regions))
-        got = list(outcomes) if outcomes is not None else ["hidden"] * len(covered)
+        got = list(outcomes) if outcomes is not None else [HIDDEN] * len(covered)
         if len(got) != len(covered):
             raise ValueError(f"expected one outcome per covered face ({len(covered)}), got {len(got)}")
         self.face_boxes.append([[*box, what] for box, what in zip(_int_boxes(covered.xyxy), got)])

@@ -22,10 +22,10 @@ from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.generator.fast import AuxCode
 from deidstream.engine.generator.masks import interior_mask
 from deidstream.geometry.boxes import extent_iou, iou_matrix
+from deidstream.report import FALLBACK, KEPT, RENDERED, WIDE_PX
 from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
-WIDE_PX = 64
 MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this they describe another face
 
 
@@ -74,7 +74,7 @@ class Deidentifier:
         self.config = config
         self.people_by_track = people_by_track
         self.counts = FaceCounts()
-        # what each face of the last frame given to ``apply`` got, in its order: "rendered", "fallback", "kept"
+        # what each face of the last frame given to ``apply`` got, in its order: RENDERED, FALLBACK or KEPT
         self.outcomes: list[str] = []
         mesh = renderer.model.mesh
         self._weights = mesh.weights
@@ -95,11 +95,11 @@ class Deidentifier:
             person = self.people_by_track.get(int(tid)) if tid is not None else None
             if person is not None and person.keep:
                 self.counts.kept += 1
-                self.outcomes.append("kept")
+                self.outcomes.append(KEPT)
                 continue
             points = faces.landmark(i)
             aux = self._plan(box, points, person)
-            self.outcomes.append("fallback" if aux is None else "rendered")
+            self.outcomes.append(FALLBACK if aux is None else RENDERED)
             if aux is None:
                 boxes.append(box)
             else:

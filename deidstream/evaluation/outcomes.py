@@ -17,10 +17,9 @@ import numpy as np
 
 from deidstream.errors import InvalidInputError
 from deidstream.geometry.boxes import share_inside
+from deidstream.report import KEPT, OUTCOMES, RENDERED, WIDE_PX
 
-OUTCOMES = ("rendered", "fallback", "kept", "hidden")
 MISSED = "missed"
-WIDE_PX = 64  # a face at least this wide (the judge's box) is one a viewer can recognise
 MIN_INSIDE = 0.5  # share of the judge's box a covered box must hold to be that face
 
 
@@ -65,6 +64,6 @@ def outcome_summary(faces: list) -> dict:
     wide = [f for f in known if f.box[2] - f.box[0] >= WIDE_PX]
     counts = {name: sum(f.outcome == name for f in known) for name in (*OUTCOMES, MISSED)}
     counts_wide = {name: sum(f.outcome == name for f in wide) for name in (*OUTCOMES, MISSED)}
-    to_cover = len(wide) - counts_wide["kept"]  # the keep list's faces are left as they are on purpose
+    to_cover = len(wide) - counts_wide[KEPT]  # the keep list's faces are left as they are on purpose
     return {"outcomes": counts, "outcomes_64px": counts_wide,
-            "surrogate_coverage_64px": round(counts_wide["rendered"] / to_cover, 4) if to_cover else None}
+            "surrogate_coverage_64px": round(counts_wide[RENDERED] / to_cover, 4) if to_cover else None}

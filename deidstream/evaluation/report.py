@@ -10,6 +10,7 @@ import numpy as np
 from deidstream.errors import ConfigError
 from deidstream.evaluation.judge import INSTALL_HINT, SAME_PERSON
 from deidstream.evaluation.metrics import CROP, Evaluation
+from deidstream.report import RENDERED
 
 ROWS = [
     ("faces evaluated", "faces", "{}"),
@@ -125,7 +126,7 @@ def contact_sheet(ev: Evaluation, columns: int = 3) -> np.ndarray:
         tile = np.concatenate([worst.original, worst.output], axis=1).copy()
         flags = ["REID" if face.reidentified else "", "sex ok" if face.sex_agrees else "sex changed",
                  "" if face.delta_ita is None else f"dITA {face.delta_ita:.0f}",
-                 face.outcome if face.outcome not in (None, "rendered") else ""]
+                 face.outcome if face.outcome not in (None, RENDERED) else ""]
         for row, text in enumerate([f"f{face.frame} d={face.id_distance:.2f}", " ".join(f for f in flags if f)]):
             cv2.putText(tile, text, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
         tiles.append(tile)
