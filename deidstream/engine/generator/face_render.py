@@ -33,7 +33,7 @@ from deidstream.engine.generator.aux import encode_aux
 from deidstream.engine.generator.compose import CHEEKS, TONE_ANCHORS
 from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
-from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender
+from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender, light_ratio
 from deidstream.engine.generator.glasses import frame_mask
 from deidstream.engine.generator.masks import interior_mask, polygons_mask
 
@@ -224,20 +224,9 @@ def _own_relief(rgb: np.ndarray, frame_crop: np.ndarray, alpha: np.ndarray, skin
     w = (alpha > 0.5).astype(np.float32)
     own = (frame_crop.astype(np.float32) @ LUMA) * np.float32(1 / 255)
     drawn = rgb @ LUMA
-    h, wd = w.shape
-    planes = np.dstack([own * w, drawn * w, w])
-
-    def ratio(s: float, most: float) -> np.ndarray:
-        # the ratio is smooth at the scale of ``s``: taken on a grid of s / 2 pixels, then interpolated
-        factor = max(s / 2.0, 1.0)
-        small = cv2.resize(planes, (max(int(round(wd / factor)), 1), max(int(round(h / factor)), 1)),
-                           interpolation=cv2.INTER_AREA)
-        blurred = cv2.GaussianBlur(small, (0, 0), s / factor)
-        field = np.clip(blurred[..., 0] / np.maximum(blurred[..., 1], 1e-3 * np.maximum(blurred[..., 2], 1e-3)),
-                        1.0 / most, most)
-        return cv2.resize(field, (wd, h), interpolation=cv2.INTER_LINEAR)
-
-    gain = skin * ratio(sigma, bound) + (strength - skin) * ratio(feature_sigma, feature_bound) + (1.0 - strength)
+    fine = light_ratio(own, drawn, w, sigma, (1.0 / bound, bound))
+    coarse = light_ratio(own, drawn, w, feature_sigma, (1.0 / feature_bound, feature_bound))
+    gain = skin * fine + (strength - skin) * coarse + (1.0 - strength)
     return np.clip(rgb * gain[..., None], 0.0, 1.0)
 
 

@@ -153,18 +153,29 @@ class FastPath:
 
     def shade(self, rgb: np.ndarray, frame_crop: np.ndarray, skin: np.ndarray) -> np.ndarray:
         """The render under the frame's light: × low-pass(frame) / low-pass(render) over ``skin``
-        (h, w) weights, the low-passes taken at a few pixels per sigma (they hold nothing finer)."""
+        (h, w) weights."""
         h, w = skin.shape
         sigma = max(self.shading_sigma * max(h, w), 1.0)
-        factor = max(sigma / 2.0, 1.0)
-        small = (max(int(round(w / factor)), 1), max(int(round(h / factor)), 1))
-        s = sigma / factor
-        # plain decimation: the Gaussian below, wide on this grid, removes what it aliases
-        weight = cv2.resize(skin, small, interpolation=cv2.INTER_LINEAR)
-        frame = cv2.resize(frame_crop, small, interpolation=cv2.INTER_LINEAR).astype(np.float32) * np.float32(1 / 255)
-        render = cv2.resize(rgb, small, interpolation=cv2.INTER_LINEAR)
-        num_f = cv2.GaussianBlur(frame * weight[..., None], (0, 0), s)
-        num_r = cv2.GaussianBlur(render * weight[..., None], (0, 0), s)
-        ratio = np.clip(num_f / np.maximum(num_r, 1e-4), 0.2, 5.0)
-        ratio = cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR)
+        ratio = light_ratio(frame_crop, rgb, skin, sigma, (0.2, 5.0), target_scale=1 / 255)
         return np.clip(rgb * ratio, 0.0, 1.0, out=ratio)
+
+
+def light_ratio(target: np.ndarray, drawn: np.ndarray, weight: np.ndarray, sigma: float,
+                bounds: tuple[float, float], target_scale: float = 1.0) -> np.ndarray:
+    """low-pass(``target`` × ``target_scale``) / low-pass(``drawn``) over ``weight`` (h, w), a Gaussian of
+    ``sigma`` px, clipped to ``bounds``, at full size: the gain that gives ``drawn`` the target's light at
+    that scale. Taken on a grid of sigma / 2 px (the low-passes hold nothing finer; plain decimation, the
+    Gaussian, wide on that grid, removes what it aliases), then interpolated."""
+    h, w = weight.shape
+    factor = max(sigma / 2.0, 1.0)
+    small = (max(int(round(w / factor)), 1), max(int(round(h / factor)), 1))
+    s = sigma / factor
+    wt = cv2.resize(weight, small, interpolation=cv2.INTER_LINEAR)
+    tg = cv2.resize(target, small, interpolation=cv2.INTER_LINEAR).astype(np.float32) * np.float32(target_scale)
+    dr = cv2.resize(drawn, small, interpolation=cv2.INTER_LINEAR)
+    if tg.ndim == 3:
+        wt = wt[..., None]
+    num_t = cv2.GaussianBlur(tg * wt, (0, 0), s)
+    num_d = cv2.GaussianBlur(dr * wt, (0, 0), s)
+    ratio = np.clip(num_t / np.maximum(num_d, 1e-4), *bounds)
+    return cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR)
