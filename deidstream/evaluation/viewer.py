@@ -63,6 +63,12 @@ def ita(patch: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(np.median(lab[:, 0]) - 50.0, np.median(lab[:, 2]))))
 
 
+def ita_difference(a: float, b: float) -> float:
+    """|a - b| of two ITA angles in degrees, the short way round: two blue-lit faces at -170 and 170 degrees
+    are 20 apart, not 340."""
+    return float(abs((a - b + 180.0) % 360.0 - 180.0))
+
+
 def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """Median CIELab (L* 0-100) of the skin inside ``SKIN_LOOPS`` of a face's mesh, None when too few pixels."""
     mask = np.zeros(image.shape[:2], np.uint8)
@@ -176,7 +182,7 @@ class ViewerMeasures:
                 "sex_agrees": bool((fem_o[i] > 0.5) == (fem_a[i] > 0.5)),
                 "age_original": _r(age_o[i], 1), "age_output": _r(age_a[i], 1),
                 "ita_original": _r(ita_o, 2), "ita_output": _r(ita_a, 2),
-                "delta_ita": None if ita_o is None else _r(abs(ita_a - ita_o), 2),
+                "delta_ita": None if ita_o is None else _r(ita_difference(ita_a, ita_o), 2),
                 "skin_share_original": _r(m["skin_share_original"]), "skin_share_output": _r(m["skin_share_output"]),
                 "sharpness_original": _r(sharp_o, 2), "sharpness_output": _r(sharp_a, 2),
                 "sharpness_ratio": None if sharp_o is None else _r(sharp_a / max(sharp_o, 1e-6)),

@@ -27,6 +27,15 @@ def test_ita_orders_skin_tones_and_flags_blue():
     assert tan == pytest.approx(np.degrees(np.arctan((lab[0] - 50) / lab[2])), abs=1e-3)
 
 
+def test_ita_difference_goes_the_short_way_round():
+    assert viewer.ita_difference(30.0, 12.0) == pytest.approx(18.0)
+    assert viewer.ita_difference(12.0, 30.0) == pytest.approx(18.0)
+    # two blue-lit faces either side of 180 degrees are close, not 340 apart (crowd_1080p's scene)
+    assert viewer.ita_difference(-171.0, 170.0) == pytest.approx(19.0)
+    assert viewer.ita_difference(100.0, -100.0) == pytest.approx(160.0)
+    assert viewer.ita_difference(45.0, 45.0) == 0.0
+
+
 def test_skin_share_counts_pixels_in_the_gamut():
     assert viewer.skin_share(patch((224, 172, 150))) == 1.0
     assert viewer.skin_share(patch((120, 80, 60))) == 1.0
