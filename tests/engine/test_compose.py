@@ -131,3 +131,20 @@ def test_a_dark_beard_keeps_its_colour_on_a_subject_filmed_with_a_cast(composer)
     print(f"beard chroma: median {np.median(before):.1f} before, {np.median(after):.1f} after")
     # measured 8.3 after against 10.0 before; the whole skin shift on every texel gave 21.3 (navy)
     assert np.median(after) < np.median(before) + 3 and np.median(after) < 12
+
+
+def test_the_lips_take_the_subjects_lip_colour_and_keep_the_donors_lines(composer):
+    """Lip colour says little of who someone is: the surrogate's lips are the subject's colour (a donor's pale
+    pink lips went lavender on a warm-lit man, a woman's lipstick vanished), their lines the donor's."""
+    donor = 0
+    skin = SkinTone(np.array([62.0, 14.0, 18.0], np.float32), np.array([6.0, 2.0, 3.0], np.float32))
+    red = SkinTone(skin.mean, skin.std, np.array([45.0, 38.0, 20.0], np.float32))
+    plain, coloured = (cv2.cvtColor(composer.texture(Recipe(donor), t)[..., :3], cv2.COLOR_RGB2LAB)
+                       for t in (skin, red))
+    lips = composer.lips
+    assert lips.sum() > 300
+    assert np.allclose(np.median(coloured[lips][:, 1:], axis=0), red.lips[1:], atol=2.0)
+    assert np.abs(np.median(plain[lips][:, 1:], axis=0) - red.lips[1:]).max() > 8  # the donor's were not
+    assert np.corrcoef(plain[lips][:, 0], coloured[lips][:, 0])[0, 1] > 0.95  # the donor's lines and light
+    away = cv2.dilate(lips.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert np.abs(coloured[away] - plain[away]).max() < 0.5  # the skin around is untouched

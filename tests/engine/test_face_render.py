@@ -151,3 +151,23 @@ def test_a_small_face_keeps_the_donors_relief(faces):
     with_relief = _paint(small, scaled, surrogate, renderer())
     assert np.array_equal(with_relief, _paint(small, scaled, surrogate, FaceRenderer(default_model(), own_relief=0.0)))
     assert not np.array_equal(with_relief, small)
+
+
+def test_the_subjects_lip_colour_is_read_from_their_views(faces):
+    """The lips the composer colours the surrogate's with are the subject's own, read where the views show them."""
+    from deidstream.engine.generator.masks import InteriorContours
+    from deidstream.types import FaceView
+
+    image, points = faces[0]
+    contours = InteriorContours.from_mediapipe()
+    lips = (polygons_mask([points[contours.outer_lips, :2]], image.shape[:2]) > 0) & \
+        (polygons_mask([points[contours.inner_lips, :2]], image.shape[:2]) == 0)
+    painted = image.copy()
+    painted[lips] = (170, 40, 60)  # a deep red lipstick
+    tone = default_composer().tone_of([FaceView(painted, points)])
+    assert tone is not None and tone.lips is not None
+    red = cv2.cvtColor(np.float32([[[170, 40, 60]]]) / 255.0, cv2.COLOR_RGB2LAB)[0, 0]
+    assert np.allclose(tone.lips, red, atol=3.0), (tone.lips, red)
+    grey = painted.copy()
+    grey[lips] = (40, 40, 44)  # a microphone over the mouth: no lip colour at all
+    assert default_composer().tone_of([FaceView(grey, points)]).lips is None

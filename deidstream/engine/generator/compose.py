@@ -1,13 +1,15 @@
 """A surrogate's texture, assembled from donors in UV space and toned to its subject's skin.
 
-A recipe names a base donor (skin, cheeks, forehead, jaw) and the donors of the parts that carry most of
-a face's identity (eyes and brows, nose, mouth); the parts are blended into the base across a Laplacian
+A recipe names a base donor (skin, cheeks, forehead, jaw) and the donors of the parts that carry most of a
+face's identity (eyes and brows, nose, mouth); the parts are blended into the base across a Laplacian
 pyramid, so seams fall between frequencies instead of along an edge. The result is toned to the subject:
 its skin's mean and spread in Lab move to the subject's (measured on their best views), so apparent skin
-tone is kept while the features are the donors'. A fourth channel says how much of the texture is drawn:
-it fades to nothing toward the mesh border (temples, hairline, jaw), where the subject's own hair and
-outline stay, and where donors' hair would otherwise show. A fifth says where the skin is not a feature
-(1 away from the eyes and brows, nose and lips): there the render takes half the subject's own relief.
+tone is kept while the features are the donors'. The lips take the subject's own colour (lipstick stays,
+and a donor's pale pink lips do not turn lavender under a warm stage light), their lines the donor's. A
+fourth channel says how much of the texture is drawn: it fades to nothing toward the mesh border (temples,
+hairline, jaw), where the subject's own hair and outline stay, and where donors' hair would otherwise
+show. A fifth says where the skin is not a feature (1 away from the eyes and brows, nose and lips): there
+the render takes half the subject's own relief.
 
 Before toning, the donor's mid-scale relief outside the features (folds, hollows, strands of hair, the
 shadows of the photo's own light: detail 4-32 texels across, a 60th to an 8th of the face) is halved in
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 
 from deidstream.engine.generator.donors import DonorBank
+from deidstream.engine.generator.masks import InteriorContours
 from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import CanonicalMesh
 from deidstream.types import FaceView
@@ -62,10 +65,12 @@ class Recipe:
 
 @dataclass(frozen=True, slots=True)
 class SkinTone:
-    """Mean and standard deviation of a face's skin in CIELab (L in [0, 100])."""
+    """Mean and standard deviation of a face's skin in CIELab (L in [0, 100]); ``lips``: the median CIELab
+    of their lips (None where no view showed them)."""
 
     mean: np.ndarray
     std: np.ndarray
+    lips: np.ndarray | None = None
 
     @property
     def ita(self) -> float:
@@ -89,6 +94,7 @@ class Composer:
         uv = mesh.uvs * size
         self.regions = {name: _region(uv, loops, size, feather * size) for name, loops in PARTS.items()}
         self.skin = _region(uv, SKIN, size, 0.0) > 0.5
+        self.lips = _lips(uv, size)
         inside = cv2.distanceTransform(self.atlas.mask.astype(np.uint8), cv2.DIST_L2, 5)
         ramp = np.clip(inside / max(rim * size, 1.0), 0.0, 1.0)
         # the upper forehead is the subject's own too: donors' fringes and hairlines lie there, and it
@@ -116,6 +122,8 @@ class Composer:
             base = _relief_scaled(base, self._relief_area, self.relief_levels, self.relief_kept)
         if tone is not None:
             base = toned(base, self.skin, tone)
+            if tone.lips is not None:
+                base = _lips_coloured(base, self.lips, tone.lips)
         return np.dstack([base, alpha, self._own_skin]).astype(np.float32)
 
     def _not_hair(self, texture: np.ndarray, spread: float = 2.5) -> np.ndarray:
@@ -130,17 +138,25 @@ class Composer:
         weight = np.maximum(weight, self._features)
         return cv2.GaussianBlur(cv2.erode(weight, np.ones((5, 5), np.uint8)), (0, 0), 3.0)
 
-    def tone_of(self, views: list[FaceView]) -> SkinTone | None:
-        """The subject's skin tone over their views (texels each view sees well), None without any."""
-        samples = []
+    def tone_of(self, views: list[FaceView], redder: float = 2.0) -> SkinTone | None:
+        """The subject's skin tone over their views (texels each view sees well), None without any; with the
+        colour of their lips where those read redder than their skin (no microphone or hand over them)."""
+        samples, lips = [], []
         for view in views:
             unwrapped = self.atlas.unwrap(view.image, view.points)
             seen = self.skin & (unwrapped.weight > 0.5)
             if seen.sum() > 20:
                 samples.append(unwrapped.texture[seen])
+            seen = self.lips & (unwrapped.weight > 0.5)
+            if seen.sum() > 20:
+                lips.append(unwrapped.texture[seen])
         if not samples:
             return None
-        return _tone(np.concatenate(samples))
+        tone = _tone(np.concatenate(samples))
+        colour = _median_lab(np.concatenate(lips)) if lips else None
+        if colour is None or colour[1] < tone.mean[1] + redder:
+            return tone
+        return SkinTone(tone.mean, tone.std, colour)
 
 
 def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 0.4) -> np.ndarray:
@@ -162,6 +178,32 @@ def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 
     colour = (lab[..., 1:] - own.mean[1:] * before) * narrow[1:] + tone.mean[1:] * after
     lab = np.concatenate([lightness, colour], axis=-1).astype(np.float32)
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
+
+
+def _lips_coloured(texture: np.ndarray, lips: np.ndarray, colour: np.ndarray, feather: float = 1.5) -> np.ndarray:
+    """``texture`` with its lips' median colour (a*, b*) moved to ``colour``'s, their lightness and lines the
+    donor's: lip colour says little of who someone is, and a donor's pale pink lips turned lavender on a
+    warm-lit subject (stage_multi_person_cuts) while a subject's lipstick vanished."""
+    lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
+    shift = (np.asarray(colour, np.float32) - _median_lab(texture[lips]))[1:]
+    weight = np.maximum(lips, cv2.GaussianBlur(lips.astype(np.float32), (0, 0), feather))[..., None]
+    lab[..., 1:] += weight * shift
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
+
+
+def _median_lab(rgb: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(np.clip(rgb, 0.0, 1.0).reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB)
+    return np.median(lab.reshape(-1, 3), axis=0)
+
+
+def _lips(uv: np.ndarray, size: int) -> np.ndarray:
+    """(T, T) bool: the texels between the outer and the inner lip line, a texel in from both."""
+    contours = InteriorContours.from_mediapipe()
+    outer, inner = (np.zeros((size, size), np.uint8) for _ in range(2))
+    cv2.fillPoly(outer, [np.round(uv[contours.outer_lips]).astype(np.int32)], 1)
+    cv2.fillPoly(inner, [np.round(uv[contours.inner_lips]).astype(np.int32)], 1)
+    inner = cv2.dilate(inner, np.ones((3, 3), np.uint8))
+    return (cv2.erode(outer, np.ones((3, 3), np.uint8)) > 0) & (inner == 0)
 
 
 def _without_specks(texture: np.ndarray, area: np.ndarray, lift: float = 10.0, grey: float = 0.7) -> np.ndarray:

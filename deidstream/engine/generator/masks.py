@@ -78,12 +78,13 @@ def _hops_from(sources: Iterable[int], edges: Iterable[tuple[int, int]]) -> dict
 @dataclass(frozen=True, slots=True)
 class InteriorContours:
     """Ordered landmark indices of closed contours: eyelid openings (the subject's left and right,
-    as MediaPipe names them), inner lip line and face oval."""
+    as MediaPipe names them), inner lip line, face oval and outer lip line."""
 
     left_eye: np.ndarray
     right_eye: np.ndarray
     inner_lips: np.ndarray
     face_oval: np.ndarray
+    outer_lips: np.ndarray
 
     @classmethod
     def from_mediapipe(cls) -> InteriorContours:
@@ -110,8 +111,8 @@ def _from_mediapipe() -> InteriorContours:
     if len(lips) != 2:
         raise ValueError(f"expected two lip loops (outer, inner) in FACEMESH_LIPS, got {len(lips)}")
     hops = _hops_from(oval.tolist(), fmc.FACEMESH_TESSELATION)
-    inner = max(lips, key=lambda loop: np.mean([hops[int(v)] for v in loop]))
-    return InteriorContours(one_loop("FACEMESH_LEFT_EYE"), one_loop("FACEMESH_RIGHT_EYE"), inner, oval)
+    inner, outer = sorted(lips, key=lambda loop: -np.mean([hops[int(v)] for v in loop]))
+    return InteriorContours(one_loop("FACEMESH_LEFT_EYE"), one_loop("FACEMESH_RIGHT_EYE"), inner, oval, outer)
 
 
 def _check_landmarks(landmarks_xy: np.ndarray) -> np.ndarray:
