@@ -138,9 +138,10 @@ class Composer:
         weight = np.maximum(weight, self._features)
         return cv2.GaussianBlur(cv2.erode(weight, np.ones((5, 5), np.uint8)), (0, 0), 3.0)
 
-    def tone_of(self, views: list[FaceView], redder: float = 2.0) -> SkinTone | None:
+    def tone_of(self, views: list[FaceView], darker: float = 5.0) -> SkinTone | None:
         """The subject's skin tone over their views (texels each view sees well), None without any; with the
-        colour of their lips where those read redder than their skin (no microphone or hand over them)."""
+        colour of their lips where those read as lips: at least as red as their skin (not a grey microphone)
+        and ``darker`` L* darker (not a hand). A stage light leaves lips little redder than skin (1.3 a*)."""
         samples, lips = [], []
         for view in views:
             unwrapped = self.atlas.unwrap(view.image, view.points)
@@ -154,7 +155,7 @@ class Composer:
             return None
         tone = _tone(np.concatenate(samples))
         colour = _median_lab(np.concatenate(lips)) if lips else None
-        if colour is None or colour[1] < tone.mean[1] + redder:
+        if colour is None or colour[1] < tone.mean[1] or colour[0] > tone.mean[0] - darker:
             return tone
         return SkinTone(tone.mean, tone.std, colour)
 
