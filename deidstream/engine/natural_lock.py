@@ -91,7 +91,7 @@ class NaturalLocker:
             judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby, glasses)
         tried = len(judged)
         kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng,
-                            ita=None if tone is None else tone.ita)
+                            ita=None if tone is None else tone.ita, hair=None if tone is None else tone.hair)
         if kept is not None:
             self._accepted.append(kept.output)
             self._used.add(kept.recipe.base)
@@ -144,14 +144,15 @@ class NaturalLocker:
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
                 views: list[FaceView], nearby: np.ndarray, rng: np.random.Generator, best_of: int = 3,
-                tie: float = 0.1, ita: float | None = None) -> _Judged | None:
+                tie: float = 0.1, ita: float | None = None, hair: np.ndarray | None = None) -> _Judged | None:
         """The candidate that keeps the subject's attributes best (the key choosing among up to ``best_of``
         within ``tie`` of the best) among those that pass every bound (in the search views, then in the
         further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the
         donor's age band was labelled (the model's age is rough: alone it let teens stand in for
         people of forty). Skin counts too: the donor whose skin is nearest the subject's (``ita``) needs the
         least colour shift, and a large one leaves the donor's lips, creases and stubble in another
-        complexion's colours."""
+        complexion's colours. So does facial hair (``hair``: how dark the upper lip and chin are against the
+        skin): a moustache the subject does not have, or none where they have one, changes how they look."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
         band, bank = age_band(age), self.composer.bank
@@ -161,7 +162,13 @@ class NaturalLocker:
             labelled = abs(int(bank.age[j.recipe.base]) - band) * cfg.band_weight
             skin = 0.0 if ita is None else max(abs(float(bank.ita[j.recipe.base]) - ita) - cfg.skin_tolerance,
                                                0.0) / cfg.skin_mismatch
-            return sex - abs(j.age - age) / 40.0 - labelled - skin + min(j.distance - cfg.tau, 0.2)
+            return sex - abs(j.age - age) / 40.0 - labelled - skin - hair_cost(j) + min(j.distance - cfg.tau, 0.2)
+
+        def hair_cost(j: _Judged) -> float:
+            donor = self.composer.donor_hair(j.recipe.base)
+            if hair is None or donor is None:
+                return 0.0
+            return float(np.maximum(np.abs(donor - hair) - cfg.hair_tolerance, 0.0).sum()) / cfg.hair_mismatch
 
         ranked = sorted(passing, key=score, reverse=True)
         top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]

@@ -148,3 +148,16 @@ def test_the_lips_take_the_subjects_lip_colour_and_keep_the_donors_lines(compose
     assert np.corrcoef(plain[lips][:, 0], coloured[lips][:, 0])[0, 1] > 0.95  # the donor's lines and light
     away = cv2.dilate(lips.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
     assert np.abs(coloured[away] - plain[away]).max() < 0.5  # the skin around is untouched
+
+
+def test_a_moustache_reads_as_a_darker_upper_lip(composer):
+    """``hair`` is how dark the upper lip and the chin are against the skin: a painted moustache moves it by
+    about its own darkness, and the shipped men range from shaved to full moustaches."""
+    texture = composer.bank.texture(0)
+    clean = composer.hair(texture)
+    painted = texture.copy()
+    painted[composer.hair_regions[0]] *= 0.4  # a dark moustache over the upper lip
+    dark = composer.hair(painted)
+    assert dark[0] < clean[0] - 15 and abs(dark[1] - clean[1]) < 1e-3
+    men = [composer.donor_hair(i)[0] for i in range(len(composer.bank)) if composer.bank.sex[i] == "m"]
+    assert min(men) < -25 and np.median(men) > -15  # a few full moustaches, most shaved

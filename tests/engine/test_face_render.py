@@ -174,3 +174,16 @@ def test_the_subjects_lip_colour_is_read_from_their_views(faces):
         covered = painted.copy()
         covered[lips] = cover
         assert default_composer().tone_of([FaceView(covered, points)]).lips is None
+
+
+def test_a_subjects_moustache_is_read_from_their_views(faces):
+    from deidstream.engine.generator.compose import MOUSTACHE
+    from deidstream.types import FaceView
+
+    image, points = faces[0]
+    shaved = default_composer().tone_of([FaceView(image, points)]).hair
+    assert shaved is not None and shaved[0] > -15  # the woman of the sample
+    painted = image.copy()
+    region = polygons_mask([points[list(MOUSTACHE), :2]], image.shape[:2]) > 0
+    painted[region] = (painted[region] * 0.4).astype(np.uint8)
+    assert default_composer().tone_of([FaceView(painted, points)]).hair[0] < shaved[0] - 15

@@ -72,3 +72,23 @@ def test_an_unreachable_tau_leaves_her_to_the_fallback_and_says_how_close_it_cam
     lock = locker_with(recognizer, b"hopeless", 1.5).lock(0, embedding, views)
     assert not lock.locked and lock.surrogate is None
     assert 6 <= lock.attempts <= 12 and 0.3 < lock.distance < 1.45
+
+
+def test_a_shaved_subject_is_not_given_a_moustache(subject):
+    """Facial hair is part of how someone looks: of two candidates alike in all else, the one whose upper lip
+    is as shaved as the subject's wins (crowd_1080p's boys were given moustached men)."""
+    from deidstream.engine.generator.compose import Recipe
+    from deidstream.engine.natural_lock import _Judged
+
+    recognizer, embedding, views = subject
+    locker = locker_with(recognizer, b"hair", 0.6)
+    composer = locker.composer
+    men = [i for i in range(len(composer.bank)) if composer.bank.sex[i] == "m"]
+    moustached = min(men, key=lambda i: composer.donor_hair(i)[0])
+    shaved = min(men, key=lambda i: abs(composer.donor_hair(i)[0] + 8.0) + abs(composer.donor_hair(i)[1] + 8.0))
+    assert composer.donor_hair(moustached)[0] < -25
+    for order in ((moustached, shaved), (shaved, moustached)):
+        judged = [_Judged(Recipe(d), None, 0.8, 0.9, 0.9, 0.1, 30.0, np.zeros(128, np.float32)) for d in order]
+        kept = locker._choose(judged, 0.1, 30.0, embedding, [], np.zeros((0, 128)), np.random.default_rng(0),
+                              hair=np.array([-8.0, -8.0], np.float32))
+        assert kept.recipe.base == shaved

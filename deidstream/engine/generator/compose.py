@@ -43,13 +43,15 @@ PARTS = {"eyes": EYES_AND_BROWS, "nose": NOSE, "mouth": MOUTH}
 # the skin a viewer judges tone by: the cheek below each eye
 CHEEKS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
 FOREHEAD = (67, 109, 10, 338, 297, 299, 9, 69)
+# where facial hair grows: the upper lip up to the nose (moustache) and the chin below the lip
+MOUSTACHE = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 327, 326, 2, 97, 98)
+CHIN = (182, 83, 18, 313, 406, 421, 200, 201)
+JAWS = ((132, 58, 172, 136, 150, 169, 210, 214, 192, 213, 147), (361, 288, 397, 365, 379, 394, 430, 434, 416, 433, 376))
 # the skin the tone is measured and matched on: the cheeks and the middle of the forehead
 SKIN = (*CHEEKS, FOREHEAD)
 # the skin a render's colour is anchored to in each frame: besides the cheeks and forehead, the chin below
 # the lip and each side of the jaw (a donor's baked-in shadow there reads as another complexion)
-TONE_ANCHORS = (*SKIN, (182, 83, 18, 313, 406, 421, 200, 201),
-                (132, 58, 172, 136, 150, 169, 210, 214, 192, 213, 147),
-                (361, 288, 397, 365, 379, 394, 430, 434, 416, 433, 376))
+TONE_ANCHORS = (*SKIN, CHIN, *JAWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +68,13 @@ class Recipe:
 @dataclass(frozen=True, slots=True)
 class SkinTone:
     """Mean and standard deviation of a face's skin in CIELab (L in [0, 100]); ``lips``: the median CIELab
-    of their lips (None where no view showed them)."""
+    of their lips (None where no view showed them); ``hair``: how dark their upper lip and chin are against
+    their skin (a moustache, a beard)."""
 
     mean: np.ndarray
     std: np.ndarray
     lips: np.ndarray | None = None
+    hair: np.ndarray | None = None  # ``Composer.hair`` of their views: a moustache, a beard
 
     @property
     def ita(self) -> float:
@@ -95,6 +99,8 @@ class Composer:
         self.regions = {name: _region(uv, loops, size, feather * size) for name, loops in PARTS.items()}
         self.skin = _region(uv, SKIN, size, 0.0) > 0.5
         self.lips = _lips(uv, size)
+        self.hair_regions = [_filled(uv, loop, size) > 0 for loop in (MOUSTACHE, CHIN)]
+        self._donor_hair: dict[int, np.ndarray] = {}
         inside = cv2.distanceTransform(self.atlas.mask.astype(np.uint8), cv2.DIST_L2, 5)
         ramp = np.clip(inside / max(rim * size, 1.0), 0.0, 1.0)
         # the upper forehead is the subject's own too: donors' fringes and hairlines lie there, and it
@@ -138,26 +144,46 @@ class Composer:
         weight = np.maximum(weight, self._features)
         return cv2.GaussianBlur(cv2.erode(weight, np.ones((5, 5), np.uint8)), (0, 0), 3.0)
 
+    def hair(self, texture: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray | None:
+        """(2,) how much darker (L*, negative) the upper lip and the chin are than the cheeks and forehead in a
+        UV ``texture``, over the texels ``seen``: a moustache or a beard reads -15 to -45, shaved skin 4-14.
+        None where a region shows too few texels."""
+        lightness = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)[..., 0]
+        seen = np.ones(lightness.shape, bool) if seen is None else seen
+        medians = [np.median(lightness[m & seen]) if (m & seen).sum() > 20 else None
+                   for m in (self.skin, *self.hair_regions)]
+        if any(m is None for m in medians):
+            return None
+        return np.array(medians[1:], np.float32) - np.float32(medians[0])
+
+    def donor_hair(self, donor: int) -> np.ndarray:
+        """``hair`` of a donor's texture, remembered."""
+        if donor not in self._donor_hair:
+            self._donor_hair[donor] = self.hair(self.bank.texture(donor))
+        return self._donor_hair[donor]
+
     def tone_of(self, views: list[FaceView], darker: float = 5.0) -> SkinTone | None:
-        """The subject's skin tone over their views (texels each view sees well), None without any; with the
-        colour of their lips where those read as lips: at least as red as their skin (not a grey microphone)
-        and ``darker`` L* darker (not a hand). A stage light leaves lips little redder than skin (1.3 a*)."""
-        samples, lips = [], []
+        """The subject's skin tone over their views (texels each view sees well), None without any; how dark
+        their upper lip and chin are (``hair``); the colour of their lips where those read as lips: at least
+        as red as their skin (not a grey microphone) and ``darker`` L* darker (not a hand). A stage light
+        leaves lips little redder than skin (1.3 a*)."""
+        samples, lips, hair = [], [], []
         for view in views:
             unwrapped = self.atlas.unwrap(view.image, view.points)
-            seen = self.skin & (unwrapped.weight > 0.5)
-            if seen.sum() > 20:
-                samples.append(unwrapped.texture[seen])
-            seen = self.lips & (unwrapped.weight > 0.5)
-            if seen.sum() > 20:
-                lips.append(unwrapped.texture[seen])
+            visible = unwrapped.weight > 0.5
+            if (self.skin & visible).sum() > 20:
+                samples.append(unwrapped.texture[self.skin & visible])
+            if (self.lips & visible).sum() > 20:
+                lips.append(unwrapped.texture[self.lips & visible])
+            if (dark := self.hair(unwrapped.texture, visible)) is not None:
+                hair.append(dark)
         if not samples:
             return None
         tone = _tone(np.concatenate(samples))
         colour = _median_lab(np.concatenate(lips)) if lips else None
         if colour is None or colour[1] < tone.mean[1] or colour[0] > tone.mean[0] - darker:
-            return tone
-        return SkinTone(tone.mean, tone.std, colour)
+            colour = None
+        return SkinTone(tone.mean, tone.std, colour, np.median(hair, axis=0) if hair else None)
 
 
 def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 0.4) -> np.ndarray:
@@ -195,6 +221,12 @@ def _lips_coloured(texture: np.ndarray, lips: np.ndarray, colour: np.ndarray, fe
 def _median_lab(rgb: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(np.clip(rgb, 0.0, 1.0).reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB)
     return np.median(lab.reshape(-1, 3), axis=0)
+
+
+def _filled(uv: np.ndarray, loop: tuple[int, ...], size: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(uv[list(loop)]).astype(np.int32)], 1)
+    return mask
 
 
 def _lips(uv: np.ndarray, size: int) -> np.ndarray:
