@@ -24,7 +24,10 @@ class LockConfig:
     donor's label and the subject's apparent age; ``skin_mismatch``: ITA° past ``skin_tolerance`` between
     its donor's skin and the subject's that cost one point of score; ``hair_tolerance``/``hair_mismatch``: L*
     by which a donor's upper lip and chin may be darker or lighter against its skin than the subject's (a
-    moustache, a beard) before it costs, and the L* past that which cost one point."""
+    moustache, a beard) before it costs, and the L* past that which cost one point;
+    ``tone_tolerance``/``tone_mismatch``: the ITA° difference of the cheeks and nose as rendered in the
+    person's views, against theirs, that reads as the same skin tone, and the ITA° past it that cost one
+    point (as much as changing the apparent sex)."""
 
     tau: float = DEFAULT_TAU
     # from everyone else of the video and their surrogates: dlib's same-person threshold (two natural
@@ -62,6 +65,10 @@ class LockConfig:
     # subjects alike), a full moustache 20-45: crowd_1080p's boys were given moustached men's faces
     hair_tolerance: float = 8.0
     hair_mismatch: float = 20.0
+    # the donor's label says little of how its render looks once toned and lit by the view: talking_head_1's
+    # man got a donor whose reddish stubble put his cheeks and nose 20 ITA° off his own in every frame
+    tone_tolerance: float = 5.0
+    tone_mismatch: float = 25.0
     # a file's person detected in fewer frames than this gets the fallback, not a surrogate: a detection that
     # comes and goes within a few frames is as often something else (portrait_s18: a blurred object behind
     # the woman, detected in 2 of 6 frames, got a surrogate face painted on it), and a face painted on a
@@ -82,10 +89,11 @@ class LockConfig:
         require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
                 "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
         require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
-        require(self.band_weight >= 0 and self.skin_mismatch > 0 and self.hair_mismatch > 0,
-                f"band_weight must be >= 0, skin_mismatch and hair_mismatch > 0, got {self.band_weight}, "
-                f"{self.skin_mismatch}, {self.hair_mismatch}")
-        require(self.hair_tolerance >= 0, f"hair_tolerance must be >= 0, got {self.hair_tolerance}")
+        require(self.band_weight >= 0 and min(self.skin_mismatch, self.hair_mismatch, self.tone_mismatch) > 0,
+                f"band_weight must be >= 0, skin_mismatch, hair_mismatch and tone_mismatch > 0, got "
+                f"{self.band_weight}, {self.skin_mismatch}, {self.hair_mismatch}, {self.tone_mismatch}")
+        require(self.hair_tolerance >= 0 and self.tone_tolerance >= 0,
+                f"hair_tolerance and tone_tolerance must be >= 0, got {self.hair_tolerance}, {self.tone_tolerance}")
         require(self.min_seen_frames >= 1, f"min_seen_frames must be >= 1, got {self.min_seen_frames}")
 
 

@@ -17,18 +17,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from deidstream.config import LockConfig, age_band
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.compose import Composer, Recipe, SkinTone
+from deidstream.engine.generator.compose import CHEEKS, NOSE, Composer, Recipe, SkinTone, ita_difference, ita_of
 from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
 from deidstream.engine.generator.glasses import wears_glasses
+from deidstream.engine.generator.masks import polygons_mask
 from deidstream.engine.lock import Lock, face_chip, identity_seed
 from deidstream.errors import ConfigError
 from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
+MID_FACE = (*CHEEKS, *NOSE)  # the skin a viewer reads a complexion from: both cheeks below the eyes, the nose
 # (n, 128) E_id descriptors → (n,) P(female), (n,) age in years
 Attributes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -43,6 +46,7 @@ class _Judged:
     female: float  # apparent sex of the output
     age: float
     output: np.ndarray  # its E_id in the first view
+    tone_off: float = 0.0  # ITA° of its cheeks and nose against the person's, mean over the views
 
 
 class NaturalLocker:
@@ -134,12 +138,13 @@ class NaturalLocker:
                views: list[FaceView], nearby: np.ndarray, glasses: bool) -> list[_Judged]:
         """Each donor's surrogate rendered into ``views``, judged by its worst view."""
         candidates = [(Recipe(d), self.surrogate(Recipe(d), tone, shape, glasses)) for d in donors]
-        outputs = self._describe(candidates, views)  # (views, candidates, 128)
+        outputs, tone_off = self._describe(candidates, views)  # (views, candidates, 128), (views, candidates)
         attrs = self.attributes(outputs[0])
         judged = []
         for k, (recipe, surrogate) in enumerate(candidates):
             d, nd, no = (min(v) for v in zip(*(self._distances(embedding, out[k], nearby) for out in outputs)))
-            judged.append(_Judged(recipe, surrogate, d, nd, no, float(attrs[0][k]), float(attrs[1][k]), outputs[0][k]))
+            judged.append(_Judged(recipe, surrogate, d, nd, no, float(attrs[0][k]), float(attrs[1][k]), outputs[0][k],
+                                  float(tone_off[:, k].mean())))
         return judged
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
@@ -151,8 +156,11 @@ class NaturalLocker:
         donor's age band was labelled (the model's age is rough: alone it let teens stand in for
         people of forty). Skin counts too: the donor whose skin is nearest the subject's (``ita``) needs the
         least colour shift, and a large one leaves the donor's lips, creases and stubble in another
-        complexion's colours. So does facial hair (``hair``: how dark the upper lip and chin are against the
-        skin): a moustache the subject does not have, or none where they have one, changes how they look."""
+        complexion's colours; and so does the skin tone of the render's cheeks and nose in the person's own
+        views against theirs (ITA°: the toning matches the skin's mean, but a donor's relief, nose, shadows
+        and stubble move the tone a viewer reads). So does facial hair (``hair``: how dark the upper lip and
+        chin are against the skin): a moustache the subject does not have, or none where they have one,
+        changes how they look."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
         band, bank = age_band(age), self.composer.bank
@@ -162,7 +170,9 @@ class NaturalLocker:
             labelled = abs(int(bank.age[j.recipe.base]) - band) * cfg.band_weight
             skin = 0.0 if ita is None else max(abs(float(bank.ita[j.recipe.base]) - ita) - cfg.skin_tolerance,
                                                0.0) / cfg.skin_mismatch
-            return sex - abs(j.age - age) / 40.0 - labelled - skin - hair_cost(j) + min(j.distance - cfg.tau, 0.2)
+            seen = max(j.tone_off - cfg.tone_tolerance, 0.0) / cfg.tone_mismatch
+            return sex - abs(j.age - age) / 40.0 - labelled - skin - seen - hair_cost(j) + min(j.distance - cfg.tau,
+                                                                                              0.2)
 
         def hair_cost(j: _Judged) -> float:
             donor = self.composer.donor_hair(j.recipe.base)
@@ -176,11 +186,11 @@ class NaturalLocker:
         for j in ranked:
             if not views:
                 return j
-            more = self._describe([(j.recipe, j.surrogate)], views)
+            more, _ = self._describe([(j.recipe, j.surrogate)], views)
             d, nd, no = (min(v) for v in zip(*(self._distances(embedding, out[0], nearby) for out in more)))
             if d >= cfg.tau and no >= cfg.min_distance:
                 return _Judged(j.recipe, j.surrogate, min(d, j.distance), min(nd, j.nearest_donor),
-                               min(no, j.nearest_other), j.female, j.age, j.output)
+                               min(no, j.nearest_other), j.female, j.age, j.output, j.tone_off)
         return None
 
     def _distances(self, embedding: np.ndarray, output: np.ndarray, nearby: np.ndarray) -> tuple[float, float, float]:
@@ -190,16 +200,30 @@ class NaturalLocker:
         nearest_other = float(np.linalg.norm(nearby - output, axis=1).min(initial=9.0))
         return distance, nearest_donor, nearest_other
 
-    def _describe(self, candidates: list[tuple[Recipe, Surrogate]], views: list[FaceView]) -> np.ndarray:
-        """(views, candidates, 128): E_id of each candidate rendered into each view, in one batch."""
-        chips = []
-        for view in views:
+    def _describe(self, candidates: list[tuple[Recipe, Surrogate]],
+                  views: list[FaceView]) -> tuple[np.ndarray, np.ndarray]:
+        """(views, candidates, 128): E_id of each candidate rendered into each view, in one batch; and
+        (views, candidates): the ITA° difference of its cheeks and nose there from the view's own."""
+        chips, tone_off = [], np.zeros((len(views), len(candidates)), np.float32)
+        for v, view in enumerate(views):
             own = canonical_shape(view.points, self._mesh.vertices, self._mesh.weights)
-            for _, surrogate in candidates:
+            mid_face = polygons_mask([view.points[list(loop), :2] for loop in MID_FACE], view.image.shape[:2]) > 0
+            subject = _median_lab(view.image[mid_face])
+            for k, (_, surrogate) in enumerate(candidates):
                 image = view.image.copy()
                 self.renderer.paint(image, view.points, own, surrogate, source=view.image)  # light from the view
                 chips.append(face_chip(self.recognizer, image, view.points))
+                if subject is not None:
+                    tone_off[v, k] = ita_difference(ita_of(_median_lab(image[mid_face])), ita_of(subject))
                 if self.config.pause_s and (self.pause_when is None or self.pause_when()):
                     time.sleep(self.config.pause_s)  # the GIL and a core back to the frames
         out = self.recognizer.describe_chips(chips)  # type: ignore[attr-defined]
-        return np.asarray(out, np.float32).reshape(len(views), len(candidates), -1)
+        return np.asarray(out, np.float32).reshape(len(views), len(candidates), -1), tone_off
+
+
+def _median_lab(pixels: np.ndarray, least: int = 24) -> np.ndarray | None:
+    """Median CIELab (L* 0-100) of (n, 3) uint8 RGB pixels, None under ``least`` of them."""
+    if len(pixels) < least:
+        return None
+    lab = cv2.cvtColor(pixels.reshape(1, -1, 3).astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2LAB)
+    return np.median(lab[0], axis=0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from deidstream.engine.generator.compose import ita_difference, ita_of
 from deidstream.geometry.boxes import pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -60,13 +61,7 @@ def skin_patch(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 def ita(patch: np.ndarray) -> float:
     """ITA° of an RGB uint8 patch: medians of L* and b* (robust to a stray highlight or shadow)."""
     lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3)
-    return float(np.degrees(np.arctan2(np.median(lab[:, 0]) - 50.0, np.median(lab[:, 2]))))
-
-
-def ita_difference(a: float, b: float) -> float:
-    """|a - b| of two ITA angles in degrees, the short way round: two blue-lit faces at -170 and 170 degrees
-    are 20 apart, not 340."""
-    return float(abs((a - b + 180.0) % 360.0 - 180.0))
+    return ita_of(np.median(lab, axis=0))
 
 
 def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:

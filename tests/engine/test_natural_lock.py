@@ -92,3 +92,26 @@ def test_a_shaved_subject_is_not_given_a_moustache(subject):
         kept = locker._choose(judged, 0.1, 30.0, embedding, [], np.zeros((0, 128)), np.random.default_rng(0),
                               hair=np.array([-8.0, -8.0], np.float32))
         assert kept.recipe.base == shaved
+
+
+def test_of_two_passing_surrogates_the_one_that_reads_her_skin_tone_is_kept(subject):
+    """The toning matches the skin's mean, but a donor's relief, nose, shadows and stubble still move the tone
+    a viewer reads: measured on the render's cheeks and nose in her own views (the darkest donor nearer once
+    toned to her), the candidate that reads nearer wins when all else is alike."""
+    from deidstream.engine.generator.aux import canonical_shape
+    from deidstream.engine.generator.compose import Recipe
+    from deidstream.engine.natural_lock import _Judged
+
+    recognizer, embedding, views = subject
+    locker = locker_with(recognizer, b"tone", 0.6)
+    mesh, composer = locker.renderer.model.mesh, locker.composer
+    shape = canonical_shape(views[0].points, mesh.vertices, mesh.weights)
+    darkest = Recipe(int(np.argmin(composer.bank.ita)))
+    tone = composer.tone_of(views)
+    _, off = locker._describe([(darkest, locker.surrogate(darkest, t, shape)) for t in (None, tone)], views[:2])
+    assert off.shape == (2, 2) and np.all(off[:, 1] < off[:, 0]), off
+    for offs in ((2.0, 22.0), (22.0, 2.0)):  # alike in all but the tone their cheeks and nose read
+        judged = [_Judged(Recipe(d), None, 0.8, 0.9, 0.9, 0.9, 30.0, np.zeros(128, np.float32), o)
+                  for d, o in zip((0, 1), offs)]
+        kept = locker._choose(judged, 0.9, 30.0, embedding, [], np.zeros((0, 128)), np.random.default_rng(0))
+        assert kept.tone_off == 2.0

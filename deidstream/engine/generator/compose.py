@@ -79,7 +79,19 @@ class SkinTone:
     @property
     def ita(self) -> float:
         """Individual typology angle (degrees): higher is lighter."""
-        return float(np.degrees(np.arctan2(self.mean[0] - 50.0, self.mean[2])))
+        return ita_of(self.mean)
+
+
+def ita_of(lab: np.ndarray) -> float:
+    """ITA° (Chardon et al. 1991) of a CIELab colour, ``atan2(L* - 50, b*)``: higher is lighter; a colour
+    that is not skin (b* < 0, blue) lands outside ±90°."""
+    return float(np.degrees(np.arctan2(lab[0] - 50.0, lab[2])))
+
+
+def ita_difference(a: float, b: float) -> float:
+    """|a - b| of two ITA angles in degrees, the short way round: two blue-lit faces at -170 and 170 degrees
+    are 20 apart, not 340."""
+    return float(abs((a - b + 180.0) % 360.0 - 180.0))
 
 
 class Composer:
