@@ -17,13 +17,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from deidstream.config import LockConfig, age_band
 from deidstream.engine.generator.aux import canonical_shape
-from deidstream.engine.generator.compose import CHEEKS, NOSE, Composer, Recipe, SkinTone, ita_difference, ita_of
-from deidstream.engine.generator.face_render import FaceRenderer, Surrogate
+from deidstream.engine.generator.compose import (
+    CHEEKS,
+    NOSE,
+    Composer,
+    Recipe,
+    SkinTone,
+    ita_difference,
+    ita_of,
+    median_lab,
+)
+from deidstream.engine.generator.face_render import MIN_TONE_PIXELS, FaceRenderer, Surrogate
 from deidstream.engine.generator.glasses import wears_glasses
 from deidstream.engine.generator.masks import polygons_mask
 from deidstream.engine.lock import Lock, face_chip, identity_seed
@@ -171,8 +179,8 @@ class NaturalLocker:
             skin = 0.0 if ita is None else max(abs(float(bank.ita[j.recipe.base]) - ita) - cfg.skin_tolerance,
                                                0.0) / cfg.skin_mismatch
             seen = max(j.tone_off - cfg.tone_tolerance, 0.0) / cfg.tone_mismatch
-            return sex - abs(j.age - age) / 40.0 - labelled - skin - seen - hair_cost(j) + min(j.distance - cfg.tau,
-                                                                                              0.2)
+            margin = min(j.distance - cfg.tau, 0.2)
+            return sex - abs(j.age - age) / 40.0 - labelled - skin - seen - hair_cost(j) + margin
 
         def hair_cost(j: _Judged) -> float:
             donor = self.composer.donor_hair(j.recipe.base)
@@ -208,22 +216,15 @@ class NaturalLocker:
         for v, view in enumerate(views):
             own = canonical_shape(view.points, self._mesh.vertices, self._mesh.weights)
             mid_face = polygons_mask([view.points[list(loop), :2] for loop in MID_FACE], view.image.shape[:2]) > 0
-            subject = _median_lab(view.image[mid_face])
+            subject = median_lab(view.image[mid_face]) if mid_face.sum() >= MIN_TONE_PIXELS else None
             for k, (_, surrogate) in enumerate(candidates):
                 image = view.image.copy()
                 self.renderer.paint(image, view.points, own, surrogate, source=view.image)  # light from the view
                 chips.append(face_chip(self.recognizer, image, view.points))
                 if subject is not None:
-                    tone_off[v, k] = ita_difference(ita_of(_median_lab(image[mid_face])), ita_of(subject))
+                    tone_off[v, k] = ita_difference(ita_of(median_lab(image[mid_face])), ita_of(subject))
                 if self.config.pause_s and (self.pause_when is None or self.pause_when()):
                     time.sleep(self.config.pause_s)  # the GIL and a core back to the frames
         out = self.recognizer.describe_chips(chips)  # type: ignore[attr-defined]
         return np.asarray(out, np.float32).reshape(len(views), len(candidates), -1), tone_off
 
-
-def _median_lab(pixels: np.ndarray, least: int = 24) -> np.ndarray | None:
-    """Median CIELab (L* 0-100) of (n, 3) uint8 RGB pixels, None under ``least`` of them."""
-    if len(pixels) < least:
-        return None
-    lab = cv2.cvtColor(pixels.reshape(1, -1, 3).astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2LAB)
-    return np.median(lab[0], axis=0)

@@ -158,7 +158,7 @@ class Composer:
 
     def hair(self, texture: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray | None:
         """(2,) how much darker (L*, negative) the upper lip and the chin are than the cheeks and forehead in a
-        UV ``texture``, over the texels ``seen``: a moustache or a beard reads -15 to -45, shaved skin 4-14.
+        UV ``texture``, over the texels ``seen``: a moustache or a beard reads -20 to -45, shaved skin -4 to -14.
         None where a region shows too few texels."""
         lightness = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)[..., 0]
         seen = np.ones(lightness.shape, bool) if seen is None else seen
@@ -192,7 +192,7 @@ class Composer:
         if not samples:
             return None
         tone = _tone(np.concatenate(samples))
-        colour = _median_lab(np.concatenate(lips)) if lips else None
+        colour = median_lab(np.concatenate(lips)) if lips else None
         if colour is None or colour[1] < tone.mean[1] or colour[0] > tone.mean[0] - darker:
             colour = None
         return SkinTone(tone.mean, tone.std, colour, np.median(hair, axis=0) if hair else None)
@@ -224,14 +224,16 @@ def _lips_coloured(texture: np.ndarray, lips: np.ndarray, colour: np.ndarray, fe
     donor's: lip colour says little of who someone is, and a donor's pale pink lips turned lavender on a
     warm-lit subject (stage_multi_person_cuts) while a subject's lipstick vanished."""
     lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
-    shift = (np.asarray(colour, np.float32) - _median_lab(texture[lips]))[1:]
+    shift = (np.asarray(colour, np.float32) - median_lab(texture[lips]))[1:]
     weight = np.maximum(lips, cv2.GaussianBlur(lips.astype(np.float32), (0, 0), feather))[..., None]
     lab[..., 1:] += weight * shift
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
 
-def _median_lab(rgb: np.ndarray) -> np.ndarray:
-    lab = cv2.cvtColor(np.clip(rgb, 0.0, 1.0).reshape(1, -1, 3).astype(np.float32), cv2.COLOR_RGB2LAB)
+def median_lab(rgb: np.ndarray) -> np.ndarray:
+    """Median CIELab (L* 0-100) of (..., 3) RGB: float in [0, 1], or uint8."""
+    scale = np.float32(1 / 255) if rgb.dtype == np.uint8 else np.float32(1)
+    lab = cv2.cvtColor(np.clip(rgb.reshape(1, -1, 3).astype(np.float32) * scale, 0.0, 1.0), cv2.COLOR_RGB2LAB)
     return np.median(lab.reshape(-1, 3), axis=0)
 
 
