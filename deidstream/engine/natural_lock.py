@@ -4,8 +4,9 @@ sex and age, toned to their skin, verified to be at least τ from them in their 
 Every candidate is a natural face (one donor's real texture, a donor's face shape), so the search does not
 climb toward the recogniser's distance: it draws donors in an order fixed by the key and the person, renders
 each into the person's best views, and keeps, among those that pass every bound, the one that keeps the
-person's apparent sex and age best (the paper's trade-off: distance at least τ, attributes kept), with a
-little preference for a wider margin over τ. Two people of a run never get the same base donor, and each
+person's apparent sex and age, the skin tone its render shows in their views and their facial hair best
+(the paper's trade-off: distance at least τ, attributes kept), with a little preference for a wider margin
+over τ. Two people of a run never get the same base donor, and each
 surrogate keeps ``min_distance`` from everyone else of the video and their surrogates. (A surrogate may look
 like its donor: the donors are synthetic, nobody real, so that identifies no one.)
 """

@@ -74,7 +74,7 @@ class SkinTone:
     mean: np.ndarray
     std: np.ndarray
     lips: np.ndarray | None = None
-    hair: np.ndarray | None = None  # ``Composer.hair`` of their views: a moustache, a beard
+    hair: np.ndarray | None = None
 
     @property
     def ita(self) -> float:
@@ -168,7 +168,7 @@ class Composer:
             return None
         return np.array(medians[1:], np.float32) - np.float32(medians[0])
 
-    def donor_hair(self, donor: int) -> np.ndarray:
+    def donor_hair(self, donor: int) -> np.ndarray | None:
         """``hair`` of a donor's texture, remembered."""
         if donor not in self._donor_hair:
             self._donor_hair[donor] = self.hair(self.bank.texture(donor))
@@ -237,7 +237,8 @@ def median_lab(rgb: np.ndarray) -> np.ndarray:
     return np.median(lab.reshape(-1, 3), axis=0)
 
 
-def _filled(uv: np.ndarray, loop: tuple[int, ...], size: int) -> np.ndarray:
+def _filled(uv: np.ndarray, loop: tuple[int, ...] | np.ndarray, size: int) -> np.ndarray:
+    """(T, T) uint8, 1 inside the polygon of ``loop``'s landmarks on the UV layout."""
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [np.round(uv[list(loop)]).astype(np.int32)], 1)
     return mask
@@ -245,12 +246,9 @@ def _filled(uv: np.ndarray, loop: tuple[int, ...], size: int) -> np.ndarray:
 
 def _lips(uv: np.ndarray, size: int) -> np.ndarray:
     """(T, T) bool: the texels between the outer and the inner lip line, a texel in from both."""
-    contours = InteriorContours.from_mediapipe()
-    outer, inner = (np.zeros((size, size), np.uint8) for _ in range(2))
-    cv2.fillPoly(outer, [np.round(uv[contours.outer_lips]).astype(np.int32)], 1)
-    cv2.fillPoly(inner, [np.round(uv[contours.inner_lips]).astype(np.int32)], 1)
-    inner = cv2.dilate(inner, np.ones((3, 3), np.uint8))
-    return (cv2.erode(outer, np.ones((3, 3), np.uint8)) > 0) & (inner == 0)
+    contours, ring = InteriorContours.from_mediapipe(), np.ones((3, 3), np.uint8)
+    outer, inner = _filled(uv, contours.outer_lips, size), _filled(uv, contours.inner_lips, size)
+    return (cv2.erode(outer, ring) > 0) & (cv2.dilate(inner, ring) == 0)
 
 
 def _without_specks(texture: np.ndarray, area: np.ndarray, lift: float = 10.0, grey: float = 0.7) -> np.ndarray:

@@ -4,18 +4,18 @@ Keeps what is not identity: the subject's pose and expression (E_aux from the la
 frame's light (the render is shaded by the frame's own low frequencies), and the subject's
 own eye openings and mouth interior (cut out of alpha, so gaze and speech survive).
 
-The frame's light is carried at a scale of about an eye (``shading_sigma``). Finer than that, on the
-skin outside the features (the texture's fifth channel), half the lightness relief down to a twentieth of
-the face (``own_relief``, ``relief_sigma``) is the subject's own in this frame: the light on a cheekbone
-and the broad folds follow the subject, and half the donor's photo-lit relief (smudges on a pale cheek, a
-darker band on one side) is gone; pores and finer texture stay the donor's. Over the eyes and brows, nose
-and mouth, whose lines carry identity, the subject's light is taken only at a coarser scale and bounded
+The frame's light is carried at a scale of about an eye (``shading_sigma``). Finer than that, on the skin
+outside the features (the texture's fifth channel), half the lightness relief down to a twentieth of the
+face (``own_relief``, ``relief_sigma``) is the subject's own in this frame: the light on a cheekbone and the
+broad folds follow the subject, and half the donor's photo-lit relief (smudges on a pale cheek, a darker
+band on one side) is gone; pores and finer texture stay the donor's. Over the eyes and brows, nose and
+mouth, whose lines carry identity, the subject's light is taken only at a coarser scale and bounded
 (``feature_sigma``). All of the subject's relief fixed the skin's tone but kept their identity (two_faces:
-14-17% of faces re-identified); half of it, over 21 shared clips: skin tone within 10 degrees ITA on 86.8% of
-faces (79.9% without), re-identified 0.2% (1.0%), mean ID distance unchanged. On a small face the relief is
-most of what a recogniser sees of it: it comes in from ``relief_widths[0]`` px across to full at
-``relief_widths[1]`` (taken on all faces, crowd_1080p's people of 60-130 px kept their identity: half as
-many surrogates passed τ, 5 of 70 faces re-identified).
+14-17% of faces re-identified); half of it, on the 21 shared clips, brought the skin tone within 10 degrees
+ITA on 7 points more of the faces and a fifth of the re-identifications, at the same mean ID distance. On a
+small face the relief is most of what a recogniser sees of it: it comes in from ``relief_widths[0]`` px
+across to full at ``relief_widths[1]`` (taken on all faces, crowd_1080p's people of 60-130 px kept their
+identity: half as many surrogates passed τ, 5 of 70 faces re-identified).
 Then each patch of the render's skin (cheeks, forehead, chin, jaw) is given the median colour of the
 subject's own skin there in this frame (a brightness gain, and channel gains kept close to it so no tint
 appears): the same skin tone in the same light, the donor's features unchanged.
