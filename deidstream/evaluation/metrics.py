@@ -65,6 +65,7 @@ class FaceRecord:
     ita_original: float | None = None
     ita_output: float | None = None
     delta_ita: float | None = None
+    ita_band: bool | None = None  # tone read on the box band: the original's mesh found no face
     skin_share_original: float | None = None
     skin_share_output: float | None = None
     sharpness_original: float | None = None

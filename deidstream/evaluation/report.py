@@ -29,9 +29,10 @@ ROWS = [
 VIEWER_ROWS = [
     ("apparent sex agrees", "sex_agreement", "{:.1%}"),
     ("apparent age |difference| (years)", "mean_abs_age_difference", "{:.1f}"),
-    ("skin tone |dITA| (degrees, mean)", "mean_abs_delta_ita", "{:.1f}"),
+    ("skin tone |dITA|, mesh cheeks and forehead (degrees, mean)", "mean_abs_delta_ita", "{:.1f}"),
     ("skin tone within 10 degrees", "ita_within_10", "{:.1%}"),
-    ("skin colour dE*ab, mesh cheeks and forehead (median)", "median_skin_delta_e", "{:.1f}"),
+    ("  of which read on the box band (no mesh)", "ita_band_faces", "{}"),
+    ("skin colour dE*ab, same skin (median)", "median_skin_delta_e", "{:.1f}"),
     ("skin colour dE*ab (90th percentile)", "p90_skin_delta_e", "{:.1f}"),
     ("skin-coloured share (output / original)", "skin_share_ratio", "{:.2f}"),
     ("sharpness (output / original, median)", "sharpness_ratio", "{:.2f}"),

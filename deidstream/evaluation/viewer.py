@@ -6,18 +6,22 @@ the face dlib found in the original, at the same place in both frames:
 
 - apparent sex: P(female) of the shipped attribute model on each side's descriptor;
 - skin tone: ITA° (individual typology angle, Chardon et al. 1991), ``atan2(L* - 50, b*)`` in degrees
-  from OpenCV's CIELab of float RGB in [0, 1], medians over the skin patch; higher is lighter, and a face
-  that is not skin-coloured (b* < 0, blue) lands outside ±90° (atan2 keeps the quadrant);
-- skin colour difference: CIE76 ΔE*ab between the median CIELab of the skin found by each side's own
-  face mesh (both cheeks below the eyes and the middle of the forehead): unlike ITA, which swings by tens
-  of degrees for a small change of a dim face (L* near 50), it is the colour difference a viewer sees;
+  from OpenCV's CIELab of float RGB in [0, 1], medians over the skin a viewer judges tone by: both cheeks
+  below the eyes and the middle of the forehead, outlined by the original's face mesh and read at the same
+  pixels of both frames (the surrogate is drawn in the subject's pose). Higher is lighter; a face that is
+  not skin-coloured (b* < 0, blue) lands outside ±90° (atan2 keeps the quadrant). Where the mesh finds no
+  face in the original, the band of the face box below the eyes stands in (``ita_band_faces`` counts
+  them): it also holds the nose's shading and the top of a moustache, which are not skin tone;
+- skin colour difference: CIE76 ΔE*ab between the same two median CIELab colours: unlike ITA, which swings
+  by tens of degrees for a small change of a dim face (L* near 50), it is the colour difference a viewer sees;
 - skin-coloured share: the fraction of the skin patch inside a skin gamut in YCrCb (Chai & Ngan 1999,
   widened for dark and warm-lit skin);
 - sharpness: variance of the Laplacian of the grey face box;
 - openness: eye aspect ratio and mouth opening ratio from MediaPipe's face mesh on each side.
 
-The skin patch is the band of the dlib box below the eyes and above the mouth (cheeks and nose): dlib's
-HOG box runs from the forehead to the chin, with the eyes above 40 % of its height and the mouth below 62 %.
+The skin-coloured share is taken on the band of the dlib box below the eyes and above the mouth (cheeks and
+nose), where paint would show: dlib's HOG box runs from the forehead to the chin, with the eyes above 40 % of its
+height and the mouth below 62 %.
 """
 
 from __future__ import annotations
@@ -123,23 +127,29 @@ class Openness:
     def close(self) -> None:
         self._marker.close()
 
-    def measure(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float, np.ndarray | None] | None]:
-        """(eye aspect ratio, mouth opening, median skin Lab) per box, None where the mesh finds no face."""
+    def measure(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float, np.ndarray] | None]:
+        """(eye aspect ratio, mouth opening, mesh points) per box, None where the mesh finds no face."""
         if not len(boxes):
             return []
         found = self._marker.landmarks(image, FaceDetections(np.asarray(boxes, np.float32), np.ones(len(boxes))))
-        return [None if pts is None else (eye_aspect_ratio(pts), mouth_opening(pts), skin_lab(image, pts))
-                for pts in found]
+        return [None if pts is None else (eye_aspect_ratio(pts), mouth_opening(pts), pts) for pts in found]
 
 
-def face_measures(original: np.ndarray, output: np.ndarray, box: np.ndarray) -> dict:
-    """Skin tone, skin share and sharpness of one face on both sides (None where the box is too small)."""
-    out: dict = dict.fromkeys(("ita_original", "ita_output", "skin_share_original", "skin_share_output",
-                               "sharpness_original", "sharpness_output"))
+def face_measures(original: np.ndarray, output: np.ndarray, box: np.ndarray, mesh: np.ndarray | None) -> dict:
+    """Skin tone and colour, skin share and sharpness of one face on both sides (None where unmeasurable).
+    ``mesh``: the original's face-mesh points, which place the skin both sides are read at."""
+    out: dict = dict.fromkeys(("ita_original", "ita_output", "ita_band", "skin_delta_e", "skin_share_original",
+                               "skin_share_output", "sharpness_original", "sharpness_output"))
     pa, pb = skin_patch(original, box), skin_patch(output, box)
     if pa is not None and pb is not None:
-        out |= {"ita_original": ita(pa), "ita_output": ita(pb), "skin_share_original": skin_share(pa),
-                "skin_share_output": skin_share(pb)}
+        out |= {"ita_original": ita(pa), "ita_output": ita(pb), "ita_band": True,
+                "skin_share_original": skin_share(pa), "skin_share_output": skin_share(pb)}
+    la = lb = None
+    if mesh is not None:
+        la, lb = skin_lab(original, mesh), skin_lab(output, mesh)
+    if la is not None and lb is not None:
+        out |= {"ita_original": ita_of(la), "ita_output": ita_of(lb), "ita_band": False,
+                "skin_delta_e": float(np.linalg.norm(la - lb))}
     bounds = pixel_bounds(np.asarray(box, np.float32), original.shape[1], original.shape[0])
     if bounds is not None and min(bounds[2] - bounds[0], bounds[3] - bounds[1]) >= MIN_PATCH:
         x0, y0, x1, y1 = bounds
@@ -169,7 +179,7 @@ class ViewerMeasures:
         open_o, open_a = self.openness.measure(original, boxes), self.openness.measure(output, boxes)
         out = []
         for i, box in enumerate(boxes):
-            m = face_measures(original, output, box)
+            m = face_measures(original, output, box, None if open_o[i] is None else open_o[i][2])
             ita_o, ita_a = m["ita_original"], m["ita_output"]
             sharp_o, sharp_a = m["sharpness_original"], m["sharpness_output"]
             out.append({
@@ -178,6 +188,7 @@ class ViewerMeasures:
                 "age_original": _r(age_o[i], 1), "age_output": _r(age_a[i], 1),
                 "ita_original": _r(ita_o, 2), "ita_output": _r(ita_a, 2),
                 "delta_ita": None if ita_o is None else _r(ita_difference(ita_a, ita_o), 2),
+                "ita_band": m["ita_band"],
                 "skin_share_original": _r(m["skin_share_original"]), "skin_share_output": _r(m["skin_share_output"]),
                 "sharpness_original": _r(sharp_o, 2), "sharpness_output": _r(sharp_a, 2),
                 "sharpness_ratio": None if sharp_o is None else _r(sharp_a / max(sharp_o, 1e-6)),
@@ -185,15 +196,9 @@ class ViewerMeasures:
                 "eye_output": None if open_a[i] is None else _r(open_a[i][0]),
                 "mouth_original": None if open_o[i] is None else _r(open_o[i][1]),
                 "mouth_output": None if open_a[i] is None else _r(open_a[i][1]),
-                "skin_delta_e": _delta_e(open_o[i], open_a[i]),
+                "skin_delta_e": _r(m["skin_delta_e"], 2),
             })
         return out
-
-
-def _delta_e(original: tuple | None, output: tuple | None) -> float | None:
-    if original is None or output is None or original[2] is None or output[2] is None:
-        return None
-    return _r(float(np.linalg.norm(original[2] - output[2])), 2)
 
 
 def viewer_summary(faces: list) -> dict:
@@ -212,6 +217,7 @@ def viewer_summary(faces: list) -> dict:
         "mean_abs_age_difference": _r(np.mean(ages), 1) if ages else None,
         "mean_abs_delta_ita": _r(np.mean(ita_d), 2) if ita_d else None,
         "ita_within_10": _r(np.mean(np.array(ita_d) <= ITA_CLOSE)) if ita_d else None,
+        "ita_band_faces": sum(bool(f.ita_band) for f in faces if f.delta_ita is not None),
         "median_skin_delta_e": _r(np.median(delta_e), 2) if delta_e else None,
         "p90_skin_delta_e": _r(np.percentile(delta_e, 90), 2) if delta_e else None,
         "skin_share_original": _r(share_in / len(shares)) if shares else None,

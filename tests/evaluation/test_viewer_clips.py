@@ -7,11 +7,13 @@ import json
 
 import av
 import cv2
+import numpy as np
 import pytest
 from conftest import SAMPLE, SHARED
 from media import make_clip
 
 from deidstream.cli import main
+from deidstream.evaluation import viewer
 from deidstream.evaluation.command import evaluate
 from deidstream.evaluation.judge import DlibRecognizer
 from deidstream.geometry.boxes import expand, pixel_bounds
@@ -129,3 +131,28 @@ def _lists(node):
     elif isinstance(node, dict):
         for item in node.values():
             yield from _lists(item)
+
+
+# the skin between the nose and the upper lip on the face mesh: where a moustache grows
+UPPER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 410, 322, 391, 393, 164, 167, 165, 92, 186)
+
+
+def test_skin_tone_is_read_on_skin_not_on_a_moustache(frames):
+    """A moustache or a different nose changes a face but not its skin tone; a tan does."""
+    frame = frames[0]
+    box = DlibRecognizer(upsample=0).detect(frame)[0].box
+    openness = viewer.Openness()
+    try:
+        _, _, mesh = openness.measure(frame, np.asarray([box]))[0]
+    finally:
+        openness.close()
+    moustache = frame.copy()
+    cv2.fillPoly(moustache, [np.round(mesh[list(UPPER_LIP), :2]).astype(np.int32)], (45, 32, 25))
+    m = viewer.face_measures(frame, moustache, box, mesh)
+    assert m["ita_band"] is False and m["skin_delta_e"] < 0.5
+    assert viewer.ita_difference(m["ita_output"], m["ita_original"]) < 0.5
+    tanned = (frame.astype(np.float32) * np.float32([0.82, 0.68, 0.52])).astype(np.uint8)
+    t = viewer.face_measures(frame, tanned, box, mesh)
+    assert viewer.ita_difference(t["ita_output"], t["ita_original"]) > 15 and t["skin_delta_e"] > 10
+    b = viewer.face_measures(frame, moustache, box, None)  # no mesh: the band below the eyes stands in
+    assert b["ita_band"] is True and b["skin_delta_e"] is None
