@@ -2,7 +2,8 @@
 sex and age, toned to their skin, verified to be at least τ from them in their own frames.
 
 Every candidate is a natural face (one donor's real texture, a donor's face shape), so the search does not
-climb toward the recogniser's distance: it draws donors in an order fixed by the key and the person, renders
+climb toward the recogniser's distance: it draws donors in an order fixed by the key and the person's face
+(their embedding, not their place in the run: :mod:`deidstream.engine.keyed_order`), renders
 each into the person's best views, and keeps, among those that pass every bound, the one that keeps the
 person's apparent sex and age, the skin tone its render shows in their views and their facial hair best
 (the paper's trade-off: distance at least τ, attributes kept), with a little preference for a wider margin
@@ -35,7 +36,8 @@ from deidstream.engine.generator.compose import (
 from deidstream.engine.generator.face_render import MIN_TONE_PIXELS, FaceRenderer, Surrogate
 from deidstream.engine.generator.glasses import wears_glasses
 from deidstream.engine.generator.masks import polygons_mask
-from deidstream.engine.lock import Lock, face_chip, identity_seed
+from deidstream.engine.keyed_order import KeyedOrder
+from deidstream.engine.lock import Lock, face_chip
 from deidstream.errors import ConfigError
 from deidstream.types import FaceView
 
@@ -71,7 +73,8 @@ class NaturalLocker:
         self.attributes = attributes
         self.config = config or LockConfig()
         self.shape_change = shape_change
-        self._key = key
+        bank = composer.bank
+        self._order = KeyedOrder(key, np.nanmean(bank.descriptors.astype(np.float64), axis=0), len(bank))
         self._mesh = renderer.model.mesh
         self._accepted: list[np.ndarray] = []
         self._used: set[int] = set()  # base donors given to someone this run
@@ -89,10 +92,10 @@ class NaturalLocker:
         female, age = float(p_female[0]), float(years[0])
         tone = self.composer.tone_of(exemplars[:3])
         pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
-        rng = np.random.default_rng(identity_seed(self._key, label, first_attempt))
-        # the key picks which of the matched donors (twice as many as are judged) are tried and, among near-ties
-        # in keeping the person's attributes, the one kept: another key, another surrogate
-        order = [int(d) for d in rng.permutation(pool)]
+        # the key and their face pick which of the matched donors (twice as many as are judged) are tried and,
+        # among near-ties in keeping the person's attributes, the one kept: another key, another surrogate;
+        # the same person in another file or run, the same one
+        order = self._order.rank(embedding, pool, first_attempt)
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
@@ -103,7 +106,7 @@ class NaturalLocker:
             batch = order[len(judged):len(judged) + cfg.per_round][: self._budget(judged) - len(judged)]
             judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby, glasses)
         tried = len(judged)
-        kept = self._choose(judged, female, age, embedding, views[searched:], nearby, rng,
+        kept = self._choose(judged, female, age, embedding, views[searched:], nearby, order,
                             ita=None if tone is None else tone.ita, hair=None if tone is None else tone.hair)
         if kept is not None:
             self._accepted.append(kept.output)
@@ -157,10 +160,10 @@ class NaturalLocker:
         return judged
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
-                views: list[FaceView], nearby: np.ndarray, rng: np.random.Generator, best_of: int = 3,
+                views: list[FaceView], nearby: np.ndarray, order: list[int], best_of: int = 3,
                 tie: float = 0.1, ita: float | None = None, hair: np.ndarray | None = None) -> _Judged | None:
-        """The candidate that keeps the subject's attributes best (the key choosing among up to ``best_of``
-        within ``tie`` of the best) among those that pass every bound (in the search views, then in the
+        """The candidate that keeps the subject's attributes best (among up to ``best_of`` within ``tie`` of
+        the best, the one first in the person's keyed ``order``) among those that pass every bound (in the search views, then in the
         further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the
         donor's age band was labelled (the model's age is rough: alone it let teens stand in for
         people of forty). Skin counts too: the donor whose skin is nearest the subject's (``ita``) needs the
@@ -191,7 +194,7 @@ class NaturalLocker:
 
         ranked = sorted(passing, key=score, reverse=True)
         top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]
-        ranked = [top[i] for i in rng.permutation(len(top))] + ranked[len(top):]
+        ranked = sorted(top, key=lambda j: order.index(j.recipe.base)) + ranked[len(top):]
         for j in ranked:
             if not views:
                 return j
