@@ -11,23 +11,22 @@ from deidstream.errors import ConfigError, require
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LockConfig:
-    """``tau``: minimum E_id distance of an accepted surrogate to its subject; ``min_distance``:
-    to donors and to other surrogates; ``candidates``: how many to try per person;
-    ``per_round``: how many are drawn around the donors first (and again while none passes the
-    donor and other-people bounds); ``climb_round``: how many step off the farthest so far in each
-    later round, by ``climb_step`` of a first-round step; ``explore``: how many are compared before
-    the farthest that passes is kept; after ``give_up_after`` a search whose best is
-    still ``give_up_margin`` short of ``tau`` stops; ``pause_s``: seconds the search sleeps after each
-    candidate it renders into a view (live, where it runs beside the frames); ``appearance_step``/``shape_spread``: how
-    far a candidate moves from its donor mix (in standard deviations); ``skin_tolerance``: ITA°
-    window for matching donors; ``band_weight``: score a natural candidate loses per age band between its
-    donor's label and the subject's apparent age; ``skin_mismatch``: ITA° past ``skin_tolerance`` between
-    its donor's skin and the subject's that cost one point of score; ``hair_tolerance``/``hair_mismatch``: L*
-    by which a donor's upper lip and chin may be darker or lighter against its skin than the subject's (a
-    moustache, a beard) before it costs, and the L* past that which cost one point;
-    ``tone_tolerance``/``tone_mismatch``: the ITA° difference of the cheeks and nose as rendered in the
-    person's views, against theirs, that reads as the same skin tone, and the ITA° past it that cost one
-    point (as much as changing the apparent sex)."""
+    """``tau``: minimum E_id distance of an accepted surrogate to its subject; ``min_distance``: to donors and to other
+    surrogates; ``candidates``: how many to try per person; ``per_round``: how many are drawn around the donors first
+    (and again while none passes the donor and other-people bounds); ``climb_round``: how many step off the farthest so
+    far in each later round, by ``climb_step`` of a first-round step; ``explore``: how many are compared before the
+    farthest that passes is kept; after ``give_up_after`` a search whose best is still ``give_up_margin`` short of
+    ``tau`` stops; ``pause_s``: seconds the search sleeps after each candidate it renders into a view (live, where it
+    runs beside the frames); ``appearance_step``/``shape_spread``: how far a candidate moves from its donor mix (in
+    standard deviations); ``skin_tolerance``: ITA° of skin tone a donor may differ from the subject's before it is tried
+    later; ``age_step``: years of apparent age between a donor's band and the subject that put it a step later;
+    ``band_weight``: score a natural candidate loses per age band between its donor's label and the subject's apparent
+    age; ``skin_mismatch``: ITA° past ``skin_tolerance`` between its donor's skin and the subject's that cost one point
+    of score; ``hair_tolerance``/``hair_mismatch``: L* by which a donor's upper lip and chin may be darker or lighter
+    against its skin than the subject's (a moustache, a beard) before it costs, and the L* past that which cost one
+    point; ``tone_tolerance``/``tone_mismatch``: the ITA° difference of the cheeks and nose as rendered in the person's
+    views, against theirs, that reads as the same skin tone, and the ITA° past it that cost one point (as much as
+    changing the apparent sex)."""
 
     tau: float = DEFAULT_TAU
     # from everyone else of the video and their surrogates: dlib's same-person threshold (two natural
@@ -59,6 +58,9 @@ class LockConfig:
     shape_spread: float = 1.5
     mix: int = 8
     skin_tolerance: float = 12.0
+    # which donors are tried: a donor's age band 10 years from the subject's apparent age costs as much as
+    # one standard deviation of the key's affinity (natural_lock.NaturalLocker._order_for)
+    age_step: float = 10.0
     band_weight: float = 0.08
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and
@@ -89,6 +91,7 @@ class LockConfig:
         require(self.appearance_step >= 0 and self.shape_spread >= 0 and self.skin_tolerance > 0,
                 "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
         require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
+        require(self.age_step > 0, f"age_step must be > 0, got {self.age_step}")
         require(self.band_weight >= 0 and min(self.skin_mismatch, self.hair_mismatch, self.tone_mismatch) > 0,
                 f"band_weight must be >= 0, skin_mismatch, hair_mismatch and tone_mismatch > 0, got "
                 f"{self.band_weight}, {self.skin_mismatch}, {self.hair_mismatch}, {self.tone_mismatch}")

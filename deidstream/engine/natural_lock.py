@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deidstream.config import LockConfig, age_band
+from deidstream.config import AGE_BAND_YEARS, LockConfig, age_band
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.compose import (
     CHEEKS,
@@ -91,11 +91,10 @@ class NaturalLocker:
         p_female, years = self.attributes(np.asarray(embedding, np.float32)[None])
         female, age = float(p_female[0]), float(years[0])
         tone = self.composer.tone_of(exemplars[:3])
-        pool = self._pool(female >= 0.5, age_band(age), None if tone is None else tone.ita)
-        # the key and their face pick which of the matched donors (twice as many as are judged) are tried and,
-        # among near-ties in keeping the person's attributes, the one kept: another key, another surrogate;
-        # the same person in another file or run, the same one
-        order = self._order.rank(embedding, pool, first_attempt)
+        # the key and their face pick which donors near their attributes are tried and, among near-ties in
+        # keeping the person's attributes, the one kept: another key, another surrogate; the same person in
+        # another file or run, the same one
+        order = self._order_for(embedding, female >= 0.5, age, None if tone is None else tone.ita, first_attempt)
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
@@ -127,18 +126,21 @@ class NaturalLocker:
         best = max(j.distance for j in judged)
         return cfg.candidates if best >= cfg.tau - 2 * cfg.give_up_margin else cfg.explore
 
-    def _pool(self, female: bool, band: int, ita: float | None) -> np.ndarray:
-        """Donors of the subject's apparent sex, age band and skin tone (ITA within ``skin_tolerance``°),
-        widened until there are twice ``explore`` of them (the key picks which are judged), not given to anyone
-        else this run. A donor far from the subject's complexion needs a large colour shift, which shows."""
+    def _order_for(self, embedding: np.ndarray, female: bool, age: float, ita: float | None,
+                   attempt: int) -> list[int]:
+        """Donors of the subject's apparent sex not given to anyone else this run, in the order they are tried:
+        the key's affinity for this face less a point per ``age_step`` years between the donor's age band and
+        the subject's apparent age, and per ``skin_tolerance``° of skin tone past ``skin_tolerance`` (a donor
+        far from the subject's complexion needs a large colour shift, which shows). Continuous in what is read
+        of the person: read 36 years old in one file and 39 in another (either side of two bands' border), they
+        try nearly the same donors in both, where a window on their band would draw from another pool."""
         bank, cfg = self.composer.bank, self.config
-        for ages, skin in ((0, 1.0), (0, 2.0), (1, 2.0), (1, 4.0), (2, 99.0), (4, 99.0)):
-            near = np.ones(len(bank), bool) if ita is None else np.abs(bank.ita - ita) <= skin * cfg.skin_tolerance
-            pool = np.array([i for i in bank.matching(female, band, age_tolerance=ages)
-                             if near[i] and i not in self._used], np.int64)
-            if len(pool) >= 2 * cfg.explore:
-                return pool
-        return pool
+        pool = np.array([i for i in np.flatnonzero(bank.sex == ("f" if female else "m")) if i not in self._used],
+                        np.int64)
+        penalty = np.abs(np.asarray(list(AGE_BAND_YEARS.values()))[bank.age[pool]] - age) / cfg.age_step
+        if ita is not None:
+            penalty += np.maximum(np.abs(bank.ita[pool] - ita) - cfg.skin_tolerance, 0.0) / cfg.skin_tolerance
+        return self._order.rank(embedding, pool, attempt, penalty)
 
     def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray,
                   glasses: bool = False) -> Surrogate:
@@ -162,17 +164,16 @@ class NaturalLocker:
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
                 views: list[FaceView], nearby: np.ndarray, order: list[int], best_of: int = 3,
                 tie: float = 0.1, ita: float | None = None, hair: np.ndarray | None = None) -> _Judged | None:
-        """The candidate that keeps the subject's attributes best (among up to ``best_of`` within ``tie`` of
-        the best, the one first in the person's keyed ``order``) among those that pass every bound (in the search views, then in the
-        further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the
-        donor's age band was labelled (the model's age is rough: alone it let teens stand in for
-        people of forty). Skin counts too: the donor whose skin is nearest the subject's (``ita``) needs the
-        least colour shift, and a large one leaves the donor's lips, creases and stubble in another
-        complexion's colours; and so does the skin tone of the render's cheeks and nose in the person's own
-        views against theirs (ITA°: the toning matches the skin's mean, but a donor's relief, nose, shadows
-        and stubble move the tone a viewer reads). So does facial hair (``hair``: how dark the upper lip and
-        chin are against the skin): a moustache the subject does not have, or none where they have one,
-        changes how they look."""
+        """The candidate that keeps the subject's attributes best (among up to ``best_of`` within ``tie`` of the best,
+        the one first in the person's keyed ``order``) among those that pass every bound (in the search views, then in
+        the further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the donor's age
+        band was labelled (the model's age is rough: alone it let teens stand in for people of forty). Skin counts too:
+        the donor whose skin is nearest the subject's (``ita``) needs the least colour shift, and a large one leaves the
+        donor's lips, creases and stubble in another complexion's colours; and so does the skin tone of the render's
+        cheeks and nose in the person's own views against theirs (ITA°: the toning matches the skin's mean, but a
+        donor's relief, nose, shadows and stubble move the tone a viewer reads). So does facial hair (``hair``: how dark
+        the upper lip and chin are against the skin): a moustache the subject does not have, or none where they have
+        one, changes how they look."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
         band, bank = age_band(age), self.composer.bank

@@ -116,3 +116,18 @@ def test_of_two_passing_surrogates_the_one_that_reads_her_skin_tone_is_kept(subj
                   for d, o in zip((0, 1), offs)]
         kept = locker._choose(judged, 0.9, 30.0, embedding, [], np.zeros((0, 128)), [0, 1])
         assert kept.tone_off == 2.0
+
+
+def test_a_person_read_either_side_of_an_age_band_border_tries_the_same_donors(subject):
+    """talking_d13's man reads 36 years old in one half of the clip and 39 in the other (bands 'young' and
+    'middle-aged' meet at 36): with a window on his band he drew from two pools and got two surrogates in two
+    runs with one key. The order is continuous in what is read of him: nearly the same donors come first."""
+    recognizer, embedding, _ = subject
+    locker = locker_with(recognizer, b"one key", 0.6)
+    bank = locker.composer.bank
+    first = locker._order_for(embedding, False, 35.8, 33.7, 0)[:12]
+    second = locker._order_for(embedding, False, 39.0, 35.0, 0)[:12]
+    assert len(set(first) & set(second)) >= 10
+    young = locker._order_for(embedding, False, 27.0, 30.0, 0)[:12]
+    assert all(bank.sex[d] == "m" for d in young) and np.mean(bank.age[young] == 2) >= 0.6  # mostly his band
+    assert locker._order_for(embedding, False, 27.0, 30.0, 1)[:12] != young  # a second search: others
