@@ -45,11 +45,11 @@ def natural(d: Json, table: Any) -> tuple[str, list[str]]:
     rows = [(label, _fmt(pooled.get(key), spec), target) for key, label, target, spec in ROWS]
     per_clip = [(c["clip"], c["summary"].get("faces", 0), _fmt(c["summary"].get("mean_id_distance"), ".3f"),
                  _fmt(c["summary"].get("reidentified_fraction"), "pct"), _fmt(c["summary"].get("sex_agreement"), "pct"),
-                 _outcomes(c["summary"].get("outcomes_64px")),
+                 _fmt(c["summary"].get("ita_within_10"), "pct"), _outcomes(c["summary"].get("outcomes_64px")),
                  f"{c['face_outcomes'].get('rendered', 0)} / {c['face_outcomes'].get('fallback', 0)}")
                 for c in d["clips"]]
     return note, [*table(["measure", "all clips", "target"], rows), "",
-                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept",
+                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept", "skin tone within 10°",
                           "evaluated ≥ 64 px: surrogate / fallback / missed", "run: rendered / fallback"], per_clip)]
 
 
@@ -57,3 +57,19 @@ def _outcomes(counts: dict | None) -> str:
     if not counts:
         return "—"
     return f"{counts.get('rendered', 0)} / {counts.get('fallback', 0)} / {counts.get('missed', 0)}"
+
+
+def keyed(d: Json, table: Any) -> tuple[str, list[str]]:
+    """benchmarks/out/keyed.json (bench_keyed.py): one person in two files processed separately."""
+    s = d["summary"]
+    note = (f"Each of {s['clips']} one-person shared clips cut in two halves, each half anonymised by its own run "
+            "with one key, the first half again with another key; dlib's descriptor (the evaluation's judge) of the "
+            f"largest face of every {d['every']}th frame, averaged per output. Same key, two runs: "
+            f"{_fmt(s['same_key_within_0.45'], 'pct')} within 0.45 (target 100%, largest {s['same_key_max']}); "
+            f"another key: {_fmt(s['other_key_at_least_0.6'], 'pct')} at least 0.6 apart (smallest "
+            f"{s['other_key_min']}); different people, same key: {_fmt(s['different_people_at_least_0.6'], 'pct')} "
+            f"of {s['different_people_pairs']} pairs at least 0.6 apart (smallest {s['different_people_min']}).")
+    rows = [(c["clip"], c["same_key_halves"], c["other_key"], c["input_halves"], c["surrogate_to_person"])
+            for c in d["clips"]]
+    return note, table(["clip", "same key, two runs", "another key", "the person's two halves", "surrogate to person"],
+                       rows)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from docs_format import num, pct, span, table  # noqa: E402
 from docs_generator import generator, geometry  # noqa: E402
 from docs_hands import hands  # noqa: E402
-from docs_natural import natural  # noqa: E402
+from docs_natural import keyed, natural  # noqa: E402
 
 THIS = "python benchmarks/write_docs.py"
 Json = dict[str, Any]
@@ -44,6 +44,8 @@ def command(script: str, data: Json) -> str:
 
 
 def machine(data: Json) -> str:
+    """The processor a JSON records, at its top level or under ``machine``."""
+    data = data.get("machine") if isinstance(data.get("machine"), dict) else data
     cpu, cpus, mhz = data.get("cpu"), data.get("cpus"), data.get("cpu_mhz")
     if cpu:
         return f"{cpu}, {cpus} CPUs" + (f", {mhz:.0f} MHz" if mhz else "")
@@ -297,6 +299,7 @@ SPECS: list[tuple[str, str, str, Writer]] = [
     ("startup*.json", "Start-up", "bench_startup.py", startup),
     ("natural.json", "Natural surrogates, every shared clip", "bench_natural.py",
      lambda d: natural(d, table)),
+    ("keyed.json", "One person, one surrogate across runs (keyed)", "bench_keyed.py", lambda d: keyed(d, table)),
     ("privacy*.json", "Privacy and utility", "bench_privacy.py", privacy),
     ("coverage.json", "Faces left bare", "check_coverage.py", coverage),
     ("detection.json", "Detection recall", "bench_detection.py", detection),

@@ -18,15 +18,15 @@ class LockConfig:
     farthest that passes is kept; after ``give_up_after`` a search whose best is still ``give_up_margin`` short of
     ``tau`` stops; ``pause_s``: seconds the search sleeps after each candidate it renders into a view (live, where it
     runs beside the frames); ``appearance_step``/``shape_spread``: how far a candidate moves from its donor mix (in
-    standard deviations); ``skin_tolerance``: ITA° of skin tone a donor may differ from the subject's before it is tried
-    later; ``age_step``: years of apparent age between a donor's band and the subject that put it a step later;
-    ``band_weight``: score a natural candidate loses per age band between its donor's label and the subject's apparent
-    age; ``skin_mismatch``: ITA° past ``skin_tolerance`` between its donor's skin and the subject's that cost one point
-    of score; ``hair_tolerance``/``hair_mismatch``: L* by which a donor's upper lip and chin may be darker or lighter
-    against its skin than the subject's (a moustache, a beard) before it costs, and the L* past that which cost one
-    point; ``tone_tolerance``/``tone_mismatch``: the ITA° difference of the cheeks and nose as rendered in the person's
-    views, against theirs, that reads as the same skin tone, and the ITA° past it that cost one point (as much as
-    changing the apparent sex)."""
+    standard deviations); ``skin_tolerance``: ITA° of skin tone, and ``age_step`` years of apparent age, that put a
+    donor a step farther from a subject (the donors nearest are tried); ``band_weight``: score a natural candidate loses
+    per age band between its donor's label and the subject's apparent age; ``skin_mismatch``: ITA° past
+    ``skin_tolerance`` between its donor's skin and the subject's that cost one point of score;
+    ``hair_tolerance``/``hair_mismatch``: L* by which a donor's upper lip and chin may be darker or lighter against its
+    skin than the subject's (a moustache, a beard) before it costs, and the L* past that which cost one point;
+    ``tone_tolerance``/``tone_mismatch``: the ITA° difference of the cheeks and nose as rendered in the person's views,
+    against theirs, that reads as the same skin tone, and the ITA° past it that cost one point (as much as changing the
+    apparent sex)."""
 
     tau: float = DEFAULT_TAU
     # from everyone else of the video and their surrogates: dlib's same-person threshold (two natural
@@ -58,8 +58,8 @@ class LockConfig:
     shape_spread: float = 1.5
     mix: int = 8
     skin_tolerance: float = 12.0
-    # which donors are tried: a donor's age band 10 years from the subject's apparent age costs as much as
-    # one standard deviation of the key's affinity (natural_lock.NaturalLocker._order_for)
+    # which donors are near a person (natural_lock.NaturalLocker._order_for): 10 years of apparent age
+    # between a donor's band and theirs weigh as much as ``skin_tolerance`` degrees of skin tone
     age_step: float = 10.0
     band_weight: float = 0.08
     skin_mismatch: float = 100.0

@@ -56,10 +56,8 @@ class KeyedOrder:
         norm = float(np.linalg.norm(direction))
         return codes @ (direction / norm if norm > 1e-9 else direction)
 
-    def rank(self, embedding: np.ndarray, pool: np.ndarray, attempt: int = 0,
-             penalty: np.ndarray | None = None) -> list[int]:
-        """The donors of ``pool`` in the order this face tries them; ``penalty`` (per donor of the pool, in
-        standard deviations of the affinity) holds back donors that fit the person less."""
+    def rank(self, embedding: np.ndarray, pool: np.ndarray, attempt: int = 0) -> list[int]:
+        """The donors of ``pool`` in the order this face tries them."""
         pool = np.asarray(pool, np.int64)
-        score = self.affinity(embedding, attempt)[pool] - (0.0 if penalty is None else np.asarray(penalty))
+        score = self.affinity(embedding, attempt)[pool]
         return [int(d) for d in pool[np.argsort(-score, kind="stable")]]

@@ -128,19 +128,20 @@ class NaturalLocker:
 
     def _order_for(self, embedding: np.ndarray, female: bool, age: float, ita: float | None,
                    attempt: int) -> list[int]:
-        """Donors of the subject's apparent sex not given to anyone else this run, in the order they are tried:
-        the key's affinity for this face less a point per ``age_step`` years between the donor's age band and
-        the subject's apparent age, and per ``skin_tolerance``° of skin tone past ``skin_tolerance`` (a donor
-        far from the subject's complexion needs a large colour shift, which shows). Continuous in what is read
-        of the person: read 36 years old in one file and 39 in another (either side of two bands' border), they
-        try nearly the same donors in both, where a window on their band would draw from another pool."""
+        """The donors this person tries, in order: of the donors of their apparent sex not given to anyone else
+        this run, the ``2 * explore`` nearest them in apparent age (a step per ``age_step`` years between a
+        donor's age band and theirs) and skin tone (a step per ``skin_tolerance``° of ITA: a donor far from
+        their complexion needs a large colour shift, which shows), in the key's order for their face. Nearness
+        is continuous in what is read of them: read 36 years old in one file and 39 in another (either side
+        of two bands' border), they draw from nearly the same donors; and the key still decides which half of
+        them are judged first, so another key gives other surrogates."""
         bank, cfg = self.composer.bank, self.config
         pool = np.array([i for i in np.flatnonzero(bank.sex == ("f" if female else "m")) if i not in self._used],
                         np.int64)
-        penalty = np.abs(np.asarray(list(AGE_BAND_YEARS.values()))[bank.age[pool]] - age) / cfg.age_step
+        far = np.abs(np.asarray(list(AGE_BAND_YEARS.values()))[bank.age[pool]] - age) / cfg.age_step
         if ita is not None:
-            penalty += np.maximum(np.abs(bank.ita[pool] - ita) - cfg.skin_tolerance, 0.0) / cfg.skin_tolerance
-        return self._order.rank(embedding, pool, attempt, penalty)
+            far = far + np.abs(bank.ita[pool] - ita) / cfg.skin_tolerance
+        return self._order.rank(embedding, pool[np.argsort(far, kind="stable")[: 2 * cfg.explore]], attempt)
 
     def surrogate(self, recipe: Recipe, tone: SkinTone | None, subject_shape: np.ndarray,
                   glasses: bool = False) -> Surrogate:
@@ -194,6 +195,8 @@ class NaturalLocker:
             return float(np.maximum(np.abs(donor - hair) - cfg.hair_tolerance, 0.0).sum()) / cfg.hair_mismatch
 
         ranked = sorted(passing, key=score, reverse=True)
+        log.debug("%d of %d candidates pass; scores (donor, score, place in the keyed order): %s", len(passing),
+                  len(judged), [(j.recipe.base, round(score(j), 3), order.index(j.recipe.base)) for j in ranked[:8]])
         top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]
         ranked = sorted(top, key=lambda j: order.index(j.recipe.base)) + ranked[len(top):]
         for j in ranked:
