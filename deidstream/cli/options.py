@@ -66,8 +66,9 @@ def _anonymisation_options(p: argparse.ArgumentParser) -> None:
                    help="with --mode surrogate: how faces the generator does not render are hidden "
                         "(default: %(default)s)")
     g.add_argument("--identity-key", default=None, metavar="TEXT",
-                   help="with --mode surrogate: secret that makes surrogates reproducible (same key and people, "
-                        "same surrogates); default: a random key per run. Never printed.")
+                   help="with --mode surrogate: secret that makes surrogates reproducible (same key, same person: "
+                        "the same surrogate in any file or run, picked by their face, not their order); default: a "
+                        "random key per run. Never printed.")
     g.add_argument("--key-file", type=Path, default=None, help="read the identity key from this file")
     g.add_argument("--save-book", type=Path, default=None, metavar="BOOK.npz",
                    help="with --mode surrogate: write the people's face embeddings (biometric data) there")

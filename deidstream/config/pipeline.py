@@ -176,11 +176,12 @@ class GeneratorConfig:
     privacy parameter; ``PRIVACY_PRESETS`` name a few). A face is rendered only when its person
     has a locked surrogate and its landmarks are plausible, at least ``min_face_px`` wide and
     turned at most ``max_yaw_deg``; any other face gets the fallback (``AnonymizerConfig``).
-    Per person up to ``candidates`` surrogates are tried and the farthest of at least
-    ``explore`` that passes is kept (more: farther surrogates, a slower start).
+    Per person up to ``candidates`` surrogates are tried and, of at least ``explore`` of them, the
+    one that passes and keeps their attributes best is kept (more: a better fit, a slower start).
     ``shading_sigma`` (fraction of the face size) is how much of the frame's light is carried
-    over. ``key`` makes surrogates reproducible (same key, same people → same surrogates); without
-    one a random key is drawn per run. The key is never printed.
+    over. ``key`` makes surrogates reproducible (same key, same person → same surrogate in any
+    file or run, picked by their face, not their order); without one a random key is drawn per
+    run. The key is never printed.
     """
 
     tau: float = DEFAULT_TAU
