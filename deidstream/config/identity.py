@@ -19,8 +19,9 @@ class LockConfig:
     ``tau`` stops; ``pause_s``: seconds the search sleeps after each candidate it renders into a view (live, where it
     runs beside the frames); ``appearance_step``/``shape_spread``: how far a candidate moves from its donor mix (in
     standard deviations); ``skin_tolerance``: ITA° of skin tone, and ``age_step`` years of apparent age, that put a
-    donor a step farther from a subject (the donors nearest are tried); ``band_weight``: score a natural candidate loses
-    per age band between its donor's label and the subject's apparent age; ``skin_mismatch``: ITA° past
+    donor a step farther from a subject (the donors nearest are tried); ``key_choice``/``key_tie``: how many passing
+    candidates, within how much score of the best, the key chooses among; ``band_weight``: score a natural candidate
+    loses per age band between its donor's label and the subject's apparent age; ``skin_mismatch``: ITA° past
     ``skin_tolerance`` between its donor's skin and the subject's that cost one point of score;
     ``hair_tolerance``/``hair_mismatch``: L* by which a donor's upper lip and chin may be darker or lighter against its
     skin than the subject's (a moustache, a beard) before it costs, and the L* past that which cost one point;
@@ -62,6 +63,11 @@ class LockConfig:
     # between a donor's band and theirs weigh as much as ``skin_tolerance`` degrees of skin tone
     age_step: float = 10.0
     band_weight: float = 0.08
+    # among the passing candidates, up to this many within this score of the best are the key's to choose (its
+    # order for the person's face): with a tie of 0.1 the one that fits best won under any key that had it judged
+    # (single_face_short's man got donor 110, 0.115 ahead, under three keys of three: outputs linkable across keys)
+    key_choice: int = 4
+    key_tie: float = 0.15
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and
     # subjects alike), a full moustache 20-45: crowd_1080p's boys were given moustached men's faces
@@ -92,6 +98,7 @@ class LockConfig:
                 "appearance_step and shape_spread must be >= 0 and skin_tolerance > 0")
         require(self.appearance_radius > 0, f"appearance_radius must be > 0, got {self.appearance_radius}")
         require(self.age_step > 0, f"age_step must be > 0, got {self.age_step}")
+        require(self.key_choice >= 1 and self.key_tie >= 0, "key_choice must be >= 1 and key_tie >= 0")
         require(self.band_weight >= 0 and min(self.skin_mismatch, self.hair_mismatch, self.tone_mismatch) > 0,
                 f"band_weight must be >= 0, skin_mismatch, hair_mismatch and tone_mismatch > 0, got "
                 f"{self.band_weight}, {self.skin_mismatch}, {self.hair_mismatch}, {self.tone_mismatch}")

@@ -163,18 +163,18 @@ class NaturalLocker:
         return judged
 
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
-                views: list[FaceView], nearby: np.ndarray, order: list[int], best_of: int = 3,
-                tie: float = 0.1, ita: float | None = None, hair: np.ndarray | None = None) -> _Judged | None:
-        """The candidate that keeps the subject's attributes best (among up to ``best_of`` within ``tie`` of the best,
-        the one first in the person's keyed ``order``) among those that pass every bound (in the search views, then in
-        the further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the donor's age
-        band was labelled (the model's age is rough: alone it let teens stand in for people of forty). Skin counts too:
-        the donor whose skin is nearest the subject's (``ita``) needs the least colour shift, and a large one leaves the
-        donor's lips, creases and stubble in another complexion's colours; and so does the skin tone of the render's
-        cheeks and nose in the person's own views against theirs (ITA°: the toning matches the skin's mean, but a
-        donor's relief, nose, shadows and stubble move the tone a viewer reads). So does facial hair (``hair``: how dark
-        the upper lip and chin are against the skin): a moustache the subject does not have, or none where they have
-        one, changes how they look."""
+                views: list[FaceView], nearby: np.ndarray, order: list[int], ita: float | None = None,
+                hair: np.ndarray | None = None) -> _Judged | None:
+        """The candidate that keeps the subject's attributes best (among up to ``key_choice`` within ``key_tie`` of the
+        best, the one first in the person's keyed ``order``) among those that pass every bound (in the search views,
+        then in the further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the donor's
+        age band was labelled (the model's age is rough: alone it let teens stand in for people of forty). Skin counts
+        too: the donor whose skin is nearest the subject's (``ita``) needs the least colour shift, and a large one
+        leaves the donor's lips, creases and stubble in another complexion's colours; and so does the skin tone of the
+        render's cheeks and nose in the person's own views against theirs (ITA°: the toning matches the skin's mean, but
+        a donor's relief, nose, shadows and stubble move the tone a viewer reads). So does facial hair (``hair``: how
+        dark the upper lip and chin are against the skin): a moustache the subject does not have, or none where they
+        have one, changes how they look."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
         band, bank = age_band(age), self.composer.bank
@@ -197,7 +197,7 @@ class NaturalLocker:
         ranked = sorted(passing, key=score, reverse=True)
         log.debug("%d of %d candidates pass; scores (donor, score, place in the keyed order): %s", len(passing),
                   len(judged), [(j.recipe.base, round(score(j), 3), order.index(j.recipe.base)) for j in ranked[:8]])
-        top = [j for j in ranked[:best_of] if score(j) >= score(ranked[0]) - tie]
+        top = [j for j in ranked[:cfg.key_choice] if score(j) >= score(ranked[0]) - cfg.key_tie]
         ranked = sorted(top, key=lambda j: order.index(j.recipe.base)) + ranked[len(top):]
         for j in ranked:
             if not views:
