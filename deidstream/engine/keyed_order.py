@@ -1,8 +1,8 @@
 """Which donors a person's surrogate is drawn from, fixed by the key and the person's face alone.
 
 A person's surrogate must not depend on the order people appear in a run: with the same key, the same
-person gets the same surrogate in every file and every run, two different people get different ones, and
-another key gives everyone others, with nothing stored between runs. So the order in which the lock
+person should get the same surrogate in every file and every run, two different people different ones, and
+another key should draw others, with nothing stored between runs. So the order in which the lock
 tries donors is a keyed function of the person's E_id embedding, continuous in it: each donor has a
 code drawn from the key (HMAC-SHA256 seeds a Gaussian, 128-D like the embedding), and a person ranks
 donors by the code's projection on the direction of their embedding from the donors' mean face.

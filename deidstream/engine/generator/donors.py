@@ -44,10 +44,6 @@ class DonorBank:
         """Donor ``i``'s albedo as float32 in [0, 1]."""
         return self.albedo[i].astype(np.float32) * np.float32(1.0 / 255.0)
 
-    def matching(self, female: bool, age: int, *, age_tolerance: int = 1) -> np.ndarray:
-        """Indices of the donors of the same apparent sex within ``age_tolerance`` bands."""
-        return np.flatnonzero((self.sex == ("f" if female else "m")) & (np.abs(self.age - age) <= age_tolerance))
-
     def save(self, path: str | Path, quality: int = 92) -> None:
         """Textures as JPEG (a few MB for a few hundred donors), the rest as arrays."""
         encoded = [cv2.imencode(".jpg", cv2.cvtColor(a, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
