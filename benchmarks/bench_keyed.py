@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import machine, public_argv, write_json
+from benchlib import largest_faces, machine, public_argv, write_json
 
 from deidstream.evaluation.judge import DlibRecognizer
 
@@ -67,17 +67,8 @@ def anonymise(src: Path, dst: Path, key: str) -> Path:
 
 def person(judge: DlibRecognizer, video: Path, every: int) -> np.ndarray | None:
     """Mean dlib descriptor of the largest face of every ``every``-th frame."""
-    found = []
-    with av.open(str(video)) as c:
-        for i, frame in enumerate(c.decode(video=0)):
-            if i % every:
-                continue
-            image = frame.to_ndarray(format="rgb24")
-            faces = judge.detect(image)
-            if faces:
-                face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
-                found.append(judge.describe(image, [face])[0])
-    return np.mean(found, axis=0) if found else None
+    found = largest_faces(judge, video, every)
+    return found.mean(axis=0) if len(found) else None
 
 
 def apart(a: np.ndarray | None, b: np.ndarray | None) -> float | None:

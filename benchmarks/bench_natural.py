@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import machine, public_argv, write_json
+from benchlib import largest_faces, machine, public_argv, write_json
 
 from deidstream.evaluation.command import evaluate
 
@@ -63,23 +63,10 @@ def run_clip(clip: Path, tmp: Path, every: int, extra: list[str]) -> dict:
 
 def stranger_reference(clips: list[Path]) -> dict:
     """Distances between different real people of the one-person clips (5 frames each)."""
-    import av
-
     from deidstream.evaluation.judge import DlibRecognizer
 
     rec = DlibRecognizer("hog", upsample=1)
-    people = []
-    for clip in clips:
-        with av.open(str(clip)) as c:
-            frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 15 == 0][:5]
-        found = []
-        for image in frames:
-            faces = rec.detect(image)
-            if faces:
-                face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
-                found.append(rec.describe(image, [face])[0])
-        if found:
-            people.append(np.array(found))
+    people = [found for found in (largest_faces(rec, clip, 15, frames=5) for clip in clips) if len(found)]
     apart = [float(np.linalg.norm(a - b)) for i, pa in enumerate(people) for pb in people[i + 1:] for a in pa
              for b in pb]
     return {"people": len(people), "pairs": len(apart), "mean": round(float(np.mean(apart)), 3),

@@ -71,3 +71,24 @@ def shared_clip(name: str | Path) -> Path:
         return Path(name)
     named = sorted(VIDEOS.glob(f"{Path(name).stem}*.mp4"))
     return named[0] if len(named) == 1 else Path(name)
+
+
+def largest_faces(judge, video: Path, every: int, frames: int | None = None):
+    """(n, 128) descriptors by ``judge`` (detect + describe, as the evaluation's DlibRecognizer) of the largest face
+    of every ``every``-th frame of ``video``, over its first ``frames`` such frames (all when None)."""
+    import av
+    import numpy as np
+
+    found = []
+    with av.open(str(video)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i % every:
+                continue
+            if frames is not None and i // every >= frames:
+                break
+            image = frame.to_ndarray(format="rgb24")
+            faces = judge.detect(image)
+            if faces:
+                face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+                found.append(judge.describe(image, [face])[0])
+    return np.array(found).reshape(-1, 128)
