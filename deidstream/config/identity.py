@@ -14,8 +14,8 @@ class LockConfig:
     """``tau``: minimum E_id distance of an accepted surrogate to its subject; ``min_distance``: to donors and to other
     surrogates; ``candidates``: how many to try per person; ``per_round``: how many are drawn around the donors first
     (and again while none passes the donor and other-people bounds); ``climb_round``: how many step off the farthest so
-    far in each later round, by ``climb_step`` of a first-round step; ``explore``: how many are compared before the
-    farthest that passes is kept; after ``give_up_after`` a search whose best is still ``give_up_margin`` short of
+    far in each later round, by ``climb_step`` of a first-round step; ``explore``: how many are compared before one
+    that passes is kept; after ``give_up_after`` a search whose best is still ``give_up_margin`` short of
     ``tau`` stops; ``pause_s``: seconds the search sleeps after each candidate it renders into a view (live, where it
     runs beside the frames); ``appearance_step``/``shape_spread``: how far a candidate moves from its donor mix (in
     standard deviations); ``skin_tolerance``: ITA° of skin tone, and ``age_step`` years of apparent age, that put a

@@ -8,9 +8,10 @@ code drawn from the key (HMAC-SHA256 seeds a Gaussian, 128-D like the embedding)
 donors by the code's projection on the direction of their embedding from the donors' mean face.
 
 Two looks at one person lie a few tenths apart, two people about 0.8 (unrelated directions): the same
-person's rankings nearly agree (on 5 people of the shared data, the means of 4 photos each against 4
-others: the first donor the same in 78% of draws, 89% of the first 24 shared), two people's are
-unrelated, and without the key the ranking cannot be reproduced.
+person's rankings nearly agree, two people's are unrelated, and without the key the ranking cannot be
+reproduced. How often a person then gets one surrogate in two runs, and another under another key, is
+measured by benchmarks/bench_keyed.py (the verification at τ and the few donors that fit a person well
+decide the rest).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deidstream.engine.generator.compose import ita_difference, ita_of
+from deidstream.engine.generator.compose import SKIN, ita_difference, ita_of, median_lab
 from deidstream.geometry.boxes import pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -44,9 +44,6 @@ MIN_SERIES = 3  # faces needed for an openness correlation
 # MediaPipe face-mesh indices: eye corners and two vertical pairs per eye; inner lip mid-points and corners
 EYES = ((33, 133, (160, 144), (158, 153)), (362, 263, (385, 380), (387, 373)))
 MOUTH = (13, 14, 78, 308)
-# face-mesh loops of the skin a viewer judges tone by: each cheek below the eye, the middle of the forehead
-SKIN_LOOPS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352),
-              (67, 109, 10, 338, 297, 299, 9, 69))
 MIN_SKIN_PIXELS = 24
 
 
@@ -64,19 +61,18 @@ def skin_patch(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 
 def ita(patch: np.ndarray) -> float:
     """ITA° of an RGB uint8 patch: medians of L* and b* (robust to a stray highlight or shadow)."""
-    lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3)
-    return ita_of(np.median(lab, axis=0))
+    return ita_of(median_lab(patch))
 
 
 def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """Median CIELab (L* 0-100) of the skin inside ``SKIN_LOOPS`` of a face's mesh, None when too few pixels."""
+    """Median CIELab (L* 0-100) of the skin a viewer judges tone by (compose's ``SKIN``: both cheeks below the
+    eyes and the middle of the forehead) inside a face's mesh ``points``, None when too few pixels."""
     mask = np.zeros(image.shape[:2], np.uint8)
-    for loop in SKIN_LOOPS:
+    for loop in SKIN:
         cv2.fillPoly(mask, [np.round(points[list(loop), :2]).astype(np.int32)], 1)
     if int(mask.sum()) < MIN_SKIN_PIXELS:
         return None
-    pixels = image[mask > 0].astype(np.float32)[None] / 255.0
-    return np.median(cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB)[0], axis=0)
+    return median_lab(image[mask > 0])
 
 
 def skin_share(patch: np.ndarray) -> float:
@@ -142,14 +138,13 @@ def face_measures(original: np.ndarray, output: np.ndarray, box: np.ndarray, mes
                                "skin_share_output", "sharpness_original", "sharpness_output"))
     pa, pb = skin_patch(original, box), skin_patch(output, box)
     if pa is not None and pb is not None:
-        out |= {"ita_original": ita(pa), "ita_output": ita(pb), "ita_band": True,
-                "skin_share_original": skin_share(pa), "skin_share_output": skin_share(pb)}
-    la = lb = None
-    if mesh is not None:
-        la, lb = skin_lab(original, mesh), skin_lab(output, mesh)
+        out |= {"skin_share_original": skin_share(pa), "skin_share_output": skin_share(pb)}
+    la, lb = (None, None) if mesh is None else (skin_lab(original, mesh), skin_lab(output, mesh))
     if la is not None and lb is not None:
         out |= {"ita_original": ita_of(la), "ita_output": ita_of(lb), "ita_band": False,
                 "skin_delta_e": float(np.linalg.norm(la - lb))}
+    elif pa is not None and pb is not None:
+        out |= {"ita_original": ita(pa), "ita_output": ita(pb), "ita_band": True}
     bounds = pixel_bounds(np.asarray(box, np.float32), original.shape[1], original.shape[0])
     if bounds is not None and min(bounds[2] - bounds[0], bounds[3] - bounds[1]) >= MIN_PATCH:
         x0, y0, x1, y1 = bounds

@@ -13,6 +13,7 @@ from conftest import SAMPLE, SHARED
 from media import make_clip
 
 from deidstream.cli import main
+from deidstream.engine.generator.compose import MOUSTACHE
 from deidstream.evaluation import viewer
 from deidstream.evaluation.command import evaluate
 from deidstream.evaluation.judge import DlibRecognizer
@@ -133,9 +134,6 @@ def _lists(node):
             yield from _lists(item)
 
 
-# the skin between the nose and the upper lip on the face mesh: where a moustache grows
-UPPER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 410, 322, 391, 393, 164, 167, 165, 92, 186)
-
 
 def test_skin_tone_is_read_on_skin_not_on_a_moustache(frames):
     """A moustache or a different nose changes a face but not its skin tone; a tan does."""
@@ -147,7 +145,7 @@ def test_skin_tone_is_read_on_skin_not_on_a_moustache(frames):
     finally:
         openness.close()
     moustache = frame.copy()
-    cv2.fillPoly(moustache, [np.round(mesh[list(UPPER_LIP), :2]).astype(np.int32)], (45, 32, 25))
+    cv2.fillPoly(moustache, [np.round(mesh[list(MOUSTACHE), :2]).astype(np.int32)], (45, 32, 25))
     m = viewer.face_measures(frame, moustache, box, mesh)
     assert m["ita_band"] is False and m["skin_delta_e"] < 0.5
     assert viewer.ita_difference(m["ita_output"], m["ita_original"]) < 0.5
