@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from deidstream.config import PipelineConfig, with_mode
@@ -93,6 +94,31 @@ def output_name(path: Path, taken: set[str]) -> str:
     return name
 
 
+def plan_directory(input_dir: str | Path, output_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(input, output) for every video in ``input_dir`` (not recursive), outputs in ``output_dir`` (made) as .mp4;
+    .mp4 inputs first, so they keep their own names when another input has the same stem."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise InputNotFoundError(f"{input_dir}: no such directory")
+    if output_dir.resolve() == input_dir.resolve():
+        raise InvalidOutputError(f"{output_dir}: output directory is the input directory")
+    videos = sorted((p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS),
+                    key=lambda p: (p.suffix.lower() != ".mp4", p.name))
+    if not videos:
+        raise InvalidInputError(f"{input_dir}: contains no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    return [(video, output_dir / output_name(video, taken)) for video in videos]
+
+
+def with_job_key(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with one identity key for every file of a job: the user's, or one drawn for the job (so a
+    person in two files of one folder gets one surrogate even without ``--identity-key``)."""
+    if config.generator is None or config.generator.key is not None:
+        return config
+    return replace(config, generator=replace(config.generator, key=config.generator.run_key()))
+
+
 def anonymize_directory(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -104,28 +130,17 @@ def anonymize_directory(
     on_error: Callable[[Path, Exception], None] | None = None,
     keep: Callable[[object], bool] | None = None,
 ) -> list[RunReport]:
-    """Anonymise every video in ``input_dir`` (not recursive) into ``output_dir`` as .mp4.
+    """Anonymise every video in ``input_dir`` (not recursive) into ``output_dir`` as .mp4, one identity key
+    for all of them.
 
     A file that fails is reported through ``on_error`` (or raised when it is None) and the
     rest still run; outputs of failed files are not written.
     """
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if not input_dir.is_dir():
-        raise InputNotFoundError(f"{input_dir}: no such directory")
-    if output_dir.resolve() == input_dir.resolve():
-        raise InvalidOutputError(f"{output_dir}: output directory is the input directory")
-    # .mp4 inputs first, so they keep their own names when another input has the same stem.
-    videos = sorted((p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS),
-                    key=lambda p: (p.suffix.lower() != ".mp4", p.name))
-    if not videos:
-        raise InvalidInputError(f"{input_dir}: contains no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    config = with_mode(config, mode)
+    jobs = plan_directory(input_dir, output_dir)
+    config = with_job_key(with_mode(config, mode))
     reports = []
-    taken: set[str] = set()
     with MediaPipeDetector(config.detector) as detector:
-        for video in videos:
-            target = output_dir / output_name(video, taken)
+        for video, target in jobs:
             try:
                 reports.append(anonymize(video, target, config=config, overwrite=overwrite,
                                          progress=progress, detector=detector, keep=keep))

@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 from deidstream.api import anonymize, anonymize_directory, relay
@@ -15,8 +16,10 @@ from deidstream.cli.options import (
     generator_config,
     is_live,
     live_config_from_args,
+    ray_job,
 )
 from deidstream.cli.progress import ProgressBar, print_summary
+from deidstream.cluster import anonymize_directory_on_ray
 from deidstream.config import LiveSourceConfig
 from deidstream.errors import ConfigError, DeidstreamError
 from deidstream.stream.live_source import is_live_url, webcam_index
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="deidstream: %(levelname)s: %(message)s")
     if is_live(args):
+        if args.ray is not None or args.workers is not None:
+            parser.error("--ray and --workers take a folder of videos; a live source runs on this machine")
         return _live_main(args, parser)
     return _files_main(args, parser)
 
@@ -134,6 +139,10 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.virtual_camera or args.preview:
         parser.error("--virtual-camera and --preview are for live inputs (rtsp://, /dev/videoN, --webcam N)")
     args.input, args.output = Path(args.input), Path(args.output)
+    if (args.ray is not None or args.workers is not None) and not args.input.is_dir():
+        parser.error("--ray and --workers take a folder of videos (each file is one task)")
+    if args.workers is not None and args.ray:
+        parser.error("--workers sizes the local Ray instance; a cluster at an ADDRESS has its own")
     progress = ProgressBar(enabled=not args.quiet)
     failures: list[tuple[Path, Exception]] = []
     try:
@@ -151,9 +160,9 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if args.input.is_dir():
             if args.report:
                 log.warning("--report is written per file only; ignored for folder input")
-            reports = anonymize_directory(args.input, args.output, config=config, overwrite=args.overwrite,
-                                          progress=progress, on_error=lambda p, e: failures.append((p, e)),
-                                          keep=keep)
+            run = anonymize_directory if args.ray is None else partial(anonymize_directory_on_ray, job=ray_job(args))
+            reports = run(args.input, args.output, config=config, overwrite=args.overwrite, progress=progress,
+                          on_error=lambda p, e: failures.append((p, e)), keep=keep)
         else:
             reports = [anonymize(args.input, args.output, config=config, overwrite=args.overwrite,
                                  report_path=args.report, progress=progress, keep=keep, save_book=args.save_book)]
@@ -173,7 +182,8 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return EXIT_ERROR
     progress.close()
     for path, exc in failures:
-        print(f"deidstream: error: {path}: {exc}", file=sys.stderr)
+        message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        print(f"deidstream: error: {message}", file=sys.stderr)
     if not args.quiet:
         print_summary(reports)
     return EXIT_ERROR if failures else EXIT_OK

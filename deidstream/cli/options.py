@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from deidstream import __version__
+from deidstream.cluster import RayJob
 from deidstream.config import (
     DEFAULT_MODE,
     DEFAULT_TAU,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _detection_options(p)
     _output_options(p)
     _live_options(p)
+    _scale_options(p)
     _message_options(p)
     p.add_argument("--version", action="version", version=f"deidstream {__version__}")
     return p
@@ -160,10 +162,25 @@ def _live_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--duration", type=parse_duration, metavar="DURATION", help="stop after this long")
 
 
+def _scale_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale-out (folders)")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run each file of the input folder as a Ray task: on the Ray cluster at ADDRESS "
+                        "(host:port, or 'auto'), or on a local Ray instance when none is given; "
+                        "needs 'deidstream[ray]'")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --ray and no ADDRESS: files processed at once (default: one per CPU)")
+
+
 def _message_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("messages")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     g.add_argument("-v", "--verbose", action="store_true", help="log details")
+
+
+def ray_job(args: argparse.Namespace) -> RayJob:
+    """Where ``--ray`` runs: the cluster at its ADDRESS, or a local instance of ``--workers`` CPUs."""
+    return RayJob(address=args.ray or None, workers=args.workers)
 
 
 def _given(value: object, default: object) -> object:

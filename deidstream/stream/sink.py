@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,25 @@ def check_output_path(input_path: Path, output_path: Path, *, overwrite: bool) -
         raise InvalidOutputError(f"{output_path}: needs a file extension naming the container, e.g. .mp4")
 
 
+def _part_prefix(path: Path) -> str:
+    return f".{path.stem}."
+
+
+def _part_suffix(path: Path) -> str:
+    return f".part{path.suffix}"
+
+
+def leftover_parts(path: str | Path) -> list[Path]:
+    """The temporary files a ``FileSink`` for ``path`` leaves when its process is killed before it can remove
+    them (``.clip.x1y2z3w4.part.mp4`` beside ``clip.mp4``); another output's (``clip.b.mp4``) never match."""
+    path = Path(path)
+    pattern = re.compile(re.escape(_part_prefix(path)) + r"[A-Za-z0-9_]{8}" + re.escape(_part_suffix(path)) + "$")
+    try:
+        return [p for p in path.parent.iterdir() if pattern.match(p.name)]
+    except FileNotFoundError:
+        return []
+
+
 class FileSink:
     """Encodes frames and muxes audio into ``path``; ``close(ok=True)`` publishes the file."""
 
@@ -54,8 +74,7 @@ class FileSink:
         self.info = info
         self.config = config
         self._audio_in = audio_streams
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}")
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=_part_prefix(self.path), suffix=_part_suffix(self.path))
         os.close(fd)
         self._tmp = Path(tmp)
         self._container: av.container.OutputContainer | None = None

@@ -1,0 +1,205 @@
+"""A folder of videos as Ray tasks: one task per file, on a local Ray instance or an existing cluster.
+
+The driver plans the job as ``anonymize_directory`` does (same outputs, one identity key for all files) and
+sends each task its paths and the configuration; frames never leave the worker, only paths, settings,
+progress counts and each file's report. Workers must see the same paths (one machine, or a shared
+filesystem) and have deidstream installed.
+
+Nothing is lost and nothing half-written stays: a worker that dies mid-file is replaced by Ray and the file
+run again (``RayJob.retries``), after the temporary output the dead one left is removed; a file that fails
+for good is reported and the others finish; an interrupted job cancels its tasks and removes what they left.
+An output is whole or absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deidstream.api import anonymize, plan_directory, with_job_key
+from deidstream.config import PipelineConfig, with_mode
+from deidstream.errors import ConfigError, DeidstreamError
+from deidstream.report import Progress, ProgressCallback, RunReport
+from deidstream.stream.sink import leftover_parts
+from deidstream.stream.source import FileSource
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.5  # how often a worker tells the driver how far it is
+
+
+@dataclass(frozen=True, slots=True)
+class RayJob:
+    """Where a job runs: ``address`` of an existing Ray cluster (None: start a local instance of ``workers``
+    CPUs, None: all of them); each task takes one CPU; a task whose worker dies is run again up to ``retries``
+    times."""
+
+    address: str | None = None
+    workers: int | None = None
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.retries < 0:
+            raise ConfigError(f"retries must be >= 0, got {self.retries}")
+
+
+class _Tally:
+    """A Ray actor: each file's progress (steps done, of how many), as its worker last reported it."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, tuple[int, int | None]] = {}
+
+    def note(self, name: str, done: int, total: int | None) -> None:
+        self.steps[name] = (done, total)
+
+    def read(self) -> dict[str, tuple[int, int | None]]:
+        return dict(self.steps)
+
+
+def _reporting(tally: Any, name: str) -> ProgressCallback:
+    """A progress callback that tells ``tally`` at most every ``PROGRESS_EVERY_S`` (and at a pass's end)."""
+    last = [0.0]
+
+    def callback(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or progress.done == progress.total:
+            last[0] = now
+            tally.note.remote(name, progress.done, progress.total)
+
+    return callback
+
+
+def _anonymize_file(video: str, target: str, config: PipelineConfig, overwrite: bool,
+                    keep: Callable[[object], bool] | None, tally: Any) -> RunReport:
+    """One task: the file, after removing what an earlier, killed attempt at it left."""
+    for leftover in leftover_parts(target):
+        leftover.unlink(missing_ok=True)
+    return anonymize(video, target, config=config, overwrite=overwrite, keep=keep,
+                     progress=_reporting(tally, Path(target).name))
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray: pip install 'deidstream[ray]'") from None
+    return ray
+
+
+def _connect(ray: Any, job: RayJob) -> bool:
+    """Join ``job``'s cluster, or start a local instance; True when this call started Ray (and stops it)."""
+    if ray.is_initialized():
+        return False
+    quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=log.isEnabledFor(logging.DEBUG))
+    try:
+        if job.address:
+            ray.init(address=job.address, **quiet)
+        else:
+            # a new local instance takes token authentication, Ray's default, and need not warn that it does
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+            ray.init(num_cpus=job.workers, **quiet)
+    except ConnectionError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {job.address}: {exc}") from None
+    return True
+
+
+def _frames(video: Path, passes: int) -> int:
+    """Steps a file's progress will count (0 when its header does not say; its task reports the error)."""
+    try:
+        with FileSource(video) as source:
+            return source.info.frame_count * passes
+    except DeidstreamError:
+        return 0
+
+
+def _failure(ray: Any, video: Path, exc: BaseException, retries: int) -> Exception:
+    """What a failed task raised (the worker's own exception), or what killed it, naming the file."""
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, Exception):
+        return exc.cause
+    if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
+        return DeidstreamError(f"{video}: the worker running it died {retries + 1} times")
+    return DeidstreamError(f"{video}: {type(exc).__name__}: {exc}")
+
+
+def anonymize_directory_on_ray(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    mode: str | None = None,
+    config: PipelineConfig | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    on_error: Callable[[Path, Exception], None] | None = None,
+    keep: Callable[[object], bool] | None = None,
+    job: RayJob | None = None,
+) -> list[RunReport]:
+    """``anonymize_directory`` with each file a Ray task: the same outputs, reports in the same order.
+    ``progress`` gets the whole job's steps (``Progress.name`` "N files")."""
+    jobs = plan_directory(input_dir, output_dir)
+    config = with_job_key(with_mode(config, mode))
+    job = job or RayJob()
+    ray = _import_ray()
+    started = _connect(ray, job)
+    try:
+        return _run(ray, jobs, config, overwrite, keep, job, progress, on_error)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(ray: Any, jobs: list[tuple[Path, Path]], config: PipelineConfig, overwrite: bool,
+         keep: Callable[[object], bool] | None, job: RayJob, progress: ProgressCallback | None,
+         on_error: Callable[[Path, Exception], None] | None) -> list[RunReport]:
+    task = ray.remote(num_cpus=1, max_retries=job.retries, retry_exceptions=False)(_anonymize_file)
+    tally = ray.remote(num_cpus=0)(_Tally).remote()
+    shared = ray.put(config)
+    pending = {task.remote(str(video), str(target), shared, overwrite, keep, tally): (video, target)
+               for video, target in jobs}
+    passes = 2 if config.generator is not None else 1
+    total = sum(_frames(video, passes) for video, _ in jobs) or None
+    reports: dict[Path, RunReport] = {}
+    finished = 0
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_EVERY_S)
+            for ref in done:
+                video, target = pending.pop(ref)
+                finished += 1
+                try:
+                    reports[video] = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - every failure is the file's, reported by name
+                    _discard(target)
+                    error = _failure(ray, video, exc, job.retries)
+                    if on_error is None:
+                        raise error from None
+                    on_error(video, error)
+            if progress is not None:
+                steps = ray.get(tally.read.remote())
+                progress(Progress(f"{len(jobs)} files", f"{finished} of {len(jobs)} done",
+                                  sum(n for n, _ in steps.values()), total))
+    except BaseException:
+        _cancel(ray, pending)
+        raise
+    return [reports[video] for video, _ in jobs if video in reports]
+
+
+def _cancel(ray: Any, pending: dict[Any, tuple[Path, Path]], wait_s: float = 10.0) -> None:
+    """Stop every task still running and remove what they wrote (after they are gone: a task cancelled
+    before it opened its output could otherwise create it after the removal)."""
+    for ref in pending:
+        ray.cancel(ref, force=True)
+    ray.wait(list(pending), num_returns=len(pending), timeout=wait_s)
+    for _, target in pending.values():
+        _discard(target)
+
+
+def _discard(target: Path) -> None:
+    for leftover in leftover_parts(target):
+        leftover.unlink(missing_ok=True)
+        log.debug("removed %s, left by a failed task", leftover)
