@@ -18,10 +18,11 @@ darker band over the cheeks and nose (talking_d9), grey smudges on a pale cheek 
 the features and their contrast stay the donor's.
 
 Over the whole face but the lips, the broadest variation is evened too: colour (a*, b*) 8-64 texels across
-to 0.4, lightness 16-64 texels across to half. A donor photo's flush (a red nose, rosy cheeks) and the
+to 0.4, lightness 16-64 texels across to three quarters. A donor photo's flush (a red nose, rosy cheeks) and the
 pale, greyish band its light left across the eyes and nose bridge are complexion and light, not features;
 toned to a subject under a warm stage light they became an orange nose and a lighter mask around the eyes
-(stage_multi_person_cuts). The features' lines, at finer scales, stay the donor's.
+(stage_multi_person_cuts). The features' lines, at finer scales, stay the donor's. Lightness evened to half
+left small faces more of their own look (crowd_1080p: 9 of 70 faces re-identified against 6 at three quarters).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class Composer:
     def __init__(self, bank: DonorBank, mesh: CanonicalMesh, *, rim: float = 0.09, feather: float = 0.035,
                  levels: int = 4, hair_band: float = 0.22, forehead: tuple[float, float] = (0.12, 0.14),
                  relief_levels: tuple[int, ...] = (2, 3, 4), relief_kept: float = 0.5,
-                 even_levels: tuple[int, ...] = (4, 5), even_kept: float = 0.5,
+                 even_levels: tuple[int, ...] = (4, 5), even_kept: float = 0.75,
                  colour_levels: tuple[int, ...] = (3, 4, 5), colour_kept: float = 0.4) -> None:
         self.bank = bank
         size = bank.albedo.shape[1]
