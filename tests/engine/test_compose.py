@@ -35,10 +35,9 @@ def test_a_texture_is_a_donors_face_with_an_alpha_that_leaves_the_border_to_the_
     assert alpha[~mask].max() == 0.0, "nothing is drawn outside the mesh"
     assert alpha[(inside > 0) & (inside < 3)].max() < 0.2, "the border is the subject's own"
     assert np.median(alpha[composer.skin]) > 0.95, "the cheeks and mid-forehead are the surrogate's"
+    same = np.abs(rgb - composer.bank.texture(0)).max(-1) < 0.02
     features = mask & (composer._relief_area < 1e-3)
-    lightness = [cv2.cvtColor(t, cv2.COLOR_RGB2LAB)[..., 0] for t in (rgb, composer.bank.texture(0))]
-    fine = [t - cv2.GaussianBlur(t, (0, 0), 3.0) for t in lightness]  # lines up to a few texels across
-    assert np.corrcoef(fine[0][features], fine[1][features])[0, 1] > 0.95, "the donor's own eyes, nose and lips"
+    assert same[features].mean() > 0.9, "untoned: the donor's own eyes, nose and lips (but for painted-over specks)"
     assert own[features].max() < 0.05, "the features take none of the subject's fine relief"
     assert np.median(own[composer.skin]) > 0.9, "the cheeks and forehead take it"
 
@@ -98,7 +97,7 @@ def test_a_white_speck_on_a_cheek_is_painted_over_and_the_eyes_are_not(composer)
     around = cv2.cvtColor(bank.texture(0), cv2.COLOR_RGB2LAB)[y - 6:y + 7, x - 6:x + 7, 0].mean()
     assert abs(cv2.cvtColor(painted, cv2.COLOR_RGB2LAB)[y, x, 0] - around) < 8.0
     eyes = (composer.regions["eyes"] > 0.5) & (composer._relief_area < 1e-3)
-    assert np.abs(painted[eyes] - composer.texture(Recipe(0))[..., :3][eyes]).max() < 0.02
+    assert np.abs(painted[eyes] - bank.texture(0)[eyes]).max() < 0.02
 
 
 def test_a_part_from_another_donor_changes_that_region_only(composer):
@@ -162,25 +161,3 @@ def test_a_moustache_reads_as_a_darker_upper_lip(composer):
     assert dark[0] < clean[0] - 15 and abs(dark[1] - clean[1]) < 1e-3
     men = [composer.donor_hair(i)[0] for i in range(len(composer.bank)) if composer.bank.sex[i] == "m"]
     assert min(men) < -25 and np.median(men) > -15  # a few full moustaches, most shaved
-
-
-def test_a_donors_flush_is_evened_and_the_lips_keep_their_colour(composer):
-    """A donor photo's red nose, under a subject's warm light, became an orange patch: the broad colour
-    variation over the face is cut to 0.4, while the lips (their colour, later the subject's) are not."""
-    bank = composer.bank
-    texture = bank.texture(0).copy()
-    nose = composer.regions["nose"] > 0.9
-    lab = cv2.cvtColor(texture, cv2.COLOR_RGB2LAB)
-    lab[..., 1] += 12.0 * cv2.GaussianBlur(nose.astype(np.float32), (0, 0), 4.0)  # a flush 30 texels across
-    flushed = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
-    one = DonorBank((np.stack([bank.texture(0), flushed]) * 255).astype(np.uint8), bank.sex[:1].repeat(2),
-                    bank.age[:1].repeat(2), bank.ita[:1].repeat(2), bank.shapes[:1].repeat(2, 0),
-                    bank.descriptors[:1].repeat(2, 0), bank.names[:1].repeat(2))
-    comp = Composer(one, default_mesh())
-    redness = [cv2.cvtColor(comp.texture(Recipe(i))[..., :3], cv2.COLOR_RGB2LAB)[..., 1] for i in (0, 1)]
-    before = (cv2.cvtColor(flushed, cv2.COLOR_RGB2LAB)[..., 1] - cv2.cvtColor(bank.texture(0),
-                                                                             cv2.COLOR_RGB2LAB)[..., 1])[nose].mean()
-    after = (redness[1] - redness[0])[nose].mean()
-    assert before > 10.0 and after < 0.6 * before, (before, after)
-    raw = cv2.cvtColor(bank.texture(0), cv2.COLOR_RGB2LAB)[..., 1][composer.lips]
-    assert abs(np.median(redness[0][composer.lips]) - np.median(raw)) < 1.5, "the lips' own red stays"

@@ -58,8 +58,7 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
     assert sum(outcomes) >= 20, f"the surrogate never took over ({sum(outcomes)} rendered of {len(outcomes)})"
     first = outcomes.index(True)
     assert all(outcomes[first:]), "once locked, the person's face keeps being rendered"
-    # the surrogate keeps the subject's tone and light: the box changes by 6-7 levels on average, a face left as is by 0
-    assert min(changed) > 5.0, "a rendered face region must differ from the original"
+    assert min(changed) > 8.0, "a rendered face region must differ from the original"
     # nothing is rendered while the only person is searched for: the search need not yield (a sooner surrogate)
     assert pauses and not any(pauses)
     assert would_pause(), "with a locked face in view, a search yields to its renders"

@@ -16,13 +16,6 @@ shadows of the photo's own light: detail 4-32 texels across, a 60th to an 8th of
 lightness. The frame gives the render its light, so the donor's would be a second light: dark sockets and a
 darker band over the cheeks and nose (talking_d9), grey smudges on a pale cheek (portrait_s32). Skin texture,
 the features and their contrast stay the donor's.
-
-Over the whole face but the lips, the broadest variation is evened too: colour (a*, b*) 8-64 texels across
-to 0.4, lightness 16-64 texels across to three quarters. A donor photo's flush (a red nose, rosy cheeks) and the
-pale, greyish band its light left across the eyes and nose bridge are complexion and light, not features;
-toned to a subject under a warm stage light they became an orange nose and a lighter mask around the eyes
-(stage_multi_person_cuts). The features' lines, at finer scales, stay the donor's. Lightness evened to half
-left small faces more of their own look (crowd_1080p: 9 of 70 faces re-identified against 6 at three quarters).
 """
 
 from __future__ import annotations
@@ -107,10 +100,10 @@ class Composer:
 
     def __init__(self, bank: DonorBank, mesh: CanonicalMesh, *, rim: float = 0.09, feather: float = 0.035,
                  levels: int = 4, hair_band: float = 0.22, forehead: tuple[float, float] = (0.12, 0.14),
-                 relief_levels: tuple[int, ...] = (2, 3, 4), relief_kept: float = 0.5,
-                 even_levels: tuple[int, ...] = (4, 5), even_kept: float = 0.75,
-                 colour_levels: tuple[int, ...] = (3, 4, 5), colour_kept: float = 0.4) -> None:
+                 relief_levels: tuple[int, ...] = (2, 3, 4), relief_kept: float = 0.5) -> None:
         self.bank = bank
+        self.relief_levels = relief_levels
+        self.relief_kept = relief_kept
         size = bank.albedo.shape[1]
         self.atlas = UVAtlas(mesh.uvs, mesh.triangles, size)
         self.levels = levels
@@ -133,11 +126,6 @@ class Composer:
         self._own_skin = np.clip(1.0 - 1.5 * self._features, 0.0, 1.0).astype(np.float32)
         self._relief_area = cv2.GaussianBlur((1.0 - self._features) * (self.atlas.mask > 0), (0, 0),
                                              4.0).astype(np.float32)
-        not_lips = (self.atlas.mask > 0) * (1.0 - cv2.GaussianBlur(self.lips.astype(np.float32), (0, 0), 3.0))
-        # (Lab channel, where, Laplacian levels, contrast kept) applied in turn before toning
-        self.scaling: tuple[tuple[int, np.ndarray, tuple[int, ...], float], ...] = (
-            (0, self._relief_area, relief_levels, relief_kept), (0, not_lips, even_levels, even_kept),
-            (1, not_lips, colour_levels, colour_kept), (2, not_lips, colour_levels, colour_kept))
         # where a bright, grey speck is no feature: everywhere on the face but the eyes and the mouth
         self._speck_area = ((self.atlas.mask > 0) & (np.clip(self.regions["eyes"] + self.regions["mouth"], 0.0, 1.0)
                                                      < 0.2)).astype(np.uint8)
@@ -148,7 +136,8 @@ class Composer:
         for part, donor in recipe.parts:
             piece = _match_mean(self.bank.texture(donor), base, self.regions[part])
             base = _pyramid_blend(piece, base, self.regions[part], self.levels)
-        base = _bands_scaled(base, self.scaling)
+        if self.relief_kept < 1.0:
+            base = _relief_scaled(base, self._relief_area, self.relief_levels, self.relief_kept)
         if tone is not None:
             base = toned(base, self.skin, tone)
             if tone.lips is not None:
@@ -318,23 +307,18 @@ def _pyramid_blend(top: np.ndarray, bottom: np.ndarray, weight: np.ndarray, leve
     return np.clip(out, 0.0, 1.0)
 
 
-def _bands_scaled(texture: np.ndarray,
-                  scaling: tuple[tuple[int, np.ndarray, tuple[int, ...], float], ...]) -> np.ndarray:
-    """``texture`` with, for each (Lab channel, area, Laplacian levels, kept) of ``scaling``, that channel's detail
-    in those levels scaled by ``kept`` where ``area`` is 1."""
+def _relief_scaled(texture: np.ndarray, area: np.ndarray, levels: tuple[int, ...], kept: float) -> np.ndarray:
+    """``texture`` with the lightness detail of Laplacian ``levels`` scaled by ``kept`` where ``area`` is 1."""
     lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
-    for channel, area, levels, kept in scaling:
-        if kept >= 1.0 or not levels:
-            continue
-        bands = _laplacian(lab[..., channel], max(levels) + 1)
-        out = bands[-1]
-        for level in range(len(bands) - 2, -1, -1):
-            band = bands[level]
-            if level in levels:
-                weight = cv2.resize(area, band.shape[1::-1], interpolation=cv2.INTER_AREA)
-                band = band * (1.0 - (1.0 - kept) * weight)
-            out = cv2.pyrUp(out, dstsize=band.shape[1::-1]) + band
-        lab[..., channel] = out
+    bands = _laplacian(lab[..., 0], max(levels) + 1)
+    out = bands[-1]
+    for level in range(len(bands) - 2, -1, -1):
+        band = bands[level]
+        if level in levels:
+            weight = cv2.resize(area, band.shape[1::-1], interpolation=cv2.INTER_AREA)
+            band = band * (1.0 - (1.0 - kept) * weight)
+        out = cv2.pyrUp(out, dstsize=band.shape[1::-1]) + band
+    lab[..., 0] = out
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
 
