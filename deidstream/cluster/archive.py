@@ -123,7 +123,7 @@ def _failure(ray: Any, video: Path, exc: BaseException, retries: int) -> Excepti
     if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, Exception):
         return exc.cause
     if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
-        return DeidstreamError(f"{video}: the worker running it died {retries + 1} times")
+        return DeidstreamError(f"{video}: the worker running it died ({retries + 1} attempt{'s' if retries else ''})")
     return DeidstreamError(f"{video}: {type(exc).__name__}: {exc}")
 
 

@@ -19,7 +19,7 @@ from media import facts, read_rgb
 
 from deidstream.api import anonymize_directory
 from deidstream.cli import main
-from deidstream.cluster import anonymize_directory_on_ray
+from deidstream.cluster import RayJob, anonymize_directory_on_ray
 from deidstream.config import GeneratorConfig, PipelineConfig
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'deidstream[ray]')")
@@ -116,6 +116,30 @@ def test_a_killed_worker_is_retried_and_its_file_is_whole(local_ray, tmp_path):
     assert not job.is_alive() and "reports" in result, "the job finished"
     assert facts(out / "clip.mp4") == facts(SAMPLE), "the retried file is whole: frames, timing, audio"
     assert _parts(out) == [], "the killed attempt's temporary file is gone"
+
+
+def test_a_file_whose_worker_dies_every_time_is_reported_and_left_absent(local_ray, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copyfile(SAMPLE, folder / "clip.mp4")
+    out = tmp_path / "out"
+    failures: list[tuple[Path, Exception]] = []
+    job = threading.Thread(target=lambda: anonymize_directory_on_ray(
+        folder, out, mode="blur", job=RayJob(retries=0), on_error=lambda p, e: failures.append((p, e))))
+    job.start()
+    deadline = time.monotonic() + 60.0
+    killed = False
+    while not killed and time.monotonic() < deadline and job.is_alive():
+        pids = _task_pids()
+        if pids and _parts(out):
+            os.kill(pids[0], signal.SIGKILL)
+            killed = True
+        time.sleep(0.05)
+    job.join(60.0)
+    assert killed and not job.is_alive()
+    assert [(p.name, str(e)) for p, e in failures] == [("clip.mp4", f"{folder / 'clip.mp4'}: the worker running it "
+                                                                     "died (1 attempt)")]
+    assert list(out.iterdir()) == [], "no output and no temporary file"
 
 
 def test_ctrl_c_cancels_the_job_and_leaves_no_partial_file(tmp_path):
