@@ -14,6 +14,7 @@ An output is whole or absent.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,10 +93,23 @@ def _import_ray() -> Any:
     return ray
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` that answers nothing is an error now, not Ray retrying it for minutes."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 def _connect(ray: Any, job: RayJob) -> bool:
     """Join ``job``'s cluster, or start a local instance; True when this call started Ray (and stops it)."""
     if ray.is_initialized():
         return False
+    if job.address:
+        _check_reachable(job.address)
     quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=log.isEnabledFor(logging.DEBUG))
     try:
         if job.address:
