@@ -16,6 +16,7 @@ Prints a table and writes benchmarks/out/ray.json.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,8 @@ TASK = b"ray::_anonymize_file"
 RUNS = (("one process", [], []), ("ray, 1 worker", [], ["--ray", "--workers", "1"]),
         ("ray, 1 worker, 1 core", ["taskset", "-c", "0"], ["--ray", "--workers", "1"]),
         ("ray, 2 workers", [], ["--ray", "--workers", "2"]))
-TICKS = 100.0  # clock ticks per second of /proc/<pid>/stat (os.sysconf("SC_CLK_TCK") on Linux)
+TICKS = os.sysconf("SC_CLK_TCK")  # clock ticks per second of /proc/<pid>/stat
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _stat(pid: int) -> tuple[float, float] | None:
@@ -47,7 +49,7 @@ def _stat(pid: int) -> tuple[float, float] | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         rss_pages = int(fields[21])
-        return (int(fields[11]) + int(fields[12])) / TICKS, rss_pages * 4096 / 1e6
+        return (int(fields[11]) + int(fields[12])) / TICKS, rss_pages * PAGE / 1e6
     except (OSError, IndexError, ValueError):
         return None
 

@@ -141,8 +141,8 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     args.input, args.output = Path(args.input), Path(args.output)
     if (args.ray is not None or args.workers is not None) and not args.input.is_dir():
         parser.error("--ray and --workers take a folder of videos (each file is one task)")
-    if args.workers is not None and args.ray:
-        parser.error("--workers sizes the local Ray instance; a cluster at an ADDRESS has its own")
+    if args.workers is not None and args.ray != "":
+        parser.error("--workers sizes a local Ray instance (--ray with no ADDRESS); a cluster has its own")
     progress = ProgressBar(enabled=not args.quiet)
     failures: list[tuple[Path, Exception]] = []
     try:

@@ -51,16 +51,16 @@ class RayJob:
 
 
 class _Tally:
-    """A Ray actor: each file's progress (steps done, of how many), as its worker last reported it."""
+    """A Ray actor: each file's steps done, as its worker last reported them (the totals the driver probes)."""
 
     def __init__(self) -> None:
-        self.steps: dict[str, tuple[int, int | None]] = {}
+        self.steps: dict[str, int] = {}
 
-    def note(self, name: str, done: int, total: int | None) -> None:
-        self.steps[name] = (done, total)
+    def note(self, name: str, done: int) -> None:
+        self.steps[name] = done
 
-    def read(self) -> dict[str, tuple[int, int | None]]:
-        return dict(self.steps)
+    def done(self) -> int:
+        return sum(self.steps.values())
 
 
 def _reporting(tally: Any, name: str) -> ProgressCallback:
@@ -71,7 +71,7 @@ def _reporting(tally: Any, name: str) -> ProgressCallback:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S or progress.done == progress.total:
             last[0] = now
-            tally.note.remote(name, progress.done, progress.total)
+            tally.note.remote(name, progress.done)
 
     return callback
 
@@ -79,8 +79,7 @@ def _reporting(tally: Any, name: str) -> ProgressCallback:
 def _anonymize_file(video: str, target: str, config: PipelineConfig, overwrite: bool,
                     keep: Callable[[object], bool] | None, tally: Any) -> RunReport:
     """One task: the file, after removing what an earlier, killed attempt at it left."""
-    for leftover in leftover_parts(target):
-        leftover.unlink(missing_ok=True)
+    _discard(Path(target))
     return anonymize(video, target, config=config, overwrite=overwrite, keep=keep,
                      progress=_reporting(tally, Path(target).name))
 
@@ -194,9 +193,8 @@ def _run(ray: Any, jobs: list[tuple[Path, Path]], config: PipelineConfig, overwr
                         raise error from None
                     on_error(video, error)
             if progress is not None:
-                steps = ray.get(tally.read.remote())
                 progress(Progress(f"{len(jobs)} files", f"{finished} of {len(jobs)} done",
-                                  sum(n for n, _ in steps.values()), total))
+                                  ray.get(tally.done.remote()), total))
     except BaseException:
         _cancel(ray, pending)
         raise

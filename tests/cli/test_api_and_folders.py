@@ -8,7 +8,9 @@ from media import facts, make_clip
 from threadpoolctl import threadpool_info
 
 from deidstream import anonymize
+from deidstream.api import with_job_key
 from deidstream.cli import main
+from deidstream.config import GeneratorConfig, PipelineConfig, with_mode
 
 
 def test_three_line_api(tmp_path):
@@ -45,6 +47,16 @@ def test_folder_input_anonymises_every_video(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["a.mov.mp4", "a.mp4", "b.mp4"]
     for name, src in [("a.mp4", "a.mp4"), ("b.mp4", "b.mkv"), ("a.mov.mp4", "a.mov")]:
         assert facts(out / name).frames == facts(folder / src).frames
+
+
+def test_a_folder_job_has_one_identity_key_the_users_or_one_drawn_for_it():
+    drawn = with_job_key(PipelineConfig(generator=GeneratorConfig()))
+    assert drawn.generator.key is not None and len(drawn.generator.key) == 32, "one key, passed to every file"
+    assert with_job_key(PipelineConfig(generator=GeneratorConfig())).generator.key != drawn.generator.key
+    mine = PipelineConfig(generator=GeneratorConfig(key=b"mine"))
+    assert with_job_key(mine) is mine
+    blur = with_mode(None, "blur")
+    assert with_job_key(blur) is blur, "blur draws no key"
 
 
 def test_folder_with_a_broken_file_does_the_rest_and_fails(tmp_path, capsys):

@@ -80,7 +80,8 @@ def test_a_folder_on_ray_gives_the_same_files_as_one_process(local_ray, tmp_path
 
 def test_without_a_key_the_job_draws_one_so_a_person_keeps_one_surrogate_across_files(local_ray, tmp_path):
     folder = _folder(tmp_path, a="videos/single_face_short.mp4", b="videos/single_face_short.mp4")
-    anonymize_directory_on_ray(folder, tmp_path / "out", mode="surrogate")
+    reports = anonymize_directory_on_ray(folder, tmp_path / "out", mode="surrogate")
+    assert all(r.face_outcomes["rendered"] > 0 for r in reports), "surrogates, not the fallback, to compare"
     assert _same_frames(tmp_path / "out" / "a.mp4", tmp_path / "out" / "b.mp4"), "two workers, two surrogates"
     assert not _same_frames(folder / "a.mp4", tmp_path / "out" / "a.mp4")
 
@@ -163,3 +164,9 @@ def test_ray_takes_folders_only(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(shared_file("videos/single_face_short.mp4")), str(tmp_path / "o.mp4"), "--ray"])
     assert exit_info.value.code == 2 and "--ray and --workers take a folder" in capsys.readouterr().err
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for flags in (["--workers", "2"], ["--ray", "auto", "--workers", "2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(folder), str(tmp_path / "out"), *flags])
+        assert exit_info.value.code == 2 and "--workers sizes a local Ray instance" in capsys.readouterr().err
