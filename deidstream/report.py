@@ -84,6 +84,24 @@ class RunReport:
             else:
                 span.frames_detected += 1
 
+    def extend(self, part: RunReport) -> None:
+        """Add a later segment's report of the same file (its frames after these; its track ids its own)."""
+        self.frames += part.frames
+        self.frames_written += part.frames_written
+        self.decode_errors += part.decode_errors
+        for name in ("faces_per_frame", "detections_per_frame", "detection_boxes", "region_boxes", "face_boxes"):
+            getattr(self, name).extend(getattr(part, name))
+        self.tracks.update(part.tracks)
+        for stage, seconds in part.stage_seconds.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        for key, value in part.face_outcomes.items():
+            if isinstance(value, dict):
+                into = self.face_outcomes.setdefault(key, {})
+                for reason, n in value.items():
+                    into[reason] = into.get(reason, 0) + n  # type: ignore[union-attr]
+            else:
+                self.face_outcomes[key] = self.face_outcomes.get(key, 0) + value  # type: ignore[operator]
+
     @property
     def faces(self) -> int:
         """Face-frames covered (one face in one frame counts once)."""

@@ -19,7 +19,7 @@ from deidstream.cli.options import (
     ray_job,
 )
 from deidstream.cli.progress import ProgressBar, print_summary
-from deidstream.cluster import anonymize_directory_on_ray
+from deidstream.cluster import anonymize_directory_on_ray, anonymize_on_ray
 from deidstream.config import LiveSourceConfig
 from deidstream.errors import ConfigError, DeidstreamError
 from deidstream.stream.live_source import is_live_url, webcam_index
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="deidstream: %(levelname)s: %(message)s")
     if is_live(args):
-        if args.ray is not None or args.workers is not None:
-            parser.error("--ray and --workers take a folder of videos; a live source runs on this machine")
+        if args.ray is not None or args.workers is not None or args.segment_s is not None:
+            parser.error("--ray, --workers and --segment-s take files or folders; a live source runs on this machine")
         return _live_main(args, parser)
     return _files_main(args, parser)
 
@@ -129,8 +129,8 @@ def _live_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return EXIT_ERROR
 
 
-def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """A file or a folder: exit status 0, 1 (an error; no output left behind) or 130 (interrupted)."""
+def _check_file_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Flags that do not go with a file or folder input are usage errors (exit 2), before anything runs."""
     if args.input is None or args.output is None:
         parser.error("give an input and an output (or a live input: rtsp://..., /dev/videoN, --webcam N)")
     for flag in ("record", "segment", "duration", "give_up_after"):
@@ -139,10 +139,19 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.virtual_camera or args.preview:
         parser.error("--virtual-camera and --preview are for live inputs (rtsp://, /dev/videoN, --webcam N)")
     args.input, args.output = Path(args.input), Path(args.output)
-    if (args.ray is not None or args.workers is not None) and not args.input.is_dir():
-        parser.error("--ray and --workers take a folder of videos (each file is one task)")
+    if args.workers is not None and args.ray is None:
+        parser.error("--workers sizes a local Ray instance: give it with --ray")
+    if args.segment_s is not None and (args.ray is None or args.segment_s < 0):
+        parser.error("--segment-s takes seconds (>= 0) and goes with --ray")
     if args.workers is not None and args.ray != "":
         parser.error("--workers sizes a local Ray instance (--ray with no ADDRESS); a cluster has its own")
+    if args.ray is not None and args.save_book is not None:
+        parser.error("--save-book runs on this machine, not with --ray")
+
+
+def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """A file or a folder: exit status 0, 1 (an error; no output left behind) or 130 (interrupted)."""
+    _check_file_usage(args, parser)
     progress = ProgressBar(enabled=not args.quiet)
     failures: list[tuple[Path, Exception]] = []
     try:
@@ -163,6 +172,9 @@ def _files_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             run = anonymize_directory if args.ray is None else partial(anonymize_directory_on_ray, job=ray_job(args))
             reports = run(args.input, args.output, config=config, overwrite=args.overwrite, progress=progress,
                           on_error=lambda p, e: failures.append((p, e)), keep=keep)
+        elif args.ray is not None:
+            reports = [anonymize_on_ray(args.input, args.output, config=config, overwrite=args.overwrite,
+                                        report_path=args.report, progress=progress, keep=keep, job=ray_job(args))]
         else:
             reports = [anonymize(args.input, args.output, config=config, overwrite=args.overwrite,
                                  report_path=args.report, progress=progress, keep=keep, save_book=args.save_book)]

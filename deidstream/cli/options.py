@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deidstream import __version__
 from deidstream.cluster import RayJob
+from deidstream.cluster.archive import SEGMENT_S
 from deidstream.config import (
     DEFAULT_MODE,
     DEFAULT_TAU,
@@ -163,13 +164,16 @@ def _live_options(p: argparse.ArgumentParser) -> None:
 
 
 def _scale_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scale-out (folders)")
+    g = p.add_argument_group("scale-out (files and folders)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run each file of the input folder as a Ray task: on the Ray cluster at ADDRESS "
-                        "(host:port, or 'auto'), or on a local Ray instance when none is given; "
+                   help="run each file as Ray tasks, a long one split into segments run in parallel: on the Ray "
+                        "cluster at ADDRESS (host:port, or 'auto'), or on a local Ray instance when none is given; "
                         "needs 'deidstream[ray]'")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="with --ray and no ADDRESS: files processed at once (default: one per CPU)")
+                   help="with --ray and no ADDRESS: tasks run at once (default: one per CPU)")
+    g.add_argument("--segment-s", type=float, default=None, metavar="SECONDS",
+                   help=f"with --ray: split a file longer than 1.5 x SECONDS into segments of about SECONDS "
+                        f"(default {SEGMENT_S:g}; 0: never split)")
 
 
 def _message_options(p: argparse.ArgumentParser) -> None:
@@ -180,7 +184,8 @@ def _message_options(p: argparse.ArgumentParser) -> None:
 
 def ray_job(args: argparse.Namespace) -> RayJob:
     """Where ``--ray`` runs: the cluster at its ADDRESS, or a local instance of ``--workers`` CPUs."""
-    return RayJob(address=args.ray or None, workers=args.workers)
+    segment_s = SEGMENT_S if args.segment_s is None else (args.segment_s or None)
+    return RayJob(address=args.ray or None, workers=args.workers, segment_s=segment_s)
 
 
 def _given(value: object, default: object) -> object:

@@ -17,12 +17,13 @@ from deidstream.config import PipelineConfig
 from deidstream.engine.anonymizers import FaceAnonymizer, make_anonymizer
 from deidstream.pipelines.core import BackfillWindow, FrameCore
 from deidstream.report import ProgressCallback, ProgressReporter, RunReport
+from deidstream.stream.segments import Segment
 from deidstream.stream.sink import FileSink
 from deidstream.stream.source import AudioPacket, FileSource
 from deidstream.stream.threads import StageClock, run_pipeline
 from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
-from deidstream.tracking.tracker import FaceTracker
+from deidstream.tracking.tracker import FaceTracker, first_track_id
 from deidstream.types import FaceDetections, Frame
 
 
@@ -116,17 +117,22 @@ class _CoverStage:
 
 
 def run_one_pass(input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport,
-                 detector: FaceDetector, clock: StageClock, progress: ProgressCallback | None) -> None:
-    """The whole file, decode, detection, covering and encode each on its own thread; fills ``report``."""
-    with FileSource(input_path) as source:
+                 detector: FaceDetector, clock: StageClock, progress: ProgressCallback | None,
+                 segment: Segment | None = None) -> None:
+    """The whole file (or one ``segment`` of it, into a video-only part), decode, detection, covering and
+    encode each on its own thread; fills ``report``."""
+    with FileSource(input_path, segment) as source:
         info = source.info
-        reporter = ProgressReporter(progress, input_path.name, info.frame_count)
+        total = segment.frames if segment is not None else info.frame_count
+        reporter = ProgressReporter(progress, input_path.name, total)
         reporter.start("anonymising")
-        processor = FaceProcessor(detector, FaceTracker(config.tracker), make_anonymizer(config.anonymizer),
+        tracker = FaceTracker(config.tracker, first_id=first_track_id(segment.index if segment else 0))
+        processor = FaceProcessor(detector, tracker, make_anonymizer(config.anonymizer),
                                   clock, lookback=config.lookback, cuts=CutDetector())
         stages = [_DetectStage(processor), _CoverStage(processor, report, reporter)]
         started = time.perf_counter()
-        with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
+        audio = source.audio_streams if segment is None else []
+        with FileSink(output_path, info, audio, config.encoder) as sink:
             run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
         report.seconds = time.perf_counter() - started
         report.frames_written = sink.frames_written

@@ -34,6 +34,7 @@ from deidstream.geometry.mesh import default_mesh
 from deidstream.pipelines.core import BackfillWindow, FrameCore
 from deidstream.pipelines.locking import make_locker
 from deidstream.report import ProgressCallback, ProgressReporter, RunReport
+from deidstream.stream.segments import Segment
 from deidstream.stream.sink import FileSink
 from deidstream.stream.source import FileSource
 from deidstream.stream.threads import StageClock, run_pipeline
@@ -45,7 +46,7 @@ from deidstream.tracking.hands import HandOccluders
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.smoothing import LandmarkSmoother
-from deidstream.tracking.tracker import FaceTracker
+from deidstream.tracking.tracker import FaceTracker, first_track_id
 from deidstream.types import FaceDetections, FaceView, Frame, Person
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,9 @@ def _with_backfill(known: FrameFaces, boxes: np.ndarray) -> FrameFaces:
 class Analysis:
     """Pass 1 state: per-frame faces, the identity book, and per-track shapes and best views."""
 
-    def __init__(self, detector: FaceDetector, config: PipelineConfig, clock: StageClock) -> None:
+    def __init__(self, detector: FaceDetector, config: PipelineConfig, clock: StageClock, first_track: int = 1) -> None:
         # a face of a new shot must not inherit a track (and a surrogate): tracks end at cuts
-        self.core = FrameCore(detector, FaceTracker(config.tracker), backfill=config.lookback > 0,
+        self.core = FrameCore(detector, FaceTracker(config.tracker, first_id=first_track), backfill=config.lookback > 0,
                               cuts=CutDetector(), end_tracks_at_cuts=True, clock=clock)
         self.window: BackfillWindow[FrameFaces] = BackfillWindow(config.lookback, config.tracker, _with_backfill)
         self.landmarker = FaceLandmarker(smoother=LandmarkSmoother(), second_looks=True)
@@ -129,18 +130,26 @@ class Analysis:
         self.landmarker.close()
 
 
-def resolve_people(analysis: Analysis, generator_config: GeneratorConfig, renderer: FaceRenderer,
-                   recognizer: EidRecognizer, keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
+def first_frames(frames: Iterable[FrameFaces]) -> dict[int, int]:
+    """Track id → the first frame it covers (the order people are numbered and searched in)."""
+    first: dict[int, int] = {}
+    for ff in frames:
+        for tid in (ff.faces.track_id if ff.faces.track_id is not None else []):
+            first.setdefault(int(tid), ff.index)
+    return first
+
+
+def resolve_people(book: IdentityBook, track_first: dict[int, int], generator_config: GeneratorConfig,
+                   renderer: FaceRenderer, recognizer: EidRecognizer,
+                   keep: Callable[[np.ndarray], bool] | None = None) -> dict[int, Person]:
     """Tracks → people → locked surrogates (one search per person): the step between the passes. Returns
-    each track's person record."""
-    book = analysis.book
+    each track's person record. ``track_first``: each track's first frame (:func:`first_frames`)."""
     track_to_identity = book.resolve()
     first_seen: dict[int, int] = {}
-    for ff in analysis.frames:
-        for tid in (ff.faces.track_id if ff.faces.track_id is not None else []):
-            ident = track_to_identity.get(int(tid))
-            if ident is not None:
-                first_seen.setdefault(ident, ff.index)
+    for tid, frame in sorted(track_first.items(), key=lambda item: item[1]):
+        ident = track_to_identity.get(tid)
+        if ident is not None:
+            first_seen.setdefault(ident, frame)
     lock_config = file_lock_config(generator_config)
     locker = make_locker(renderer, recognizer, generator_config, lock_config)
     people: dict[int, Person] = {}
@@ -285,53 +294,64 @@ def run_two_pass(
     ``save_book`` writes the identity book (biometric embeddings) there: only when asked."""
     generator_config = config.generator or GeneratorConfig()
     started = time.perf_counter()
-    analysis, reporter = _analyse(input_path, detector, config, clock, progress)
+    analysis, reporter = analyse(input_path, detector, config, clock, progress)
     reporter.start("choosing surrogates")
     t0 = time.perf_counter()
     renderer = make_renderer(generator_config)
     try:
-        people = resolve_people(analysis, generator_config, renderer, analysis.recognizer, keep)
+        people = resolve_people(analysis.book, first_frames(analysis.frames), generator_config, renderer,
+                                analysis.recognizer, keep)
     finally:
         analysis.recognizer.close()
     if save_book is not None:
         analysis.book.save(save_book)
     clock.add("lock", time.perf_counter() - t0)
-    deid = Deidentifier(renderer, make_anonymizer(config.anonymizer), generator_config, people)
+    reporter.start("rendering")
+    render_pass(input_path, output_path, config, report, clock, analysis.frames, analysis.points, people,
+                renderer, reporter)
+    report.seconds = time.perf_counter() - started
+    report.people = people_summary(people)
+    report.cuts = analysis.cut_frames
+
+
+def render_pass(input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport, clock: StageClock,
+                frames: Iterable[FrameFaces], points: dict[int, tuple[np.ndarray | None, ...]],
+                people: dict[int, Person], renderer: FaceRenderer, reporter: ProgressReporter,
+                segment: Segment | None = None) -> None:
+    """Pass 2 over the file, or over one ``segment`` of it into a video-only part; fills ``report``'s frames
+    and face outcomes."""
+    deid = Deidentifier(renderer, make_anonymizer(config.anonymizer), config.generator or GeneratorConfig(), people)
 
     def on_frame(frame: Frame, known: FrameFaces, regions: np.ndarray) -> None:
         report.add_frame(frame.index, known.detections if known.detections is not None else known.faces,
                          known.faces, regions, deid.outcomes)
         reporter.step()
 
-    reporter.start("rendering")
-    landmarks = LandmarkStage(analysis.frames, analysis.points, people, clock)
+    landmarks = LandmarkStage(frames, points, people, clock)
     try:
-        with FileSource(input_path) as source:
+        with FileSource(input_path, segment) as source:
             stages = [landmarks, RenderStage(deid, clock, on_frame)]
-            with FileSink(output_path, source.info, source.audio_streams, config.encoder) as sink:
+            audio = source.audio_streams if segment is None else []
+            with FileSink(output_path, source.info, audio, config.encoder) as sink:
                 run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
             report.frames_written = sink.frames_written
             report.decode_errors = source.decode_errors
     finally:
         landmarks.close()
-    report.seconds = time.perf_counter() - started
-    report.people = _people_summary(people)
-    report.cuts = analysis.cut_frames
     report.face_outcomes = {"rendered": deid.counts.rendered, "fallback": deid.counts.fallback,
                             "rendered_64px": deid.counts.rendered_wide, "fallback_64px": deid.counts.fallback_wide,
                             "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}
 
 
-
-
-def _analyse(input_path: Path, detector: FaceDetector, config: PipelineConfig, clock: StageClock,
-             progress: ProgressCallback | None) -> tuple[Analysis, ProgressReporter]:
-    """Pass 1 over the whole file (three threads: detection, tracking, landmarks and E_id). The
-    recogniser stays open for the lock; on failure everything is closed."""
-    analysis = Analysis(detector, config, clock)
+def analyse(input_path: Path, detector: FaceDetector, config: PipelineConfig, clock: StageClock,
+            progress: ProgressCallback | None, segment: Segment | None = None) -> tuple[Analysis, ProgressReporter]:
+    """Pass 1 over the whole file or one ``segment`` (three threads: detection, tracking, landmarks and
+    E_id). The recogniser stays open for the lock; on failure everything is closed."""
+    analysis = Analysis(detector, config, clock, first_track_id(segment.index if segment is not None else 0))
     try:
-        with FileSource(input_path) as source:
-            reporter = ProgressReporter(progress, input_path.name, source.info.frame_count, passes=2)
+        with FileSource(input_path, segment) as source:
+            total = segment.frames if segment is not None else source.info.frame_count
+            reporter = ProgressReporter(progress, input_path.name, total, passes=2)
             reporter.start("analysing")
 
             def embed(item: tuple[Frame, FaceDetections]) -> list[object]:
@@ -351,7 +371,7 @@ def _analyse(input_path: Path, detector: FaceDetector, config: PipelineConfig, c
     return analysis, reporter
 
 
-def _people_summary(people: dict[int, Person]) -> list[dict]:
+def people_summary(people: dict[int, Person]) -> list[dict]:
     by_identity: dict[int, dict] = {}
     for track, person in sorted(people.items()):
         entry = by_identity.setdefault(person.identity, {

@@ -7,6 +7,7 @@ only when everything succeeded, so an error or Ctrl-C never leaves a partial fil
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tempfile
@@ -61,7 +62,10 @@ def leftover_parts(path: str | Path) -> list[Path]:
 
 
 class FileSink:
-    """Encodes frames and muxes audio into ``path``; ``close(ok=True)`` publishes the file."""
+    """Encodes frames and muxes audio into ``path``; ``close(ok=True)`` publishes the file.
+
+    With a ``video_template`` (an encoded part's stream, :mod:`deidstream.stream.segments`) it encodes
+    nothing: ``write_packet`` muxes that stream's packets as they are, ``rotation`` is the display's."""
 
     def __init__(
         self,
@@ -69,10 +73,15 @@ class FileSink:
         info: VideoInfo,
         audio_streams: list[av.audio.stream.AudioStream],
         config: EncoderConfig,
+        *,
+        video_template: av.video.stream.VideoStream | None = None,
+        rotation: int = 0,
     ) -> None:
         self.path = Path(path)
         self.info = info
         self.config = config
+        self._template = video_template
+        self._rotation = rotation
         self._audio_in = audio_streams
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=_part_prefix(self.path), suffix=_part_suffix(self.path))
         os.close(fd)
@@ -114,7 +123,11 @@ class FileSink:
 
     def _make_container(self, rotation: int, copy: list[bool]) -> av.container.OutputContainer:
         ext = self.path.suffix.lstrip(".").lower()
-        options = {"movflags": "+faststart"} if ext in FASTSTART_EXTENSIONS else {}
+        options = {}
+        if ext in FASTSTART_EXTENSIONS:
+            # the edit list (where the first frame starts) in the video's own time base, not in milliseconds: a
+            # file that starts late keeps its timestamps exactly (and so does a segment's part)
+            options = {"movflags": "+faststart", "movie_timescale": str(self._timescale())}
         try:
             container = av.open(str(self._tmp), "w", options=options)
         except (av.error.FFmpegError, ValueError) as exc:
@@ -142,7 +155,22 @@ class FileSink:
             self._audio_out.append(out)
         return container
 
+    def _timescale(self) -> int:
+        """A clock that counts every stream's ticks (their time bases' common multiple), or the video's alone
+        where that would not fit the container's 32 bits."""
+        dens = [self.info.time_base.denominator]
+        for stream in self._audio_in:
+            dens += [tb.denominator for tb in (stream.time_base,) if tb] + [stream.codec_context.sample_rate or 1]
+        common = math.lcm(*dens)
+        return common if common < 2**31 else self.info.time_base.denominator
+
     def _add_video(self, container: av.container.OutputContainer, rotation: int) -> av.video.stream.VideoStream:
+        if self._template is not None:
+            copied = container.add_stream_from_template(self._template, opaque=True)
+            copied.time_base = self._template.time_base
+            if rotation:
+                copied.set_display_rotation(rotation)
+            return copied
         cfg = self.config
         info = self.info
         # No B-frames: sample durations then follow the frames' own, so the last frame's
@@ -184,6 +212,20 @@ class FileSink:
                 self._write_audio(pending)
             self._pending_audio.clear()
         self._write_frame(item)
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """An encoded video packet of the template's stream, muxed as it is (timestamps and all)."""
+        if self._template is None:
+            raise RuntimeError("write_packet needs a sink made with a video_template")
+        if self._container is None:
+            self._open(self._rotation)
+            for pending in self._pending_audio:
+                self._write_audio(pending)
+            self._pending_audio.clear()
+        assert self._container is not None
+        packet.stream = self._video
+        self._container.mux(packet)
+        self.frames_written += 1
 
     def _write_frame(self, frame: Frame) -> None:
         assert self._container is not None and self._video is not None
@@ -238,7 +280,8 @@ class FileSink:
 
     def _flush(self) -> None:
         assert self._container is not None and self._video is not None
-        self._mux_video(self._video.encode(None))
+        if self._template is None:
+            self._mux_video(self._video.encode(None))
         for out, copied in zip(self._audio_out, self._audio_copy):
             if not copied:
                 self._container.mux(out.encode(None))

@@ -11,12 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.error
 
 from deidstream.errors import InputNotFoundError, InvalidInputError
 from deidstream.types import Frame
+
+if TYPE_CHECKING:
+    from deidstream.stream.segments import Segment
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +71,14 @@ def _estimate_frames(stream: av.video.stream.VideoStream, container: av.containe
 class FileSource:
     """Decodes the first video stream of a file and yields ``Frame`` and ``AudioPacket`` items in order.
 
-    Use as a context manager; ``info`` is available once it is open.
+    Use as a context manager; ``info`` is available once it is open. With a ``segment``
+    (:mod:`deidstream.stream.segments`) only its frames are decoded, numbered as in the whole file,
+    and no audio is read (the join takes it from the input).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, segment: Segment | None = None) -> None:
         self.path = Path(path)
+        self.segment = segment
         self._container: av.container.InputContainer | None = None
         self.frames_decoded = 0
         self.decode_errors = 0
@@ -146,21 +153,30 @@ class FileSource:
         from the real gap to the next frame instead of the nominal rate.
         """
         vs = self.video_stream
-        audio_index = {s.index: i for i, s in enumerate(self.audio_streams)}
+        audio = [] if self.segment is not None else self.audio_streams
+        audio_index = {s.index: i for i, s in enumerate(audio)}
         rate = vs.average_rate or vs.guessed_rate
         nominal = max(1, int(round(1 / (rate * self.time_base)))) if rate else 1  # one frame, in time_base
         held: Frame | None = None
+        if self.segment is not None:
+            self.container.seek(self.segment.start_pts, stream=vs, backward=True, any_frame=False)
         try:
-            for packet in self.container.demux(vs, *self.audio_streams):
+            for packet in self.container.demux(vs, *audio):
                 if packet.stream.index in audio_index:
                     if packet.dts is not None:
                         yield AudioPacket(packet, audio_index[packet.stream.index])
                     continue
                 for frame in self._decode(packet):
+                    if not self._in_segment(frame, held):
+                        continue
                     current = self._to_frame(frame, held, nominal)
                     if held is not None:
                         yield held
                     held = current
+                if self._past_segment(held):
+                    held = None  # the next segment's first frame: it set the last one's duration
+                    self.frames_decoded -= 1
+                    break
         except av.error.FFmpegError as exc:
             self.decode_errors += 1
             log.warning("%s: stopped reading after frame %d: %s", self.path, self.frames_decoded, exc)
@@ -168,6 +184,19 @@ class FileSource:
             yield held
         if self.frames_decoded == 0:
             raise InvalidInputError(f"{self.path}: contains no decodable video frames")
+
+    def _in_segment(self, frame: av.VideoFrame, held: Frame | None) -> bool:
+        """Frames before the segment (decoded after seeking to the keyframe before it) are skipped; the
+        first one after it is let through once, to time the segment's last frame, then ends it."""
+        if self.segment is None or frame.pts is None:
+            return True
+        if frame.pts < self.segment.start_pts:
+            return False
+        return not self._past_segment(held)
+
+    def _past_segment(self, held: Frame | None) -> bool:
+        end = self.segment.end_pts if self.segment is not None else None
+        return end is not None and held is not None and held.pts >= end
 
     def _to_frame(self, frame: av.VideoFrame, previous: Frame | None, nominal: int) -> Frame:
         """Wrap a decoded frame; repair missing or non-increasing pts and missing durations."""
@@ -185,7 +214,7 @@ class FileSource:
             pts = 0
         duration = int(frame.duration or 0) or (previous.duration if previous is not None else 0)
         out = Frame(
-            index=self.frames_decoded,
+            index=self.frames_decoded + (self.segment.first_frame if self.segment is not None else 0),
             image=frame.to_ndarray(format="rgb24"),
             pts=int(pts),
             time_base=self.time_base,

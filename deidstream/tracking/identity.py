@@ -200,6 +200,17 @@ class IdentityBook:
                 log.warning("identity %d: tracks %d and %d are both present in frame %d (kept: online "
                             "identities never change)", identity_id, pair[0], pair[1], frame)
 
+    def absorb(self, other: IdentityBook) -> None:
+        """Take ``other``'s tracks, looks and counts (a segment's book, its track ids apart from this
+        book's): :meth:`resolve` then groups them all, so a person seen in two segments is one."""
+        shared = self._tracks.keys() & other._tracks.keys()
+        if shared:
+            raise ValueError(f"the books share track ids {sorted(shared)[:5]}: a segment's ids must be its own")
+        self._tracks.update(other._tracks)
+        self._observations += other._observations
+        self._rejected.update(other._rejected)
+        self.people.absorb(other.people)
+
     # -- queries ---------------------------------------------------------------------------
 
     def identity_of(self, track_id: int) -> int | None:

@@ -50,6 +50,10 @@ class People:
         looks.views.sort(key=lambda v: -v[0])
         del looks.views[VIEWS_PER_TRACK:]
 
+    def absorb(self, other: People) -> None:
+        """Another book's tracks' looks (its track ids apart from these)."""
+        self._tracks.update(other._tracks)
+
     def views_of(self, track_id: int) -> int:
         looks = self._tracks.get(track_id)
         return 0 if looks is None else len(looks.views)

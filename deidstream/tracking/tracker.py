@@ -94,15 +94,24 @@ def backfill_boxes(boxes: np.ndarray, steps: int, config: TrackerConfig) -> np.n
     return scale_about_centre(boxes, min(1.0 + 2 * config.coast_growth * steps, config.max_coast_scale))
 
 
+TRACK_IDS_PER_SEGMENT = 10**6
+
+
+def first_track_id(segment_index: int) -> int:
+    """Where the track ids of a file's segment start (1 for the first, or a whole file): unique across segments."""
+    return 1 + segment_index * TRACK_IDS_PER_SEGMENT
+
+
 class FaceTracker:
     """Associates detections to tracks frame by frame and says which boxes to cover.
 
-    Ids count from 1 per tracker instance; two trackers never share state.
+    Ids count from ``first_id`` (1) per tracker instance; two trackers never share state (the segments
+    of one file count from far apart, so their ids never meet).
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, first_id: int = 1) -> None:
         self.config = config or TrackerConfig()
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)
         self.tracks: list[Track] = []
         self.tracks_ended = 0  # a count, not a list: a live stream runs for days
 

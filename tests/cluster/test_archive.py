@@ -160,13 +160,16 @@ def test_ctrl_c_cancels_the_job_and_leaves_no_partial_file(tmp_path):
     assert _task_pids() == [], "no task left running"
 
 
-def test_ray_takes_folders_only(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(shared_file("videos/single_face_short.mp4")), str(tmp_path / "o.mp4"), "--ray"])
-    assert exit_info.value.code == 2 and "--ray and --workers take a folder" in capsys.readouterr().err
+def test_ray_flags_that_do_not_fit_are_usage_errors(tmp_path, capsys):
+    clip = str(shared_file("videos/single_face_short.mp4"))
     folder = tmp_path / "in"
     folder.mkdir()
-    for flags in (["--workers", "2"], ["--ray", "auto", "--workers", "2"]):
+    for args, message in (([str(folder), str(tmp_path / "out"), "--workers", "2"], "give it with --ray"),
+                          ([str(folder), str(tmp_path / "out"), "--ray", "auto", "--workers", "2"],
+                           "--workers sizes a local Ray instance"),
+                          ([clip, str(tmp_path / "o.mp4"), "--segment-s", "5"], "goes with --ray"),
+                          ([clip, str(tmp_path / "o.mp4"), "--ray", "--save-book", str(tmp_path / "b.npz")],
+                           "not with --ray")):
         with pytest.raises(SystemExit) as exit_info:
-            main([str(folder), str(tmp_path / "out"), *flags])
-        assert exit_info.value.code == 2 and "--workers sizes a local Ray instance" in capsys.readouterr().err
+            main(args)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -84,6 +84,6 @@ def test_a_person_detected_in_only_a_few_frames_gets_the_fallback_not_a_surrogat
     monkeypatch.setattr(twopass, "make_locker", lambda *a: SimpleNamespace(config=LockConfig()))
     monkeypatch.setattr(twopass, "_search", lambda locker, label, *a: searched.append(label) or Lock(
         label, None, None, 0, 0.0, 0.0))
-    people = twopass.resolve_people(SimpleNamespace(book=book, frames=frames), GeneratorConfig(), None, None)
+    people = twopass.resolve_people(book, twopass.first_frames(frames), GeneratorConfig(), None, None)
     assert searched == [0]  # the first person only
     assert people[2].searches == 0 and not people[2].locked
