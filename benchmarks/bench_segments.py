@@ -87,7 +87,8 @@ def main() -> int:
                 out = Path(tmp) / f"out_{len(rows)}.mp4"
                 wall = timed([sys.executable, "-m", "deidstream", str(clip), str(out), *extra, *flags])
                 got = times_of(out)
-                lost, duplicated = len(set(original) - set(got)), len(got) - len(set(got)) + len(set(got) - set(original))
+                lost = len(set(original) - set(got))
+                duplicated = len(got) - len(set(got)) + len(set(got) - set(original))
                 rows.append({"mode": mode, "run": label, "frames": len(original), "wall_s": round(wall, 2),
                              "fps": round(len(original) / wall, 2), "frames_out": len(got), "lost": lost,
                              "duplicated": duplicated})
@@ -96,9 +97,10 @@ def main() -> int:
                 out.unlink()
     for mode in args.modes:
         by = {r["run"]: r["wall_s"] for r in rows if r["mode"] == mode}
-        print(f"{mode}: segmenting costs {100 * (by['ray, 1 worker, segments'] / by['ray, 1 worker, whole'] - 1):+.1f}% "
-              f"on one worker ({100 * (by['ray, 1 worker, segments'] / by['one process'] - 1):+.1f}% against one "
-              f"process); two workers in segments: {by['one process'] / by['ray, 2 workers, segments']:.2f}x one process")
+        one, whole, two = by["ray, 1 worker, segments"], by["ray, 1 worker, whole"], by["ray, 2 workers, segments"]
+        alone = by["one process"]
+        print(f"{mode}: segmenting costs {100 * (one / whole - 1):+.1f}% on one worker "
+              f"({100 * (one / alone - 1):+.1f}% against one process); two workers in segments: {alone / two:.2f}x")
     write_json(args.out, {"argv": public_argv(), "machine": machine(), "clip": f"examples/sample.mp4 x {args.loops}",
                           "seconds": round(seconds, 2), "segment_s": args.segment_s, "rows": rows})
     return 0

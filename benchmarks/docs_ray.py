@@ -32,3 +32,22 @@ def ray_job(d: Json) -> tuple[str, list[str]]:
             "process while it ran a file.")
     return note, table(["mode", "run", "frames", "wall s", "fps", "× 1 worker on 1 core", "× one process",
                         "driver share", "worker peak MB"], rows)
+
+
+def segments(d: Json) -> tuple[str, list[str]]:
+    """benchmarks/out/segments.json (bench_segments.py): one long file whole and in segments."""
+    rows = []
+    for r in d["rows"]:
+        by = {x["run"]: x["wall_s"] for x in d["rows"] if x["mode"] == r["mode"]}
+        whole = by.get(r["run"].replace("segments", "whole"), r["wall_s"])
+        rows.append([r["mode"], r["run"], r["frames"], f"{r['wall_s']:.1f}", f"{r['fps']:.1f}",
+                     f"{100 * (r['wall_s'] / whole - 1):+.1f}%" if r["run"].endswith("segments") else "—",
+                     f"{by['one process'] / r['wall_s']:.2f}×", f"{r['frames_out']}",
+                     f"{r['lost']} / {r['duplicated']}"])
+    note = (f"One long file ({d['clip']}: {d['seconds']} s, looped by ffmpeg without re-encoding, its keyframes every "
+            f"3 s and its audio kept), each way by its own command: one process, and `--ray --workers N` with the file "
+            f"whole (`--segment-s 0`) or in segments of about {d['segment_s']:g} s. Segmenting costs = the segmented "
+            "run's wall time against the whole file's with the same workers; lost / duplicated = frame times of the "
+            "input missing from the output / extra in it (every output decoded).")
+    return note, table(["mode", "run", "frames", "wall s", "fps", "segmenting costs", "× one process", "frames out",
+                        "lost / duplicated"], rows)

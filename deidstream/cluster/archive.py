@@ -84,7 +84,7 @@ def _reporting(tally: Any, name: str) -> ProgressCallback:
     return callback
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -103,7 +103,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def _connect(ray: Any, job: RayJob) -> bool:
+def connect(ray: Any, job: RayJob) -> bool:
     """Join ``job``'s cluster, or start a local instance; True when this call started Ray (and stops it)."""
     if ray.is_initialized():
         return False
@@ -159,8 +159,8 @@ def anonymize_directory_on_ray(
     jobs = plan_directory(input_dir, output_dir)
     config = with_job_key(with_mode(config, mode))
     job = job or RayJob()
-    ray = _import_ray()
-    started = _connect(ray, job)
+    ray = import_ray()
+    started = connect(ray, job)
     try:
         return _run(ray, jobs, config, overwrite, keep, job, progress, on_error)
     finally:
@@ -178,8 +178,8 @@ def anonymize_on_ray(input_path: str | Path, output_path: str | Path, *, mode: s
         raise InputNotFoundError(f"{input_path}: no such file")
     config = with_job_key(with_mode(config, mode))
     job = job or RayJob()
-    ray = _import_ray()
-    started = _connect(ray, job)
+    ray = import_ray()
+    started = connect(ray, job)
     try:
         report = _run(ray, [(input_path, output_path)], config, overwrite, keep, job, progress, None)[0]
     finally:

@@ -232,13 +232,15 @@ def relay(
     sinks: Sequence[LiveSink] = (),
     on_start: Callable[[LiveSource], None] | None = None,
     mode: str | None = None,
+    stats: LiveStats | None = None,
 ) -> LiveStats:
     """De-identify a live source (``rtsp://…``, a webcam number or ``/dev/videoN``) into live outputs:
     ``push`` (an ``rtsp://`` URL on a media server), ``record`` (a file, in ``segment_s`` segments),
     ``virtual_camera``, ``preview``, and any extra ``sinks``. ``mode`` (or ``config``'s) as for files: the
     surrogate mode renders each person's surrogate once it is locked, the others hide every face; the
     fallback is ``live.fallback_mode``. ``face_path`` replaces the mode's per-face path. Blocks until the
-    source ends or gives up, ``stop`` is set, or a limit is reached; returns the counters."""
+    source ends or gives up, ``stop`` is set, or a limit is reached; returns the counters (``stats``, when
+    given: the caller can read them while it runs)."""
     if mode == "surrogate" and (config is None or config.generator is None):
         config = dataclasses.replace(config or PipelineConfig(), generator=live_generator_config())
     config = with_mode(config, mode)
@@ -265,7 +267,7 @@ def relay(
         fallback = make_anonymizer(fallback_config(config.anonymizer, live))
         own_path = face_path is None
         path = face_path or _mode_path(config)
-        processor = LiveProcessor(detector, FaceTracker(config.tracker), path, fallback, live, LiveStats(),
+        processor = LiveProcessor(detector, FaceTracker(config.tracker), path, fallback, live, stats or LiveStats(),
                                   frame_interval_s=1 / float(src.fps))
     except BaseException:
         src.close()
