@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, interruptible
 from media import facts, read_rgb
 
 from deidstream.cli import main
@@ -102,3 +104,17 @@ def _task_pids(title: str) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+def test_ctrl_c_on_a_segmented_file_leaves_no_part_and_no_output(tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "deidstream", str(SAMPLE), str(out), "--ray", "--workers", "2",
+                             "--segment-s", "6", "-q"], stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    deadline = time.monotonic() + 120.0
+    while not list(parts_dir(out).glob("*.mp4")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None and list(parts_dir(out).glob("*.mp4")), "segments were being written when interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert list(tmp_path.iterdir()) == [], "no output, no part, no temporary file"
