@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deidstream relay", description="Relay every camera of a cameras file, each "
                                 "as a Ray actor (restarted when its process dies), until they give up or Ctrl-C.")
     p.add_argument("--cameras", required=True, metavar="FILE", help="the cameras file (TOML: a [[camera]] table "
-                   "each, with name, source and push and/or record; see the README)")
+                   "each, with name, source and push and/or record; see docs/scale-out.md)")
     p.add_argument("--ray", nargs="?", const="", default="", metavar="ADDRESS",
                    help="the Ray cluster at ADDRESS (host:port or 'auto'); none: a local instance, one CPU per camera")
     p.add_argument("--restarts", type=int, default=2, metavar="N", help="times a camera's dead process is restarted")
@@ -40,7 +40,10 @@ def _line(name: str, status: dict) -> str:
 
 
 def run(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.restarts < 0:
+        parser.error("--restarts takes a count >= 0")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="deidstream: %(levelname)s: %(message)s")
     stop = threading.Event()
