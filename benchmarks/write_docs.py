@@ -293,6 +293,13 @@ def gallery(d: Json) -> Body:
                         "original nearest / median"], out)
 
 
+def natural_other_key(d: Json) -> Body:
+    """The same benchmark under another key: how much the figures owe to one key's draws (its sheets not kept)."""
+    note, body = natural(d, table)
+    return note.split(" Contact sheets")[0] + " Its contact sheets are not kept (those in `benchmarks/out/sheets/` " \
+        "are the default key's).", body
+
+
 Writer = Callable[[Json], Body]
 # (file pattern, topic, script): the order of the page.
 SPECS: list[tuple[str, str, str, Writer]] = [
@@ -302,6 +309,7 @@ SPECS: list[tuple[str, str, str, Writer]] = [
     ("segments.json", "A long file in segments on Ray", "bench_segments.py", segments),
     ("natural.json", "Natural surrogates, every shared clip", "bench_natural.py",
      lambda d: natural(d, table)),
+    ("natural_key2.json", "Natural surrogates under another identity key", "bench_natural.py", natural_other_key),
     ("keyed.json", "One person, one surrogate across runs (keyed)", "bench_keyed.py", lambda d: keyed(d, table)),
     ("privacy*.json", "Privacy and utility", "bench_privacy.py", privacy),
     ("coverage.json", "Faces left bare", "check_coverage.py", coverage),
