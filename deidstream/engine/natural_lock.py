@@ -74,7 +74,7 @@ class NaturalLocker:
         self.config = config or LockConfig()
         self.shape_change = shape_change
         bank = composer.bank
-        self._order = KeyedOrder(key, np.nanmean(bank.descriptors.astype(np.float64), axis=0), bank.names.tolist())
+        self._order = KeyedOrder(key, np.nanmean(bank.descriptors.astype(np.float64), axis=0), len(bank))
         self._mesh = renderer.model.mesh
         self._accepted: list[np.ndarray] = []
         self._used: set[int] = set()  # base donors given to someone this run
