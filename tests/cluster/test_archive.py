@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray_local
 from conftest import SAMPLE, interruptible, shared_file
 from media import facts, read_rgb
 
@@ -23,17 +23,11 @@ from deidstream.cluster import RayJob, anonymize_directory_on_ray
 from deidstream.config import GeneratorConfig, PipelineConfig
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'deidstream[ray]')")
+local_ray = ray_local.local_ray  # the shared fixtures, under their own names
+task_pids = ray_local.task_pids
 
 TASK_TITLE = "ray::_anonymize_file"  # what Ray names a worker process while it runs a file
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray instance of 2 CPUs, started by the test; jobs join it instead of starting their own."""
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _folder(tmp_path: Path, **clips: str) -> Path:
@@ -52,17 +46,6 @@ def _same_frames(a: Path, b: Path) -> bool:
 def _parts(folder: Path) -> list[Path]:
     return sorted(folder.glob(".*.part.*"))
 
-
-def _task_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(TASK_TITLE.encode()):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def test_a_folder_on_ray_gives_the_same_files_as_one_process(local_ray, tmp_path):
@@ -96,7 +79,7 @@ def test_a_file_that_fails_is_reported_and_the_others_finish(local_ray, tmp_path
     assert len(read_rgb(tmp_path / "out" / "good.mp4")) == 72
 
 
-def test_a_killed_worker_is_retried_and_its_file_is_whole(local_ray, tmp_path):
+def test_a_killed_worker_is_retried_and_its_file_is_whole(local_ray, task_pids, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copyfile(SAMPLE, folder / "clip.mp4")
@@ -107,7 +90,7 @@ def test_a_killed_worker_is_retried_and_its_file_is_whole(local_ray, tmp_path):
     killed = None
     deadline = time.monotonic() + 60.0
     while killed is None and time.monotonic() < deadline and job.is_alive():
-        pids = _task_pids()
+        pids = task_pids(TASK_TITLE)
         if pids and _parts(out):  # the worker is writing the file: kill it mid-way
             os.kill(pids[0], signal.SIGKILL)
             killed = pids[0]
@@ -119,7 +102,7 @@ def test_a_killed_worker_is_retried_and_its_file_is_whole(local_ray, tmp_path):
     assert _parts(out) == [], "the killed attempt's temporary file is gone"
 
 
-def test_a_file_whose_worker_dies_every_time_is_reported_and_left_absent(local_ray, tmp_path):
+def test_a_file_whose_worker_dies_every_time_is_reported_and_left_absent(local_ray, task_pids, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copyfile(SAMPLE, folder / "clip.mp4")
@@ -131,7 +114,7 @@ def test_a_file_whose_worker_dies_every_time_is_reported_and_left_absent(local_r
     deadline = time.monotonic() + 60.0
     killed = False
     while not killed and time.monotonic() < deadline and job.is_alive():
-        pids = _task_pids()
+        pids = task_pids(TASK_TITLE)
         if pids and _parts(out):
             os.kill(pids[0], signal.SIGKILL)
             killed = True
@@ -143,7 +126,7 @@ def test_a_file_whose_worker_dies_every_time_is_reported_and_left_absent(local_r
     assert list(out.iterdir()) == [], "no output and no temporary file"
 
 
-def test_ctrl_c_cancels_the_job_and_leaves_no_partial_file(tmp_path):
+def test_ctrl_c_cancels_the_job_and_leaves_no_partial_file(task_pids, tmp_path):
     folder = _folder(tmp_path, a="videos/talking_head_1.mp4", b="videos/stage_multi_person_cuts.mp4")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "deidstream", str(folder), str(out), "--ray", "--workers", "2",
@@ -157,7 +140,7 @@ def test_ctrl_c_cancels_the_job_and_leaves_no_partial_file(tmp_path):
     assert proc.returncode == 130, err
     assert _parts(out) == [] and not any(out.iterdir()), "nothing partial, nothing half-done published"
     time.sleep(1.0)
-    assert _task_pids() == [], "no task left running"
+    assert task_pids(TASK_TITLE) == [], "no task left running"
 
 
 def test_ray_flags_that_do_not_fit_are_usage_errors(tmp_path, capsys):

@@ -3,7 +3,6 @@ a dead actor is restarted."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
+import ray_local
 from conftest import shared_file
 from live_peers import PeerMissing, camera_clip, rtsp_camera
 
@@ -21,6 +21,7 @@ from deidstream.config.cameras import CameraSpec, load_cameras
 from deidstream.errors import ConfigError
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'deidstream[ray]')")
+local_ray = ray_local.local_ray  # the shared fixtures, under their own names
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -64,13 +65,6 @@ def test_the_relay_command_names_a_missing_cameras_file(tmp_path, capsys):
     assert main(["relay", "--cameras", str(tmp_path / "none.toml")]) == 1
     assert "none.toml: cannot read the cameras file" in capsys.readouterr().err
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,16 @@ joins, faults that lose nothing."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+import ray_local
 from conftest import SAMPLE, interruptible
 from media import facts, read_rgb
 
@@ -24,17 +23,12 @@ from deidstream.stream.segments import parts_dir
 from deidstream.tracking.tracker import TRACK_IDS_PER_SEGMENT
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'deidstream[ray]')")
+local_ray = ray_local.local_ray  # the shared fixtures, under their own names
+task_pids = ray_local.task_pids
 
 SEGMENTS = RayJob(segment_s=6.0)  # the sample's 19.7 s in three segments (it has a keyframe every 3 s)
 JOINS = (144, 288)  # their first frames after the first
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _segments_run(report) -> set[int]:
@@ -73,7 +67,7 @@ def test_the_command_splits_one_file_on_ray(local_ray, tmp_path):
     assert (tmp_path / "r.json").exists()
 
 
-def test_a_killed_segment_worker_is_retried_and_the_file_is_whole(local_ray, tmp_path):
+def test_a_killed_segment_worker_is_retried_and_the_file_is_whole(local_ray, task_pids, tmp_path):
     out = tmp_path / "out.mp4"
     result: dict[str, object] = {}
     job = threading.Thread(target=lambda: result.update(report=anonymize_on_ray(SAMPLE, out, mode="blur",
@@ -82,7 +76,7 @@ def test_a_killed_segment_worker_is_retried_and_the_file_is_whole(local_ray, tmp
     killed = None
     deadline = time.monotonic() + 60.0
     while killed is None and time.monotonic() < deadline and job.is_alive():
-        pids = _task_pids("ray::cover_segment")
+        pids = task_pids("ray::cover_segment")
         if pids and list(parts_dir(out).glob(".*.part.mp4")):  # a part is being written: kill its worker
             os.kill(pids[0], signal.SIGKILL)
             killed = pids[0]
@@ -93,17 +87,6 @@ def test_a_killed_segment_worker_is_retried_and_the_file_is_whole(local_ray, tmp
     assert facts(out) == facts(SAMPLE) and _segments_run(result["report"]) == {0, 1, 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"], "no part or temporary file left"
 
-
-def _task_pids(title: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(title.encode()):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def test_ctrl_c_on_a_segmented_file_leaves_no_part_and_no_output(tmp_path):
