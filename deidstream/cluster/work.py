@@ -114,8 +114,9 @@ class SegmentedFile:
         self._looked: dict[int, SegmentLooks] = {}
         self._parts: dict[Any, int] = {}  # pass 2 (or the blur pass) refs → segment
         self._reports: dict[int, RunReport] = {}
-        self._people: list[dict] = []
-        self._join: Any = None
+        self._people: list[dict] = []  # what the report says of them (no embeddings)
+        self._cuts: list[int] = []
+        self._lock_s = 0.0
         self._started = time.perf_counter()
 
     def _progress(self, segment: Segment, step: str) -> Any:
@@ -163,8 +164,7 @@ class SegmentedFile:
 
     def _joining(self) -> list[Any]:
         parts = [str(part_path(self.target, s)) for s in self.segments]
-        self._join = self.tasks.join.remote(parts, str(self.video), str(self.target), self.shared, self.overwrite)
-        return [self._join]
+        return [self.tasks.join.remote(parts, str(self.video), str(self.target), self.shared, self.overwrite)]
 
     def _finish(self, written: int) -> None:
         report = RunReport(str(self.video), str(self.target), self.config.mode)
