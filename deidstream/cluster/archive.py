@@ -13,10 +13,11 @@ An output is whole or absent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def _reporting(tally: Any, name: str) -> ProgressCallback:
     return callback
 
 
-def import_ray() -> Any:
+def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -103,7 +104,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def connect(ray: Any, job: RayJob) -> bool:
+def _connect(ray: Any, job: RayJob) -> bool:
     """Join ``job``'s cluster, or start a local instance; True when this call started Ray (and stops it)."""
     if ray.is_initialized():
         return False
@@ -159,10 +160,17 @@ def anonymize_directory_on_ray(
     jobs = plan_directory(input_dir, output_dir)
     config = with_job_key(with_mode(config, mode))
     job = job or RayJob()
-    ray = import_ray()
-    started = connect(ray, job)
-    try:
+    with ray_session(job) as ray:
         return _run(ray, jobs, config, overwrite, keep, job, progress, on_error)
+
+
+@contextlib.contextmanager
+def ray_session(job: RayJob) -> Iterator[Any]:
+    """Ray, joined to ``job``'s cluster or a local instance started for it (and stopped after)."""
+    ray = _import_ray()
+    started = _connect(ray, job)
+    try:
+        yield ray
     finally:
         if started:
             ray.shutdown()
@@ -178,13 +186,8 @@ def anonymize_on_ray(input_path: str | Path, output_path: str | Path, *, mode: s
         raise InputNotFoundError(f"{input_path}: no such file")
     config = with_job_key(with_mode(config, mode))
     job = job or RayJob()
-    ray = import_ray()
-    started = connect(ray, job)
-    try:
+    with ray_session(job) as ray:
         report = _run(ray, [(input_path, output_path)], config, overwrite, keep, job, progress, None)[0]
-    finally:
-        if started:
-            ray.shutdown()
     if report_path is not None:
         write_json_atomic(report_path, report.to_dict())
     return report
@@ -219,21 +222,16 @@ def _run(ray: Any, jobs: list[tuple[Path, Path]], config: PipelineConfig, overwr
     passes = 2 if config.generator is not None else 1
     total = sum(_frames(video, passes) for video, _ in jobs) or None
     work = _plan(ray, tasks, jobs, config, shared, overwrite, keep, job)
-    finished, failed = 0, set()
+    finished = 0
     try:
         for item in work:
             _submit(ray, pending, item, item.start, on_error, job.retries)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_EVERY_S)
             for ref in done:
-                item = pending.pop(ref)
-                if id(item) in failed:
-                    continue
+                item = pending.pop(ref)  # a failed file's other tasks left ``pending`` with it
                 ok = _submit(ray, pending, item, lambda item=item, ref=ref: item.advance(ref), on_error, job.retries)
-                if not ok:
-                    failed.add(id(item))
-                    finished += 1
-                elif item.report is not None:
+                if not ok or item.report is not None:
                     finished += 1
             if progress is not None:
                 progress(Progress(f"{len(jobs)} files", f"{finished} of {len(jobs)} done",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deidstream.cluster.archive import RayJob, connect, import_ray
+from deidstream.cluster.archive import RayJob, ray_session
 from deidstream.config import LiveSourceConfig
 from deidstream.config.cameras import CameraSpec
 from deidstream.pipelines.live import LiveStats
@@ -82,16 +82,11 @@ def relay_cameras_on_ray(
     final counters, or ``{"error": ...}`` for one that failed for good. ``on_status`` gets every camera's
     counters every ``status_every_s`` (``{"state": "restarting"}`` for one that does not answer)."""
     job = job or RayJob(workers=len(cameras))
-    ray = import_ray()
-    started = connect(ray, job)
-    try:
+    with ray_session(job) as ray:
         actor = ray.remote(num_cpus=1, max_restarts=job.retries, max_task_retries=job.retries,
                            max_concurrency=4)(CameraRelay)
         actors = {cam.name: actor.remote(cam, overwrite) for cam in cameras}
         return _watch(ray, actors, on_status, stop or threading.Event(), status_every_s)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _watch(ray: Any, actors: dict[str, Any], on_status: Callable[[dict[str, dict]], None] | None,

@@ -123,16 +123,14 @@ def run_one_pass(input_path: Path, output_path: Path, config: PipelineConfig, re
     encode each on its own thread; fills ``report``."""
     with FileSource(input_path, segment) as source:
         info = source.info
-        total = segment.frames if segment is not None else info.frame_count
-        reporter = ProgressReporter(progress, input_path.name, total)
+        reporter = ProgressReporter(progress, input_path.name, source.frames_expected)
         reporter.start("anonymising")
         tracker = FaceTracker(config.tracker, first_id=first_track_id(segment.index if segment else 0))
         processor = FaceProcessor(detector, tracker, make_anonymizer(config.anonymizer),
                                   clock, lookback=config.lookback, cuts=CutDetector())
         stages = [_DetectStage(processor), _CoverStage(processor, report, reporter)]
         started = time.perf_counter()
-        audio = source.audio_streams if segment is None else []
-        with FileSink(output_path, info, audio, config.encoder) as sink:
+        with FileSink(output_path, info, source.audio_streams, config.encoder) as sink:
             run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
         report.seconds = time.perf_counter() - started
         report.frames_written = sink.frames_written

@@ -331,8 +331,7 @@ def render_pass(input_path: Path, output_path: Path, config: PipelineConfig, rep
     try:
         with FileSource(input_path, segment) as source:
             stages = [landmarks, RenderStage(deid, clock, on_frame)]
-            audio = source.audio_streams if segment is None else []
-            with FileSink(output_path, source.info, audio, config.encoder) as sink:
+            with FileSink(output_path, source.info, source.audio_streams, config.encoder) as sink:
                 run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
             report.frames_written = sink.frames_written
             report.decode_errors = source.decode_errors
@@ -350,8 +349,7 @@ def analyse(input_path: Path, detector: FaceDetector, config: PipelineConfig, cl
     analysis = Analysis(detector, config, clock, first_track_id(segment.index if segment is not None else 0))
     try:
         with FileSource(input_path, segment) as source:
-            total = segment.frames if segment is not None else source.info.frame_count
-            reporter = ProgressReporter(progress, input_path.name, total, passes=2)
+            reporter = ProgressReporter(progress, input_path.name, source.frames_expected, passes=2)
             reporter.start("analysing")
 
             def embed(item: tuple[Frame, FaceDetections]) -> list[object]:

@@ -45,8 +45,8 @@ class Segment:
 
 def plan_segments(path: str | Path, segment_s: float) -> list[Segment]:
     """Segments of about ``segment_s`` seconds each, cut at the keyframes nearest the even splits; one
-    segment when the file is shorter than 1.5 of them or has no keyframe to cut at. Only packets are
-    read (no decoding): a scan of the file's index, fast even for hours of video."""
+    segment when the file is shorter than 1.5 of them or has no keyframe to cut at. The video's packets
+    are read, not decoded (0.02 s for 10 MB here); a file whose header says it is short is not read."""
     if segment_s <= 0:
         raise ValueError(f"segment_s must be > 0, got {segment_s}")
     path = Path(path)
@@ -71,14 +71,8 @@ def plan_segments(path: str | Path, segment_s: float) -> list[Segment]:
         if nearest is not None and nearest > starts[-1]:
             starts.append(nearest)
     ends = starts[1:] + [len(packets)]
-    return [Segment(k, a, b - a, packets[a][0] if k else _first_pts(packets),
-                    packets[b][0] if b < len(packets) else None)
+    return [Segment(k, a, b - a, packets[a][0], packets[b][0] if b < len(packets) else None)
             for k, (a, b) in enumerate(zip(starts, ends))]
-
-
-def _first_pts(packets: list[tuple[int, bool]]) -> int:
-    """The first segment starts wherever the file does (frames before its first keyframe included)."""
-    return min(pts for pts, _ in packets)
 
 
 def parts_dir(target: str | Path) -> Path:
@@ -116,16 +110,14 @@ def _audio_packets(source: FileSource) -> Iterator[tuple[Fraction, int, AudioPac
             yield packet.dts * packet.stream.time_base, 1, AudioPacket(packet, index[packet.stream.index])
 
 
-def join_parts(parts: list[Path], input_path: str | Path, output_path: str | Path, config: EncoderConfig,
-               rotation: int = 0) -> int:
+def join_parts(parts: list[Path], input_path: str | Path, output_path: str | Path, config: EncoderConfig) -> int:
     """Write ``output_path`` (atomically) from the encoded ``parts``, in order, and the audio of
     ``input_path`` (copied, or AAC where the container refuses the codec, as a single run does); returns
     the number of video packets (frames) written."""
     with FileSource(input_path) as source:
         with av.open(str(parts[0])) as first:
             template = first.streams.video[0]
-            with FileSink(output_path, source.info, source.audio_streams, config, video_template=template,
-                          rotation=rotation) as sink:
+            with FileSink(output_path, source.info, source.audio_streams, config, video_template=template) as sink:
                 merged = heapq.merge(_video_packets(parts), _audio_packets(source), key=lambda item: item[:2])
                 for _, kind, item in merged:
                     if kind == 0:

@@ -65,7 +65,7 @@ class FileSink:
     """Encodes frames and muxes audio into ``path``; ``close(ok=True)`` publishes the file.
 
     With a ``video_template`` (an encoded part's stream, :mod:`deidstream.stream.segments`) it encodes
-    nothing: ``write_packet`` muxes that stream's packets as they are, ``rotation`` is the display's."""
+    nothing: ``write_packet`` muxes that stream's packets as they are (the template brings the rotation)."""
 
     def __init__(
         self,
@@ -75,13 +75,11 @@ class FileSink:
         config: EncoderConfig,
         *,
         video_template: av.video.stream.VideoStream | None = None,
-        rotation: int = 0,
     ) -> None:
         self.path = Path(path)
         self.info = info
         self.config = config
         self._template = video_template
-        self._rotation = rotation
         self._audio_in = audio_streams
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=_part_prefix(self.path), suffix=_part_suffix(self.path))
         os.close(fd)
@@ -159,8 +157,8 @@ class FileSink:
         """A clock that counts every stream's ticks (their time bases' common multiple), or the video's alone
         where that would not fit the container's 32 bits."""
         dens = [self.info.time_base.denominator]
-        for stream in self._audio_in:
-            dens += [tb.denominator for tb in (stream.time_base,) if tb] + [stream.codec_context.sample_rate or 1]
+        for stream in self._audio_in:  # copied in its own time base, or re-encoded at its sample rate
+            dens += [stream.time_base.denominator if stream.time_base else 1, stream.codec_context.sample_rate or 1]
         common = math.lcm(*dens)
         return common if common < 2**31 else self.info.time_base.denominator
 
@@ -168,8 +166,6 @@ class FileSink:
         if self._template is not None:
             copied = container.add_stream_from_template(self._template, opaque=True)
             copied.time_base = self._template.time_base
-            if rotation:
-                copied.set_display_rotation(rotation)
             return copied
         cfg = self.config
         info = self.info
@@ -206,22 +202,23 @@ class FileSink:
             else:
                 self._write_audio(item)
             return
-        if self._container is None:
-            self._open(item.rotation)
-            for pending in self._pending_audio:
-                self._write_audio(pending)
-            self._pending_audio.clear()
+        self._ensure_open(item.rotation)
         self._write_frame(item)
+
+    def _ensure_open(self, rotation: int) -> None:
+        """Open on the first video, then mux the audio that came before it."""
+        if self._container is not None:
+            return
+        self._open(rotation)
+        for pending in self._pending_audio:
+            self._write_audio(pending)
+        self._pending_audio.clear()
 
     def write_packet(self, packet: av.Packet) -> None:
         """An encoded video packet of the template's stream, muxed as it is (timestamps and all)."""
         if self._template is None:
             raise RuntimeError("write_packet needs a sink made with a video_template")
-        if self._container is None:
-            self._open(self._rotation)
-            for pending in self._pending_audio:
-                self._write_audio(pending)
-            self._pending_audio.clear()
+        self._ensure_open(0)
         assert self._container is not None
         packet.stream = self._video
         self._container.mux(packet)

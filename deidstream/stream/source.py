@@ -124,7 +124,13 @@ class FileSource:
 
     @property
     def audio_streams(self) -> list[av.audio.stream.AudioStream]:
-        return list(self.container.streams.audio)
+        """The audio streams passed through (none for a segment: the join takes them from the input)."""
+        return list(self.container.streams.audio) if self.segment is None else []
+
+    @property
+    def frames_expected(self) -> int:
+        """Frames this source will give, as far as known before decoding (a progress bar's total)."""
+        return self.segment.frames if self.segment is not None else self.info.frame_count
 
     @property
     def time_base(self) -> Fraction:
@@ -153,7 +159,7 @@ class FileSource:
         from the real gap to the next frame instead of the nominal rate.
         """
         vs = self.video_stream
-        audio = [] if self.segment is not None else self.audio_streams
+        audio = self.audio_streams  # none for a segment
         audio_index = {s.index: i for i, s in enumerate(audio)}
         rate = vs.average_rate or vs.guessed_rate
         nominal = max(1, int(round(1 / (rate * self.time_base)))) if rate else 1  # one frame, in time_base

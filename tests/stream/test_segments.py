@@ -103,3 +103,11 @@ def test_a_late_start_keeps_its_timestamps_exactly(tmp_path):
         for frame in source.items():
             sink.write(frame)
     assert facts(target).times == facts(clip).times
+
+
+def test_a_rotated_file_keeps_its_rotation_through_the_join(tmp_path):
+    clip = make_clip(tmp_path / "turned.mp4", frames=48, rate=24, rotation=90, options={"g": "12"})
+    target = tmp_path / "out.mp4"
+    parts = _encode_parts(clip, target)
+    assert len(parts) > 1 and join_parts(parts, clip, target, EncoderConfig()) == 48
+    assert facts(target).rotation == facts(clip).rotation == 90
