@@ -73,3 +73,21 @@ def keyed(d: Json, table: Any) -> tuple[str, list[str]]:
             for c in d["clips"]]
     return note, table(["clip", "same key, two runs", "another key", "the person's two halves", "surrogate to person"],
                        rows)
+
+
+def mapper(d: Json, table: Any) -> tuple[str, list[str]]:
+    """benchmarks/out/mapper.json (bench_mapper.py): M_c against the keyed search, per clip and overall."""
+    note = (f"Each clip anonymised twice with one key, `--chooser mapper` (M_c proposes donors, the first verified at "
+            f"τ {d['tau']} is kept) and `--chooser search` (the keyed search judges up to 24 and keeps the best fit); "
+            "from each run's `--report`: people searched and locked, candidates rendered per person, the verified E_id "
+            "distance (the paper's objective: within 0.05 of τ), and the lock stage's seconds per person searched (the "
+            "renderer and donor bank loaded included).")
+    rows = [(c, s["people_searched"], s["locked"], s["candidates_per_person"], s["lock_s_per_person"],
+             s["verified_distance_mean"], _fmt(s["within_0.05_of_tau"], "pct")) for c, s in d["summary"].items()]
+    lines = table(["chooser", "people searched", "locked", "candidates per person", "lock s per person",
+                   "verified distance", "within 0.05 of τ"], rows)
+    per_clip = [(c["clip"], c["chooser"], f"{c['locked']} / {c['searched']}",
+                 " ".join(str(x) for x in c["candidates"]), " ".join(f"{x:.2f}" for x in c["distances"]), c["lock_s"])
+                for c in d["clips"]]
+    return note, lines + [""] + table(["clip", "chooser", "locked", "candidates", "verified distances", "lock s"],
+                                      per_clip)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from docs_format import num, pct, span, table  # noqa: E402
 from docs_generator import generator, geometry  # noqa: E402
 from docs_hands import hands  # noqa: E402
-from docs_natural import keyed, natural  # noqa: E402
+from docs_natural import keyed, mapper, natural  # noqa: E402
 from docs_ray import ray_job, segments  # noqa: E402
 
 THIS = "python benchmarks/write_docs.py"
@@ -311,6 +311,7 @@ SPECS: list[tuple[str, str, str, Writer]] = [
      lambda d: natural(d, table)),
     ("natural_key2.json", "Natural surrogates under another identity key", "bench_natural.py", natural_other_key),
     ("keyed.json", "One person, one surrogate across runs (keyed)", "bench_keyed.py", lambda d: keyed(d, table)),
+    ("mapper.json", "M_c against the keyed search", "bench_mapper.py", lambda d: mapper(d, table)),
     ("privacy*.json", "Privacy and utility", "bench_privacy.py", privacy),
     ("coverage.json", "Faces left bare", "check_coverage.py", coverage),
     ("detection.json", "Detection recall", "bench_detection.py", detection),

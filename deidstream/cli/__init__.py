@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         from deidstream.modelbuild.donors import run as build_donors
 
         return build_donors(argv[1:])
+    if argv[:1] == ["build-mapper"]:
+        from deidstream.modelbuild.mapper_command import run as build_mapper
+
+        return build_mapper(argv[1:])
     if argv[:1] == ["relay"]:
         from deidstream.cluster.command import run as relay_cameras
 

@@ -10,6 +10,7 @@ from deidstream import __version__
 from deidstream.cluster import RayJob
 from deidstream.cluster.archive import SEGMENT_S
 from deidstream.config import (
+    CHOOSERS,
     DEFAULT_MODE,
     DEFAULT_TAU,
     EID_BACKENDS,
@@ -83,6 +84,10 @@ def _anonymisation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tau", type=float, default=None,
                    help=f"with --mode surrogate: that distance as a number (default: {GeneratorConfig().tau} for "
                         f"files, {PRIVACY_PRESETS[LIVE_PRIVACY]} ({LIVE_PRIVACY}) for live inputs)")
+    g.add_argument("--chooser", choices=CHOOSERS, default=GeneratorConfig().chooser,
+                   help="with --mode surrogate: who picks each person's donor: mapper (M_c proposes donors in order, "
+                        "the first verified at tau is kept; fast) or search (the keyed search judges up to "
+                        f"{GeneratorConfig().explore} donors and keeps the best fit)")
     g.add_argument("--eid-backend", choices=EID_BACKENDS, default=EidConfig().backend,
                    help="with --mode surrogate: what runs E_id, the face descriptor network (default: %(default)s, "
                         "faster on CPU; its ONNX file is built once into the user's cache)")
@@ -240,7 +245,7 @@ def generator_config(args: argparse.Namespace, *, live: bool = False) -> Generat
         config = live_generator_config(tau=tau, key=_identity_key(args))
     else:
         config = GeneratorConfig(tau=DEFAULT_TAU if tau is None else tau, key=_identity_key(args))
-    return dataclasses.replace(config, eid=EidConfig(args.eid_backend, tuple(args.providers)))
+    return dataclasses.replace(config, eid=EidConfig(args.eid_backend, tuple(args.providers)), chooser=args.chooser)
 
 
 def is_live(args: argparse.Namespace) -> bool:

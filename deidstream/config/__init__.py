@@ -29,6 +29,7 @@ from deidstream.config.live import (
     parse_duration,
 )
 from deidstream.config.pipeline import (
+    CHOOSERS,
     DEFAULT_MODE,
     DEFAULT_TAU,
     EID_BACKENDS,
@@ -51,7 +52,7 @@ from deidstream.config.pipeline import (
 
 __all__ = [
     "AGE_BAND_YEARS", "age_band",
-    "DEFAULT_MODE", "DEFAULT_TAU", "EID_BACKENDS", "FALLBACK_MODES", "LIVE_CANDIDATES", "LIVE_LOCK_PAUSE_S",
+    "CHOOSERS", "DEFAULT_MODE", "DEFAULT_TAU", "EID_BACKENDS", "FALLBACK_MODES", "LIVE_CANDIDATES", "LIVE_LOCK_PAUSE_S",
     "LIVE_MAX_CANDIDATES",
     "LIVE_PRIVACY", "LOCK_CANDIDATES", "LOCK_EXPLORE", "MAX_HOLD_FRAMES", "MODES", "PRESETS", "PRIVACY_PRESETS",
     "RTSP_TRANSPORTS", "SHAPES", "AnonymizerConfig", "CutConfig", "DetectorConfig", "EidConfig", "EmbedderConfig",

@@ -67,6 +67,12 @@ class LockConfig:
     # order for the person's face): with a tie of 0.1 the one that fits best won under any key that had it judged
     # (single_face_short's man got donor 110, 0.115 ahead, under three keys of three: outputs linkable across keys)
     key_choice: int = 4
+    # M_c's lock (engine.fit.mapped_score): donors judged at a time (a batch of renders costs little more than
+    # one); how far over τ a prediction should be, and what each unit short costs; the key's weight in the order
+    mapped_round: int = 2
+    mapped_margin: float = 0.05
+    mapped_fail: float = 4.0
+    key_weight: float = 0.2
     key_tie: float = 0.15
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and

@@ -15,6 +15,9 @@ DEFAULT_MODE = "surrogate"  # the command line's: a verified surrogate per perso
 FALLBACK_MODES = ("blur", "pixelate", "solid")
 SHAPES = ("ellipse", "box")
 SPACES = ("natural", "pca")  # identity spaces a surrogate is drawn from
+# who picks a natural surrogate: M_c proposes donors in order, the first verified is kept ("mapper"); or the
+# keyed search judges ``explore`` donors and keeps the best fit ("search")
+CHOOSERS = ("mapper", "search")
 PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
 )
@@ -195,6 +198,7 @@ class GeneratorConfig:
     # "natural": surrogates assembled from synthetic donors' real textures; "pca": the statistical space
     space: str = "natural"
     shape_change: float = 0.7  # how far a natural surrogate's face shape moves from the subject's to its donor's
+    chooser: str = "mapper"
     eid: EidConfig = field(default_factory=EidConfig)  # the E_id that chooses and verifies surrogates
 
     def __post_init__(self) -> None:
@@ -207,6 +211,7 @@ class GeneratorConfig:
         require(self.raster_px >= 32, f"raster_px must be >= 32, got {self.raster_px}")
         require(self.key is None or len(self.key) > 0, "the identity key must not be empty")
         require(self.space in SPACES, f"unknown identity space {self.space!r}; expected one of {', '.join(SPACES)}")
+        require(self.chooser in CHOOSERS, f"unknown chooser {self.chooser!r}; expected one of {', '.join(CHOOSERS)}")
         require(0.0 <= self.shape_change <= 1.0, f"shape_change must be in [0, 1], got {self.shape_change}")
 
     def run_key(self) -> bytes:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deidstream.config import AGE_BAND_YEARS, LockConfig, age_band
+from deidstream.engine.fit import Subject, attribute_fit, mapped_score
 from deidstream.engine.generator.aux import canonical_shape
 from deidstream.engine.generator.compose import (
     CHEEKS,
@@ -39,6 +40,7 @@ from deidstream.engine.generator.masks import polygons_mask
 from deidstream.engine.keyed_order import KeyedOrder
 from deidstream.engine.lock import Lock, face_chip
 from deidstream.errors import ConfigError
+from deidstream.networks.mapper import IdentityMapper, subject_features
 from deidstream.types import FaceView
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ class NaturalLocker:
     """Chooses and verifies natural surrogates; remembers accepted outputs (people never look alike)."""
 
     def __init__(self, renderer: FaceRenderer, composer: Composer, recognizer: object, key: bytes,
-                 attributes: Attributes, config: LockConfig | None = None, *, shape_change: float = 0.7) -> None:
+                 attributes: Attributes, config: LockConfig | None = None, *, shape_change: float = 0.7,
+                 mapper: IdentityMapper | None = None) -> None:
         if not key:
             raise ConfigError("the identity key must not be empty")
         self.renderer = renderer
@@ -75,6 +78,8 @@ class NaturalLocker:
         self.shape_change = shape_change
         bank = composer.bank
         self._order = KeyedOrder(key, np.nanmean(bank.descriptors.astype(np.float64), axis=0), len(bank))
+        self.mapper = mapper
+        self._donor_reads: tuple[np.ndarray, np.ndarray] | None = None  # each donor's own apparent sex and age
         self._mesh = renderer.model.mesh
         self._accepted: list[np.ndarray] = []
         self._used: set[int] = set()  # base donors given to someone this run
@@ -94,19 +99,25 @@ class NaturalLocker:
         # the key and their face pick which donors near their attributes are tried and, among near-ties in
         # keeping the person's attributes, the one kept: another key, another surrogate; the same person in
         # another file or run, the same one
-        order = self._order_for(embedding, female >= 0.5, age, None if tone is None else tone.ita, first_attempt)
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
         searched = min(cfg.search_views, len(views))
         glasses = wears_glasses(exemplars)  # their frames stay in front, in the views judged too
+        if self.mapper is not None:
+            return self._mapped(label, embedding, female, age, tone, shape, views, nearby, glasses, first_attempt)
+        order = self._order_for(embedding, female >= 0.5, age, None if tone is None else tone.ita, first_attempt)
         judged: list[_Judged] = []
         while len(judged) < min(self._budget(judged), len(order)):
             batch = order[len(judged):len(judged) + cfg.per_round][: self._budget(judged) - len(judged)]
             judged += self._judge(batch, tone, shape, embedding, views[:searched], nearby, glasses)
-        tried = len(judged)
         kept = self._choose(judged, female, age, embedding, views[searched:], nearby, order,
                             ita=None if tone is None else tone.ita, hair=None if tone is None else tone.hair)
+        return self._outcome(label, kept, judged)
+
+    def _outcome(self, label: int, kept: _Judged | None, judged: list[_Judged]) -> Lock:
+        """The lock for ``label``: ``kept`` remembered (nobody else gets its donor or looks like it), or none."""
+        cfg, tried = self.config, len(judged)
         if kept is not None:
             self._accepted.append(kept.output)
             self._used.add(kept.recipe.base)
@@ -116,6 +127,63 @@ class NaturalLocker:
                  "none judged" if best is None else f"best {best.distance:.2f}")
         return Lock(label, None, None if best is None else best.distance, tried,
                     0.0 if best is None else best.nearest_donor, 0.0 if best is None else best.nearest_other)
+
+    def _mapped(self, label: int, embedding: np.ndarray, female: float, age: float, tone: SkinTone | None,
+                shape: np.ndarray, views: list[FaceView], nearby: np.ndarray, glasses: bool, attempt: int) -> Lock:
+        """M_c's order for this person (:meth:`_mapped_order`), ``mapped_round`` donors judged at a time; the first
+        that passes every bound in the search views and then in the further views is kept (up to ``candidates``).
+        A second search starts past the ``attempt`` donors the first judged."""
+        cfg = self.config
+        order = self._mapped_order(embedding, female, age, tone)[attempt:][: cfg.candidates]
+        searched = min(cfg.search_views, len(views))
+        judged: list[_Judged] = []
+        for start in range(0, len(order), cfg.mapped_round):
+            batch = self._judge(order[start:start + cfg.mapped_round], tone, shape, embedding, views[:searched],
+                                nearby, glasses)
+            judged += batch
+            for j in batch:
+                kept = self._verified(j, embedding, views[searched:], nearby)
+                if kept is not None:
+                    return self._outcome(label, kept, judged)
+        return self._outcome(label, None, judged)
+
+    def _mapped_order(self, embedding: np.ndarray, female: float, age: float, tone: SkinTone | None) -> list[int]:
+        """The donors of the person's apparent sex not given to anyone else this run, best first by
+        :func:`deidstream.engine.fit.mapped_score` on M_c's predicted distances and what is known of each donor
+        before rendering (its labels and its own apparent sex and age), the key's order for their face breaking
+        near-ties."""
+        bank, mapper = self.composer.bank, self.mapper
+        assert mapper is not None
+        pool = np.array([i for i in np.flatnonzero(bank.sex == ("f" if female >= 0.5 else "m")) if i not in self._used],
+                        np.int64)
+        if self._donor_reads is None:
+            self._donor_reads = self.attributes(bank.descriptors.astype(np.float32))
+        hair = None if tone is None else tone.hair
+        features = subject_features(np.asarray(embedding, np.float32)[None], mapper.centre, np.array([female]),
+                                    np.array([age]), np.array([np.nan if tone is None else tone.ita]),
+                                    (np.full(2, np.nan) if hair is None else hair)[None])
+        donor_hair = np.array([np.full(2, np.nan) if (h := self.composer.donor_hair(int(d))) is None else h
+                               for d in pool])
+        fit = attribute_fit(self.config, Subject(female, age, age_band(age), None if tone is None else tone.ita, hair),
+                            self._donor_reads[0][pool], self._donor_reads[1][pool], bank.age[pool], bank.ita[pool],
+                            np.zeros(len(pool)), donor_hair)
+        score = mapped_score(self.config, fit, mapper.distances(features)[0][pool],
+                             self._order.affinity(embedding)[pool])
+        return [int(d) for d in pool[np.argsort(-score, kind="stable")]]
+
+    def _verified(self, j: _Judged, embedding: np.ndarray, views: list[FaceView], nearby: np.ndarray) -> _Judged | None:
+        """``j`` if it passes τ and keeps from everyone else in the views it was judged in and in ``views``."""
+        cfg = self.config
+        if j.distance < cfg.tau or j.nearest_other < cfg.min_distance:
+            return None
+        if not views:
+            return j
+        more, _ = self._describe([(j.recipe, j.surrogate)], views)
+        d, nd, no = (min(v) for v in zip(*(self._distances(embedding, out[0], nearby) for out in more)))
+        if d < cfg.tau or no < cfg.min_distance:
+            return None
+        return _Judged(j.recipe, j.surrogate, min(d, j.distance), min(nd, j.nearest_donor), min(no, j.nearest_other),
+                       j.female, j.age, j.output, j.tone_off)
 
     def _budget(self, judged: list[_Judged]) -> int:
         """How many candidates to judge: ``explore``; up to ``candidates`` while none has passed τ but the
@@ -165,49 +233,27 @@ class NaturalLocker:
     def _choose(self, judged: list[_Judged], female: float, age: float, embedding: np.ndarray,
                 views: list[FaceView], nearby: np.ndarray, order: list[int], ita: float | None = None,
                 hair: np.ndarray | None = None) -> _Judged | None:
-        """The candidate that keeps the subject's attributes best (among up to ``key_choice`` within ``key_tie`` of the
-        best, the one first in the person's keyed ``order``) among those that pass every bound (in the search views,
-        then in the further ``views``). Age counts twice: as E_id's attribute model reads the render, and as the donor's
-        age band was labelled (the model's age is rough: alone it let teens stand in for people of forty). Skin counts
-        too: the donor whose skin is nearest the subject's (``ita``) needs the least colour shift, and a large one
-        leaves the donor's lips, creases and stubble in another complexion's colours; and so does the skin tone of the
-        render's cheeks and nose in the person's own views against theirs (ITA°: the toning matches the skin's mean, but
-        a donor's relief, nose, shadows and stubble move the tone a viewer reads). So does facial hair (``hair``: how
-        dark the upper lip and chin are against the skin): a moustache the subject does not have, or none where they
-        have one, changes how they look."""
+        """The candidate that keeps the subject's look best (:func:`deidstream.engine.fit.attribute_fit`, with a
+        little preference for a wider margin over τ; among up to ``key_choice`` within ``key_tie`` of the best, the
+        one first in the person's keyed ``order``) among those that pass every bound (in the search views, then in
+        the further ``views``)."""
         cfg = self.config
         passing = [j for j in judged if j.distance >= cfg.tau and j.nearest_other >= cfg.min_distance]
-        band, bank = age_band(age), self.composer.bank
+        bank = self.composer.bank
+        subject = Subject(female, age, age_band(age), ita, hair)
 
         def score(j: _Judged) -> float:
-            sex = 1.0 - abs(j.female - female)
-            labelled = abs(int(bank.age[j.recipe.base]) - band) * cfg.band_weight
-            skin = 0.0 if ita is None else max(abs(float(bank.ita[j.recipe.base]) - ita) - cfg.skin_tolerance,
-                                               0.0) / cfg.skin_mismatch
-            seen = max(j.tone_off - cfg.tone_tolerance, 0.0) / cfg.tone_mismatch
-            margin = min(j.distance - cfg.tau, 0.2)
-            return sex - abs(j.age - age) / 40.0 - labelled - skin - seen - hair_cost(j) + margin
-
-        def hair_cost(j: _Judged) -> float:
-            donor = self.composer.donor_hair(j.recipe.base)
-            if hair is None or donor is None:
-                return 0.0
-            return float(np.maximum(np.abs(donor - hair) - cfg.hair_tolerance, 0.0).sum()) / cfg.hair_mismatch
+            fit = attribute_fit(cfg, subject, np.float64(j.female), np.float64(j.age), bank.age[j.recipe.base],
+                                bank.ita[j.recipe.base], np.float64(j.tone_off),
+                                self.composer.donor_hair(j.recipe.base))
+            return float(fit) + min(j.distance - cfg.tau, 0.2)
 
         ranked = sorted(passing, key=score, reverse=True)
         log.debug("%d of %d candidates pass; scores (donor, score, place in the keyed order): %s", len(passing),
                   len(judged), [(j.recipe.base, round(score(j), 3), order.index(j.recipe.base)) for j in ranked[:8]])
         top = [j for j in ranked[:cfg.key_choice] if score(j) >= score(ranked[0]) - cfg.key_tie]
         ranked = sorted(top, key=lambda j: order.index(j.recipe.base)) + ranked[len(top):]
-        for j in ranked:
-            if not views:
-                return j
-            more, _ = self._describe([(j.recipe, j.surrogate)], views)
-            d, nd, no = (min(v) for v in zip(*(self._distances(embedding, out[0], nearby) for out in more)))
-            if d >= cfg.tau and no >= cfg.min_distance:
-                return _Judged(j.recipe, j.surrogate, min(d, j.distance), min(nd, j.nearest_donor),
-                               min(no, j.nearest_other), j.female, j.age, j.output, j.tone_off)
-        return None
+        return next((kept for j in ranked if (kept := self._verified(j, embedding, views, nearby)) is not None), None)
 
     def _distances(self, embedding: np.ndarray, output: np.ndarray, nearby: np.ndarray) -> tuple[float, float, float]:
         distance = float(np.linalg.norm(output - embedding))

@@ -9,6 +9,8 @@ from deidstream.engine.generator.compose import default_composer
 from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.lock import SurrogateLocker
 from deidstream.engine.natural_lock import NaturalLocker
+from deidstream.errors import ConfigError
+from deidstream.networks.mapper import DEFAULT_MAPPER, IdentityMapper
 from deidstream.tracking.attributes import AttributeModel
 from deidstream.tracking.eid import EidRecognizer
 
@@ -24,5 +26,15 @@ def make_locker(renderer: FaceRenderer, recognizer: EidRecognizer, config: Gener
     """``config.space``'s search: natural surrogates from donors (the default), or the PCA space's."""
     if config.space == "pca":
         return SurrogateLocker(renderer.model, renderer, recognizer, config.run_key(), lock)
-    return NaturalLocker(renderer, default_composer(), recognizer, config.run_key(), subject_attributes, lock,
-                         shape_change=config.shape_change)
+    composer = default_composer()
+    return NaturalLocker(renderer, composer, recognizer, config.run_key(), subject_attributes, lock,
+                         shape_change=config.shape_change,
+                         mapper=trained_mapper(composer.bank.names) if config.chooser == "mapper" else None)
+
+
+def trained_mapper(names: np.ndarray) -> IdentityMapper:
+    """The shipped M_c, checked against the donor bank it must have been trained on."""
+    mapper = IdentityMapper.load()
+    if not mapper.fits(names):
+        raise ConfigError(f"{DEFAULT_MAPPER}: trained on another donor bank; rebuild it (`deidstream build-mapper`)")
+    return mapper

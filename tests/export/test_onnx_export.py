@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 from conftest import SAMPLE
@@ -18,6 +19,7 @@ from deidstream.export.onnx_export import export_eid
 from deidstream.export.runtime import resolve_providers, session
 from deidstream.geometry.chips import chips_tensor
 from deidstream.networks.eid import load_face_descriptor_net
+from deidstream.networks.mapper import FEATURES, IdentityMapper
 from deidstream.tracking.eid import EidRecognizer
 
 
@@ -74,6 +76,15 @@ def test_the_command_writes_the_files_and_prints_parity(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "eid:" in printed and "max |torch - onnxruntime|" in printed
     assert (tmp_path / "models" / "eid.onnx").stat().st_size > 20e6 and (tmp_path / "models" / "eid.json").is_file()
+    assert "mapper:" in printed
+    mapper = json.loads((tmp_path / "models" / "mapper.json").read_text())
+    assert [i["name"] for i in mapper["inputs"]] == ["features"] and mapper["parity"]["max_abs_diff"] <= 1e-4
+    # the ONNX file predicts what the engine's numpy pass predicts, for a real subject's features
+    features = np.zeros((3, FEATURES), np.float32)
+    features[:, :128] = np.random.default_rng(0).normal(0, 0.1, (3, 128))
+    run = onnxruntime.InferenceSession(str(tmp_path / "models" / "mapper.onnx"), providers=["CPUExecutionProvider"])
+    got = run.run(None, {"features": features})[0]
+    assert np.abs(got - IdentityMapper.load().distances(features)).max() < 1e-4
     assert main(["export", "--out", str(tmp_path / "m2"), "--providers", "no-such-provider"]) == 1
     assert not (tmp_path / "m2").exists() or not list((tmp_path / "m2").iterdir())  # refused before writing
 

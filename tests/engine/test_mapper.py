@@ -1,0 +1,116 @@
+"""M_c on the shipped sample's woman: one forward pass predicts where every donor's surrogate would land from her,
+the lock renders only the first few of its order and verifies them; her face and the key alone decide it (not her
+place in the run), another key another woman, and what it proposes keeps her apparent sex, verified at τ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SAMPLE
+from media import read_rgb
+
+from deidstream.config import GeneratorConfig, LockConfig
+from deidstream.engine.generator.compose import default_composer
+from deidstream.engine.generator.face_render import make_renderer
+from deidstream.engine.lock import face_chip
+from deidstream.engine.natural_lock import NaturalLocker
+from deidstream.errors import ConfigError
+from deidstream.networks.mapper import IdentityMapper, subject_features
+from deidstream.pipelines.locking import subject_attributes, trained_mapper
+from deidstream.tracking.people import face_view
+
+KEYS = (b"key one", b"key two", b"key three", b"key four", b"key five", b"key six")
+
+
+@pytest.fixture(scope="module")
+def subject(detector):
+    from deidstream.tracking.eid import EidRecognizer
+    from deidstream.tracking.landmarks import FaceLandmarker
+
+    recognizer = EidRecognizer()
+    frames = read_rgb(SAMPLE, limit=300)[::50]
+    views, chips = [], []
+    with FaceLandmarker() as landmarker:
+        for image in frames:
+            faces = detector.detect(image)
+            points = landmarker.landmarks(image, faces[:1])[0] if len(faces) else None
+            if points is not None:
+                views.append(face_view(image, points))
+                chips.append(face_chip(recognizer, image, points))
+    return recognizer, recognizer.describe_chips(chips).mean(axis=0), views[:3]
+
+
+@pytest.fixture(scope="module")
+def mapper() -> IdentityMapper:
+    return trained_mapper(default_composer().bank.names)
+
+
+def mapped_locker(recognizer, key: bytes, tau: float = 0.7) -> NaturalLocker:
+    composer = default_composer()
+    return NaturalLocker(make_renderer(GeneratorConfig()), composer, recognizer, key, subject_attributes,
+                         LockConfig(tau=tau), mapper=trained_mapper(composer.bank.names))
+
+
+def test_the_shipped_weights_fit_the_shipped_bank_and_record_their_provenance(mapper, tmp_path):
+    bank = default_composer().bank
+    assert mapper.fits(bank.names) and not mapper.fits(bank.names[::-1])
+    assert mapper.donor_codes.shape[0] == len(bank)
+    training = mapper.provenance["training"]
+    assert training["subjects_trained"] >= 500 and training["losses"] and "validation" in training
+    with pytest.raises(ConfigError, match="build-mapper"):
+        IdentityMapper.load(tmp_path / "none.npz")
+
+
+def test_its_predictions_follow_what_rendering_measures(subject, mapper):
+    """M_c's predicted distance for donors rendered into her views against the distance E_id measures on the
+    renders: close (the lock only renders what it predicts passes)."""
+    recognizer, embedding, views = subject
+    locker = mapped_locker(recognizer, b"key one")
+    bank = locker.composer.bank
+    female, age = (float(a[0]) for a in subject_attributes(np.asarray(embedding, np.float32)[None]))
+    tone = locker.composer.tone_of(views)
+    features = subject_features(embedding[None], mapper.centre, np.array([female]), np.array([age]),
+                                np.array([tone.ita]), tone.hair[None])
+    women = [int(d) for d in np.flatnonzero(bank.sex == "f")][:12]
+    predicted = mapper.distances(features)[0][women]
+    from deidstream.engine.generator.aux import canonical_shape
+
+    mesh = locker.renderer.model.mesh
+    shape = canonical_shape(views[0].points, mesh.vertices, mesh.weights)
+    judged = locker._judge(women, tone, shape, embedding, views[:1], np.zeros((0, 128), np.float32), False)
+    measured = np.array([j.distance for j in judged])
+    assert np.abs(predicted - measured).mean() < 0.1
+    assert np.corrcoef(predicted, measured)[0, 1] > 0.5
+
+
+def test_her_order_is_continuous_in_her_face_and_another_key_moves_it(subject):
+    recognizer, embedding, views = subject
+    locker = mapped_locker(recognizer, b"key one")
+    female, age = (float(a[0]) for a in subject_attributes(np.asarray(embedding, np.float32)[None]))
+    tone = locker.composer.tone_of(views)
+    first = locker._mapped_order(embedding, female, age, tone)
+    rng = np.random.default_rng(0)
+    moved = [locker._mapped_order(embedding + rng.normal(0, 0.1 / np.sqrt(128), 128).astype(np.float32), female,
+                                  age, tone)[0] for _ in range(10)]  # another look at her: 0.1 away
+    assert moved.count(first[0]) >= 8
+    assert all(default_composer().bank.sex[d] == "f" for d in first)
+    firsts = {mapped_locker(recognizer, key)._mapped_order(embedding, female, age, tone)[0] for key in KEYS}
+    assert len(firsts) >= 3
+
+
+def test_mc_proposes_a_woman_verified_at_tau_in_a_few_renders_and_her_face_fixes_it(subject):
+    recognizer, embedding, views = subject
+    lock = mapped_locker(recognizer, b"key one").lock(0, embedding, views)
+    assert lock.locked and lock.distance >= 0.7 and lock.attempts <= 6
+    bank = default_composer().bank
+    assert bank.sex[lock.surrogate.identity.base] == "f"
+    again = mapped_locker(recognizer, b"key one").lock(5, embedding, views)  # sixth to appear elsewhere
+    assert again.surrogate.identity == lock.surrogate.identity
+    others = {mapped_locker(recognizer, key).lock(0, embedding, views).surrogate.identity.base for key in KEYS[1:]}
+    assert len(others | {lock.surrogate.identity.base}) >= 3
+
+
+def test_mapped_lock_fails_closed_when_tau_cannot_be_reached(subject):
+    recognizer, embedding, views = subject
+    lock = mapped_locker(recognizer, b"hopeless", tau=1.5).lock(0, embedding, views)
+    assert not lock.locked and lock.surrogate is None and lock.attempts == LockConfig().candidates
