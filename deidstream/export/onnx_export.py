@@ -136,9 +136,11 @@ def export_mapper(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ..
     inputs = [rng.normal(0, 0.3, (n, FEATURES)).astype(np.float32) for n in PARITY_BATCHES]
 
     def write(tmp: Path) -> None:
-        torch.onnx.export(net, (torch.from_numpy(inputs[0]),), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=["features"], output_names=["distances"],
-                          dynamic_axes={"features": {0: "N"}, "distances": {0: "N"}})
+        with warnings.catch_warnings():  # the legacy exporter's deprecation notes (it is the one opset 17 takes)
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.from_numpy(inputs[0]),), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["features"], output_names=["distances"],
+                              dynamic_axes={"features": {0: "N"}, "distances": {0: "N"}})
 
     _write_atomically(onnx_path, write)
     run = session(onnx_path, providers)

@@ -212,7 +212,8 @@ def test_output_file_has_normal_permissions(tmp_path, capsys):
     assert (tmp_path / "out.mp4").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("bad,code", [(["--mode", "smudge"], 2), (["--threshold", "1.5"], 1), (["--crf", "99"], 1)])
+@pytest.mark.parametrize("bad,code", [(["--mode", "smudge"], 2), (["--threshold", "1.5"], 1), (["--crf", "99"], 1),
+                                      (["--chooser", "oracle"], 2)])
 def test_bad_options_are_refused(tmp_path, capsys, bad, code):
     src = make_clip(tmp_path / "in.mp4")
     try:

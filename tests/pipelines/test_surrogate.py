@@ -62,6 +62,16 @@ def test_the_person_is_locked_and_rendered_not_blurred(runs):
     assert "id_distance_verified" in person and "embedding" not in str(report.to_dict())
 
 
+def test_mc_renders_a_few_candidates_where_the_search_judges_dozens(runs):
+    """The default chooser (M_c) renders only its first few donors; ``chooser="search"`` still judges ``explore``
+    of them and keeps the best fit, and locks the person too."""
+    src, tmp, report, _, _ = runs
+    assert report.people[0]["candidates_tried"] <= 6
+    config = PipelineConfig(generator=GeneratorConfig(tau=TAU, key=b"key one", chooser="search"))
+    searched = anonymize(src, tmp / "search.mp4", config=config)
+    assert searched.people[0]["locked"] and searched.people[0]["candidates_tried"] >= GeneratorConfig().explore
+
+
 def test_every_face_is_far_from_its_original_and_keeps_one_surrogate(runs, recognizer):
     src, tmp, _, _, _ = runs
     original, output = read_rgb(src), read_rgb(tmp / "a.mp4")
