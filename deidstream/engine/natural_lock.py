@@ -1,15 +1,17 @@
 """The lock on the natural identity space: per person, a surrogate assembled from donors of their apparent
 sex and age, toned to their skin, verified to be at least τ from them in their own frames.
 
-Every candidate is a natural face (one donor's real texture, a donor's face shape), so the search does not
-climb toward the recogniser's distance: it draws donors in an order fixed by the key and the person's face
-(their embedding, not their place in the run: :mod:`deidstream.engine.keyed_order`), renders
-each into the person's best views, and keeps, among those that pass every bound, the one that keeps the
-person's apparent sex and age, the skin tone its render shows in their views and their facial hair best
-(the paper's trade-off: distance at least τ, attributes kept), with a little preference for a wider margin
-over τ. Two people of a run never get the same base donor, and each
-surrogate keeps ``min_distance`` from everyone else of the video and their surrogates. (A surrogate may look
-like its donor: the donors are synthetic, nobody real, so that identifies no one.)
+Every candidate is a natural face (one donor's real texture, a donor's face shape), so nothing climbs toward the
+recogniser's distance. With M_c (:mod:`deidstream.networks.mapper`, the default) one forward pass predicts how far
+each donor's render would land from the person; donors are ranked by the paper's trade-off on those predictions
+(:func:`deidstream.engine.fit.mapped_score`: at least τ, the person's apparent sex and age, skin tone and facial
+hair kept), the key's order for their face (:mod:`deidstream.engine.keyed_order`) breaking near-ties, and rendered
+into the person's best views a few at a time until one passes every bound. Without it, the keyed search renders
+``explore`` donors in the key's order and keeps, among those that pass, the best fit
+(:func:`deidstream.engine.fit.attribute_fit`) with a little preference for a wider margin over τ. Either way the
+person's embedding and the key, not their place in the run, fix the surrogate; two people of a run never get the
+same base donor, and each surrogate keeps ``min_distance`` from everyone else of the video and their surrogates.
+(A surrogate may look like its donor: the donors are synthetic, nobody real, so that identifies no one.)
 """
 
 from __future__ import annotations

@@ -49,24 +49,23 @@ def donor_table(bank, donor_hair: np.ndarray, attributes) -> dict[str, np.ndarra
             "female": np.asarray(female, np.float64), "age": np.asarray(age, np.float64)}
 
 
-def predicted_fit(config: LockConfig, table: MapperTable, i: int, donors: dict[str, np.ndarray]) -> np.ndarray:
-    """(D,) the lock's attribute fit of every donor for subject ``i``, from what is known before rendering."""
+def _subject(table: MapperTable, i: int) -> Subject:
     ita = float(table.ita[i])
     hair = table.hair[i] if np.all(np.isfinite(table.hair[i])) else None
-    subject = Subject(float(table.female[i]), float(table.age[i]), age_band(float(table.age[i])),
-                      None if np.isnan(ita) else ita, hair)
-    return attribute_fit(config, subject, donors["female"], donors["age"], donors["band"], donors["ita"],
+    return Subject(float(table.female[i]), float(table.age[i]), age_band(float(table.age[i])),
+                   None if np.isnan(ita) else ita, hair)
+
+
+def predicted_fit(config: LockConfig, table: MapperTable, i: int, donors: dict[str, np.ndarray]) -> np.ndarray:
+    """(D,) the lock's attribute fit of every donor for subject ``i``, from what is known before rendering."""
+    return attribute_fit(config, _subject(table, i), donors["female"], donors["age"], donors["band"], donors["ita"],
                          np.zeros(len(donors["band"])), donors["hair"])
 
 
 def true_fit(config: LockConfig, table: MapperTable, i: int, donors: dict[str, np.ndarray]) -> np.ndarray:
     """(D,) the same fit as the rendered surrogates read (NaN where not judged)."""
-    ita = float(table.ita[i])
-    hair = table.hair[i] if np.all(np.isfinite(table.hair[i])) else None
-    subject = Subject(float(table.female[i]), float(table.age[i]), age_band(float(table.age[i])),
-                      None if np.isnan(ita) else ita, hair)
-    return attribute_fit(config, subject, table.out_female[i], table.out_age[i], donors["band"], donors["ita"],
-                         table.tone_off[i], donors["hair"])
+    return attribute_fit(config, _subject(table, i), table.out_female[i], table.out_age[i], donors["band"],
+                         donors["ita"], table.tone_off[i], donors["hair"])
 
 
 def train(table: MapperTable, bank, donors: dict[str, np.ndarray], config: LockConfig,
