@@ -72,7 +72,7 @@ class LockConfig:
     mapped_round: int = 2
     mapped_margin: float = 0.05
     mapped_fail: float = 4.0
-    key_weight: float = 0.2
+    key_weight: float = 0.3
     key_tie: float = 0.15
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and

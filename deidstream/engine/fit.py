@@ -50,10 +50,12 @@ def attribute_fit(config: LockConfig, subject: Subject, out_female: np.ndarray, 
 
 
 def mapped_score(config: LockConfig, fit: np.ndarray, predicted: np.ndarray, keyed: np.ndarray) -> np.ndarray:
-    """How M_c's lock ranks donors from predictions alone: the search's trade-off (fit, a little margin over τ)
-    on the predicted distance, a donor predicted under ``tau + mapped_margin`` pushed down by ``mapped_fail`` per
-    unit short (it would likely fail verification), and the key's affinity for the person (unit variance per
-    donor) weighing ``key_weight``, so that another key turns near-ties another way."""
+    """How M_c's lock ranks donors from predictions alone: the search's trade-off (fit, a little margin over τ) on
+    the predicted distance, a donor predicted under ``tau + mapped_margin`` pushed down by ``mapped_fail`` per unit
+    short (it would likely fail verification), and the key's affinity for the person (``keyed``, unit variance per
+    donor) weighing ``key_weight``: another key turns near-ties another way. A heavier key weighs against keeping
+    the person's look; admitting only the half of the donors the key favours (as the search's key decides which it
+    judges) let a move as small as two looks at one person change their first donor in half the cases."""
     cfg = config
     short = np.maximum(cfg.tau + cfg.mapped_margin - predicted, 0.0)
     return fit + np.minimum(predicted - cfg.tau, 0.2) - cfg.mapped_fail * short + cfg.key_weight * keyed

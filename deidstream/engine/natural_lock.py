@@ -133,21 +133,24 @@ class NaturalLocker:
     def _mapped(self, label: int, embedding: np.ndarray, female: float, age: float, tone: SkinTone | None,
                 shape: np.ndarray, views: list[FaceView], nearby: np.ndarray, glasses: bool, attempt: int) -> Lock:
         """M_c's order for this person (:meth:`_mapped_order`), ``mapped_round`` donors judged at a time; the first
-        that passes every bound in the search views and then in the further views is kept (up to ``candidates``).
-        A second search starts past the ``attempt`` donors the first judged."""
+        that passes every bound in the search views and then in the further views, and whose render E_id reads as
+        the person's apparent sex, is kept (up to ``candidates``; one of the other sex only where none of theirs
+        passes). A second search starts past the ``attempt`` donors the first judged."""
         cfg = self.config
         order = self._mapped_order(embedding, female, age, tone)[attempt:][: cfg.candidates]
         searched = min(cfg.search_views, len(views))
         judged: list[_Judged] = []
+        reserve = None  # the first that passed but reads as the other sex: kept only if none of theirs passes
         for start in range(0, len(order), cfg.mapped_round):
             batch = self._judge(order[start:start + cfg.mapped_round], tone, shape, embedding, views[:searched],
                                 nearby, glasses)
             judged += batch
             for j in batch:
                 kept = self._verified(j, embedding, views[searched:], nearby)
-                if kept is not None:
+                if kept is not None and (kept.female >= 0.5) == (female >= 0.5):
                     return self._outcome(label, kept, judged)
-        return self._outcome(label, None, judged)
+                reserve = reserve or kept
+        return self._outcome(label, reserve, judged)
 
     def _mapped_order(self, embedding: np.ndarray, female: float, age: float, tone: SkinTone | None) -> list[int]:
         """The donors of the person's apparent sex not given to anyone else this run, best first by
