@@ -5,7 +5,8 @@
 Each clip is anonymised by the default mode twice, ``--chooser mapper`` and ``--chooser search``, with one key
 and ``--report``; from the reports: people searched and locked, candidates rendered per person, the verified E_id
 distance of each (|d − τ| ≤ 0.05 is the paper's objective), and the lock stage's seconds per person searched
-(the renderer and the bank loaded included). Prints a table and writes benchmarks/out/mapper.json.
+(the renderer and the bank loaded included); and M_c's forward pass alone. Prints a table and writes
+benchmarks/out/mapper.json.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,19 @@ def summary(rows: list[dict], tau: float) -> dict:
             if distances else None}
 
 
+def forward_ms(repeats: int = 1000) -> float:
+    """Milliseconds of one M_c forward pass for one person (the shipped weights, numpy, this process)."""
+    from deidstream.networks.mapper import FEATURES, IdentityMapper
+
+    mapper = IdentityMapper.load()
+    features = np.random.default_rng(0).normal(0, 0.3, (1, FEATURES)).astype(np.float32)
+    mapper.distances(features)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        mapper.distances(features)
+    return round((time.perf_counter() - started) / repeats * 1000.0, 3)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", nargs="*", default=list(CLIPS))
@@ -71,6 +86,7 @@ def main() -> None:
                 print(f"{name:34s} {chooser:6s} locked {r['locked']}/{r['searched']}  candidates {r['candidates']}  "
                       f"distances {r['distances']}  lock {r['lock_s']} s", flush=True)
     result = {c: summary([r for r in rows if r["chooser"] == c], DEFAULT_TAU) for c in CHOOSERS}
+    result["mapper"]["forward_ms"] = forward_ms()
     for chooser, s in result.items():
         print(chooser, s)
     write_json(args.out, {"argv": public_argv(), "machine": machine(), "tau": DEFAULT_TAU, "summary": result,

@@ -81,7 +81,8 @@ def mapper(d: Json, table: Any) -> tuple[str, list[str]]:
             f"τ {d['tau']} is kept) and `--chooser search` (the keyed search judges up to 24 and keeps the best fit); "
             "from each run's `--report`: people searched and locked, candidates rendered per person, the verified E_id "
             "distance (the paper's objective: within 0.05 of τ), and the lock stage's seconds per person searched (the "
-            "renderer and donor bank loaded included).")
+            "renderer and donor bank loaded included). M_c's forward pass alone, for one person: "
+            f"{d['summary']['mapper'].get('forward_ms', '—')} ms.")
     rows = [(c, s["people_searched"], s["locked"], s["candidates_per_person"], s["lock_s_per_person"],
              s["verified_distance_mean"], _fmt(s["within_0.05_of_tau"], "pct")) for c, s in d["summary"].items()]
     lines = table(["chooser", "people searched", "locked", "candidates per person", "lock s per person",
