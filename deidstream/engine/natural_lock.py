@@ -98,9 +98,6 @@ class NaturalLocker:
         p_female, years = self.attributes(np.asarray(embedding, np.float32)[None])
         female, age = float(p_female[0]), float(years[0])
         tone = self.composer.tone_of(exemplars[:3])
-        # the key and their face pick which donors near their attributes are tried and, among near-ties in
-        # keeping the person's attributes, the one kept: another key, another surrogate; the same person in
-        # another file or run, the same one
         shape = np.mean([canonical_shape(v.points, self._mesh.vertices, self._mesh.weights) for v in views], axis=0)
         nearby = np.concatenate([np.zeros((0, 128), np.float32) if others is None else np.asarray(others, np.float32),
                                  np.array(self._accepted, np.float32).reshape(-1, 128)])
