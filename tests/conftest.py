@@ -36,3 +36,26 @@ def detector():
 
     with MediaPipeDetector() as det:
         yield det
+
+
+@pytest.fixture(scope="session")
+def sample_subject(detector):
+    """The sample's woman as the lock sees her: (E_id recognizer, mean embedding, her three best views) from
+    every 50th of the first 300 frames (frames without hands over the face come first)."""
+    from media import read_rgb
+
+    from deidstream.engine.lock import face_chip
+    from deidstream.tracking.eid import EidRecognizer
+    from deidstream.tracking.landmarks import FaceLandmarker
+    from deidstream.tracking.people import face_view
+
+    recognizer = EidRecognizer()
+    views, chips = [], []
+    with FaceLandmarker() as landmarker:
+        for image in read_rgb(SAMPLE, limit=300)[::50]:
+            faces = detector.detect(image)
+            points = landmarker.landmarks(image, faces[:1])[0] if len(faces) else None
+            if points is not None:
+                views.append(face_view(image, points))
+                chips.append(face_chip(recognizer, image, points))
+    return recognizer, recognizer.describe_chips(chips).mean(axis=0), views[:3]

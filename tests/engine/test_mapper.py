@@ -6,38 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
-from media import read_rgb
 
 from deidstream.config import GeneratorConfig, LockConfig
 from deidstream.engine.generator.compose import default_composer
 from deidstream.engine.generator.face_render import make_renderer
-from deidstream.engine.lock import face_chip
 from deidstream.engine.natural_lock import NaturalLocker
 from deidstream.errors import ConfigError
 from deidstream.networks.mapper import IdentityMapper, subject_features
 from deidstream.pipelines.locking import subject_attributes, trained_mapper
-from deidstream.tracking.people import face_view
 
 KEYS = (b"key one", b"key two", b"key three", b"key four", b"key five", b"key six")
 
 
 @pytest.fixture(scope="module")
-def subject(detector):
-    from deidstream.tracking.eid import EidRecognizer
-    from deidstream.tracking.landmarks import FaceLandmarker
-
-    recognizer = EidRecognizer()
-    frames = read_rgb(SAMPLE, limit=300)[::50]
-    views, chips = [], []
-    with FaceLandmarker() as landmarker:
-        for image in frames:
-            faces = detector.detect(image)
-            points = landmarker.landmarks(image, faces[:1])[0] if len(faces) else None
-            if points is not None:
-                views.append(face_view(image, points))
-                chips.append(face_chip(recognizer, image, points))
-    return recognizer, recognizer.describe_chips(chips).mean(axis=0), views[:3]
+def subject(sample_subject):
+    return sample_subject
 
 
 @pytest.fixture(scope="module")

@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
-from media import read_rgb
 
 from deidstream.config import GeneratorConfig, LockConfig
 from deidstream.engine.generator.compose import default_composer
 from deidstream.engine.generator.face_render import make_renderer
-from deidstream.engine.lock import face_chip
 from deidstream.engine.natural_lock import NaturalLocker
 from deidstream.pipelines.locking import subject_attributes
-from deidstream.tracking.people import face_view
 
 
 @pytest.fixture(scope="module")
-def subject(detector):
-    from deidstream.tracking.eid import EidRecognizer
-    from deidstream.tracking.landmarks import FaceLandmarker
-
-    recognizer = EidRecognizer()
-    frames = read_rgb(SAMPLE, limit=300)[::50]  # frames without hands over the face come first
-    views, chips = [], []
-    with FaceLandmarker() as landmarker:
-        for image in frames:
-            faces = detector.detect(image)
-            points = landmarker.landmarks(image, faces[:1])[0] if len(faces) else None
-            if points is not None:
-                views.append(face_view(image, points))
-                chips.append(face_chip(recognizer, image, points))
-    embedding = recognizer.describe_chips(chips).mean(axis=0)
-    return recognizer, embedding, views[:3]
+def subject(sample_subject):
+    return sample_subject
 
 
 def locker_with(recognizer, key: bytes, tau: float) -> NaturalLocker:
