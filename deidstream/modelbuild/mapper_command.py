@@ -59,8 +59,10 @@ def build(args: argparse.Namespace) -> dict:
     from deidstream.pipelines.locking import subject_attributes
 
     started = time.perf_counter()
-    if args.table is not None and args.table.is_file():  # its provenance was written beside it
-        table, made = MapperTable.load(args.table), json.loads(args.table.with_suffix(".json").read_text())
+    if args.table is not None and args.table.is_file():  # its provenance was written beside it, if it still is
+        sidecar = args.table.with_suffix(".json")
+        made = json.loads(sidecar.read_text()) if sidecar.is_file() else {"read_from": args.table.name}
+        table = MapperTable.load(args.table)
     else:
         table, made = build_table(args.data, workers=args.workers, limit=args.limit)
         if args.table is not None:

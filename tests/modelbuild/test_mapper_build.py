@@ -37,6 +37,10 @@ def test_a_quick_build_judges_every_same_sex_donor_and_writes_weights_that_rank(
     assert main(["build-mapper", "--table", str(table), "--steps", "30", "--no-validate",
                  "--output", str(tmp_path / "again.npz")]) == 0
     assert json.loads((tmp_path / "again.json").read_text())["data"]["subjects"] == 6
+    table.with_suffix(".json").unlink()  # a table without its sidecar still trains, and says where it came from
+    assert main(["build-mapper", "--table", str(table), "--steps", "30", "--no-validate",
+                 "--output", str(tmp_path / "third.npz")]) == 0
+    assert json.loads((tmp_path / "third.json").read_text())["data"] == {"read_from": "table.npz"}
 
 
 def test_build_mapper_says_what_is_wrong(tmp_path, capsys):
