@@ -27,7 +27,7 @@ class LockConfig:
     skin than the subject's (a moustache, a beard) before it costs, and the L* past that which cost one point;
     ``tone_tolerance``/``tone_mismatch``: the ITA° difference of the cheeks and nose as rendered in the person's views,
     against theirs, that reads as the same skin tone, and the ITA° past it that cost one point (as much as changing the
-    apparent sex)."""
+    apparent sex); ``mapped_round``/``mapped_margin``/``mapped_fail``/``key_weight``: M_c's lock (below)."""
 
     tau: float = DEFAULT_TAU
     # from everyone else of the video and their surrogates: dlib's same-person threshold (two natural
@@ -67,13 +67,13 @@ class LockConfig:
     # order for the person's face): with a tie of 0.1 the one that fits best won under any key that had it judged
     # (single_face_short's man got donor 110, 0.115 ahead, under three keys of three: outputs linkable across keys)
     key_choice: int = 4
+    key_tie: float = 0.15
     # M_c's lock (engine.fit.mapped_score): donors judged at a time (a batch of renders costs little more than
     # one); how far over τ a prediction should be, and what each unit short costs; the key's weight in the order
     mapped_round: int = 2
     mapped_margin: float = 0.05
     mapped_fail: float = 4.0
     key_weight: float = 0.3
-    key_tie: float = 0.15
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and
     # subjects alike), a full moustache 20-45: crowd_1080p's boys were given moustached men's faces

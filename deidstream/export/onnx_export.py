@@ -125,12 +125,12 @@ def export_eid(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ...] 
 def export_mapper(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ...] = ("cpu",)) -> Exported:
     """M_c (the shipped weights, run in numpy by the engine) as ``mapper.onnx`` + ``mapper.json``: input ``features``
     N x 134 (:func:`deidstream.networks.mapper.subject_features`), output ``distances`` N x donors."""
-    from deidstream.networks.mapper import DEFAULT_MAPPER, FEATURES, IdentityMapper
+    from deidstream.networks.mapper import DEFAULT_MAPPER, FEATURES, IdentityMapper, MapperNet
 
     resolve_providers(providers)
     out_dir.mkdir(parents=True, exist_ok=True)
     mapper = IdentityMapper.load()
-    net = _MapperNet(mapper).eval()
+    net = MapperNet.from_mapper(mapper).eval()
     onnx_path, sidecar = out_dir / "mapper.onnx", out_dir / "mapper.json"
     rng = np.random.default_rng(0)
     inputs = [rng.normal(0, 0.3, (n, FEATURES)).astype(np.float32) for n in PARITY_BATCHES]
@@ -170,34 +170,6 @@ def export_mapper(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ..
     _write_atomically(sidecar, lambda tmp: tmp.write_text(json.dumps(contract, indent=2) + "\n"))
     log.info("exported M_c to %s (max difference %.2e)", onnx_path, diff)
     return Exported("mapper", onnx_path, sidecar, diff)
-
-
-class _MapperNet(torch.nn.Module):
-    """M_c's forward pass in torch, from the shipped weights (what the ONNX file is traced from)."""
-
-    def __init__(self, mapper) -> None:
-        super().__init__()
-        self.layers = torch.nn.ModuleList()
-        for w, b in zip(mapper.weights, mapper.biases):
-            layer = torch.nn.Linear(w.shape[0], w.shape[1])
-            layer.weight.data, layer.bias.data = torch.from_numpy(w.T.copy()), torch.from_numpy(b.copy())
-            self.layers.append(layer)
-        self.register_buffer("codes", torch.from_numpy(mapper.donor_codes.T.copy()))
-        self.register_buffer("points", torch.from_numpy(mapper.donor_points.copy()))
-        self.register_buffer("centre", torch.from_numpy(mapper.centre.copy()))
-        self.affine = (float(mapper.affine[0]), float(mapper.affine[1]))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        from deidstream.networks.mapper import SCALE
-
-        x = features
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.nn.functional.silu(x)
-        subject = self.centre + features[:, :128] / SCALE
-        apart = ((subject[:, None, :] - self.points[None]) ** 2).sum(-1).sqrt()
-        return self.affine[0] + self.affine[1] * apart + x @ self.codes / self.codes.shape[0] ** 0.5
 
 
 def export_all(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ...] = ("cpu",)) -> list[Exported]:

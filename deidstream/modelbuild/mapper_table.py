@@ -4,8 +4,8 @@ The paper trains its mapper on faces its generator synthesises; so does this. A 
 synthetic SFHQ photo, or the generator's render of one donor into another photo's face (its pose, light,
 hair and outline: a new synthetic face). For each subject every donor of its apparent sex is rendered into
 its view as the lock would (toned to its skin, the shape part donor's, its light), and the render's E_id
-distance to the subject, apparent sex and age, the skin tone a viewer reads on it and its distance to the
-nearest donor are kept. Nothing real is in the table: the real shared faces only validate.
+distance to the subject, apparent sex and age and the skin tone a viewer reads on it are kept. Nothing real is
+in the table: the real shared faces only validate.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ class MapperTable:
     """Per subject (S): ``embedding`` (S, 128), ``female``/``age`` as the attribute model reads them, ``ita``
     of their skin (NaN unread), ``hair`` (S, 2) upper lip and chin against the skin (NaN unread); per subject and
     donor (S, D), NaN where the donor is not of the subject's apparent sex: ``distance`` of the render to
-    the subject, its ``out_female``/``out_age``, ``tone_off`` (ITA° of its mid-face against theirs) and
-    ``nearest_donor``."""
+    the subject, its ``out_female``/``out_age`` and ``tone_off`` (ITA° of its mid-face against theirs)."""
 
     embedding: np.ndarray
     female: np.ndarray
@@ -43,7 +42,6 @@ class MapperTable:
     out_female: np.ndarray
     out_age: np.ndarray
     tone_off: np.ndarray
-    nearest_donor: np.ndarray
     sources: np.ndarray
 
     def save(self, path: Path) -> None:
@@ -132,11 +130,10 @@ def _judge_rows(views: list[FaceView]) -> list[dict[str, np.ndarray]]:
         pool = [int(d) for d in np.flatnonzero(bank.sex == ("f" if p_female[0] >= 0.5 else "m"))]
         shape = canonical_shape(view.points, mesh.vertices, mesh.weights)
         judged = locker._judge(pool, tone, shape, emb, [view], np.zeros((0, 128), np.float32), False)
-        row = {k: np.full(len(bank), np.nan, np.float32) for k in ("distance", "out_female", "out_age",
-                                                                    "tone_off", "nearest_donor")}
+        row = {k: np.full(len(bank), np.nan, np.float32) for k in ("distance", "out_female", "out_age", "tone_off")}
         for d, j in zip(pool, judged):
             row["distance"][d], row["out_female"][d], row["out_age"][d] = j.distance, j.female, j.age
-            row["tone_off"][d], row["nearest_donor"][d] = j.tone_off, j.nearest_donor
+            row["tone_off"][d] = j.tone_off
         hair = tone.hair if tone is not None and tone.hair is not None else np.full(2, np.nan)
         rows.append({**row, "embedding": np.asarray(emb, np.float32), "female": np.float32(p_female[0]),
                      "age": np.float32(years[0]), "ita": np.float32(np.nan if tone is None else tone.ita),

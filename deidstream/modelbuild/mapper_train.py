@@ -24,7 +24,7 @@ from deidstream.config import LockConfig, age_band
 from deidstream.engine.fit import Subject, attribute_fit, mapped_score
 from deidstream.errors import DeidstreamError
 from deidstream.modelbuild.mapper_table import MapperTable
-from deidstream.networks.mapper import FEATURES, SCALE, IdentityMapper, subject_features
+from deidstream.networks.mapper import SCALE, IdentityMapper, MapperNet, subject_features
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def train(table: MapperTable, bank, donors: dict[str, np.ndarray], config: LockC
         raise DeidstreamError(f"{len(order)} training face(s): M_c needs at least two (one held out)")
     cut = max(1, int(len(order) * s.holdout))
     held, fit_on = order[:cut], order[cut:]
-    net = _Critic(bank.descriptors.astype(np.float32), centre, s)
+    net = MapperNet(bank.descriptors.astype(np.float32), centre, s.hidden, s.code)
     optimiser = torch.optim.Adam(net.parameters(), lr=s.lr, betas=(0.9, 0.999))
     t_feats = torch.from_numpy(feats)
     t_dist = torch.from_numpy(np.nan_to_num(table.distance, nan=0.0))
@@ -98,41 +98,11 @@ def train(table: MapperTable, bank, donors: dict[str, np.ndarray], config: LockC
         if step % 500 == 0 or step == s.steps - 1:
             history.append({"step": step, "mse": round(float(loss.detach()), 5)})
             log.info("step %d: mse %.5f", step, float(loss.detach()))
-    mapper = net.exported(np.asarray(bank.names))
+    mapper = net.to_mapper(bank.names)
     measured = evaluate(mapper, table, held, donors, config, s)
     provenance = {"settings": asdict(s), "subjects_trained": len(fit_on), "subjects_held_out": len(held),
                   "losses": history, "held_out": measured, "train_seconds": round(time.perf_counter() - started, 1)}
     return dataclasses.replace(mapper, provenance=provenance), provenance
-
-
-def _Critic(points: np.ndarray, centre: np.ndarray, s: TrainSettings):
-    """The torch module M_c trains as (its weights become an :class:`IdentityMapper`)."""
-    import torch
-
-    class Critic(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.subject = torch.nn.Sequential(
-                torch.nn.Linear(FEATURES, s.hidden), torch.nn.SiLU(), torch.nn.Linear(s.hidden, s.hidden),
-                torch.nn.SiLU(), torch.nn.Linear(s.hidden, s.code))
-            self.codes = torch.nn.Parameter(torch.randn(len(points), s.code) * 0.1)
-            self.affine = torch.nn.Parameter(torch.tensor([0.2, 0.8]))
-            self.register_buffer("points", torch.from_numpy(points))
-            self.register_buffer("centre", torch.from_numpy(centre))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            subject = self.centre + x[:, :128] / SCALE
-            apart = torch.cdist(subject, self.points)
-            return self.affine[0] + self.affine[1] * apart + self.subject(x) @ self.codes.T / s.code ** 0.5
-
-        def exported(self, names: np.ndarray) -> IdentityMapper:
-            with torch.no_grad():
-                layers = [m for m in self.subject if isinstance(m, torch.nn.Linear)]
-                return IdentityMapper(tuple(m.weight.T.numpy().copy() for m in layers),
-                                      tuple(m.bias.numpy().copy() for m in layers), self.codes.numpy().copy(),
-                                      points.copy(), centre.copy(), self.affine.numpy().copy(), names, {})
-
-    return Critic()
 
 
 def evaluate(mapper: IdentityMapper, table: MapperTable, rows: np.ndarray, donors: dict[str, np.ndarray],
