@@ -1,6 +1,6 @@
 """The default mode on every shared clip, judged as a viewer and an attacker would: the issue's table.
 
-    python benchmarks/bench_natural.py [--clips a.mp4 ...] [--every 5] [-- extra deidstream options]
+    python benchmarks/bench_natural.py [--clips a.mp4 ...] [--every 5] [--out F.json] [-- extra deidstream options]
 
 Each clip is anonymised by the command with its defaults and the benchmark key, then ``deidstream
 evaluate`` (every 5th frame, independent dlib HOG detector, rank-1 attack against the shared data's real
@@ -8,7 +8,8 @@ faces) measures privacy, naturalness, similarity and coverage (what the run repo
 faces got; the run's own count of every tracked box, false detections included, is kept beside it); its
 worst-first contact sheet is kept as benchmarks/out/sheets/<clip>.png. The privacy reference is how far
 apart dlib puts different real people of the one-person shared clips (their faces at 5 frames each).
-Prints a table and writes benchmarks/out/natural.json (per clip and pooled over faces).
+Prints a table and writes benchmarks/out/natural.json (per clip and pooled over faces); with ``--out`` another
+file, and the sheets are left as they are (they stay the default run's).
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ from deidstream.evaluation.command import evaluate
 DATA = ROOT.parent / "shared" / "data"
 VIDEOS = DATA / "videos"
 SHEETS = ROOT / "benchmarks" / "out" / "sheets"
+DEFAULT_OUT = ROOT / "benchmarks" / "out" / "natural.json"
 KEY = "deidstream-benchmark"
 NO_FACES = {"no_faces_screen.mp4"}
 MULTI = {"stage_multi_person_cuts.mp4", "crowd_1080p.mp4", "two_faces_selfie_portrait.mp4",
          "overhead_crowd_tiny_faces.mp4"}
 
 
-def run_clip(clip: Path, tmp: Path, every: int, extra: list[str]) -> dict:
+def run_clip(clip: Path, tmp: Path, every: int, extra: list[str], sheets: bool = True) -> dict:
     out, report = tmp / f"{clip.stem}.mp4", tmp / f"{clip.stem}.json"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "deidstream", str(clip), str(out), "--identity-key", KEY, "-q",
@@ -52,7 +54,7 @@ def run_clip(clip: Path, tmp: Path, every: int, extra: list[str]) -> dict:
     from deidstream.evaluation.report import write_plots
 
     for path in write_plots(ev, plots):
-        if path.name == "worst_faces.png":
+        if sheets and path.name == "worst_faces.png":
             SHEETS.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, SHEETS / f"{clip.stem}.png")
     faces = [f for f in ev.to_dict()["faces"] if f.get("id_distance") is not None]
@@ -69,6 +71,8 @@ def stranger_reference(clips: list[Path]) -> dict:
     people = [found for found in (largest_faces(rec, clip, 15, frames=5) for clip in clips) if len(found)]
     apart = [float(np.linalg.norm(a - b)) for i, pa in enumerate(people) for pb in people[i + 1:] for a in pa
              for b in pb]
+    if not apart:  # fewer than two one-person clips among those run
+        return {"people": len(people), "pairs": 0}
     return {"people": len(people), "pairs": len(apart), "mean": round(float(np.mean(apart)), 3),
             "p10": round(float(np.percentile(apart, 10)), 3),
             "below_0.6": round(float(np.mean(np.array(apart) < 0.6)), 3)}
@@ -110,6 +114,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", nargs="*", help="clip names under ../shared/data/videos (default: all)")
     p.add_argument("--every", type=int, default=5)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON to write (default: %(default)s)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="-- then options for deidstream")
     args = p.parse_args()
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
@@ -118,7 +123,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for clip in clips:
-            row = run_clip(clip, Path(tmp), args.every, extra)
+            row = run_clip(clip, Path(tmp), args.every, extra, sheets=args.out.resolve() == DEFAULT_OUT)
             s = row["summary"]
             print(f"{clip.name:34s} faces {s.get('faces', 0):4d}  ID {s.get('mean_id_distance') or 0:.3f}  "
                   f"re-id {s.get('reidentified_fraction') or 0:.3f}  FD {s.get('face_detectability') or 0:.2f}  "
@@ -127,7 +132,7 @@ def main() -> None:
     reference = stranger_reference([c for c in clips if c.name not in MULTI])
     summary = pooled(rows)
     print(json.dumps({"strangers": reference, "pooled": summary}, indent=1))
-    write_json(ROOT / "benchmarks" / "out" / "natural.json", {
+    write_json(args.out, {
         "argv": public_argv(), "machine": machine(), "every": args.every, "strangers": reference, "pooled": summary,
         "clips": rows})
 
