@@ -20,6 +20,7 @@ the features and their contrast stay the donor's.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 
@@ -52,6 +53,7 @@ SKIN = (*CHEEKS, FOREHEAD)
 # the skin a render's colour is anchored to in each frame: besides the cheeks and forehead, the chin below
 # the lip and each side of the jaw (a donor's baked-in shadow there reads as another complexion)
 TONE_ANCHORS = (*SKIN, CHIN, *JAWS)
+PREPARED_KEPT = 48  # recipes whose untoned texture a composer remembers (1 MB each at 256 texels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ class Composer:
         self.lips = _lips(uv, size)
         self.hair_regions = [_filled(uv, loop, size) > 0 for loop in (MOUSTACHE, CHIN)]
         self._donor_hair: dict[int, np.ndarray] = {}
+        self._prepared_cache: OrderedDict[Recipe, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         inside = cv2.distanceTransform(self.atlas.mask.astype(np.uint8), cv2.DIST_L2, 5)
         ramp = np.clip(inside / max(rim * size, 1.0), 0.0, 1.0)
         # the upper forehead is the subject's own too: donors' fringes and hairlines lie there, and it
@@ -131,6 +134,19 @@ class Composer:
                                                      < 0.2)).astype(np.uint8)
 
     def texture(self, recipe: Recipe, tone: SkinTone | None = None) -> np.ndarray:
+        base, alpha = self._prepared(recipe)
+        if tone is not None:
+            base = toned(base, self.skin, tone)
+            if tone.lips is not None:
+                base = _lips_coloured(base, self.lips, tone.lips)
+        return np.dstack([base, alpha, self._own_skin]).astype(np.float32)
+
+    def _prepared(self, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+        """The recipe's colours before toning and its drawn weight: the same for every subject, so the last
+        ``PREPARED_KEPT`` are remembered (a lock judges a donor for each person of a run; live relocks)."""
+        if (kept := self._prepared_cache.get(recipe)) is not None:
+            self._prepared_cache.move_to_end(recipe)
+            return kept
         base = _without_specks(self.bank.texture(recipe.base), self._speck_area)
         alpha = self.alpha * self._not_hair(base)
         for part, donor in recipe.parts:
@@ -138,11 +154,12 @@ class Composer:
             base = _pyramid_blend(piece, base, self.regions[part], self.levels)
         if self.relief_kept < 1.0:
             base = _relief_scaled(base, self._relief_area, self.relief_levels, self.relief_kept)
-        if tone is not None:
-            base = toned(base, self.skin, tone)
-            if tone.lips is not None:
-                base = _lips_coloured(base, self.lips, tone.lips)
-        return np.dstack([base, alpha, self._own_skin]).astype(np.float32)
+        base.flags.writeable = False  # shared by every texture made from it
+        alpha.flags.writeable = False
+        self._prepared_cache[recipe] = (base, alpha)
+        if len(self._prepared_cache) > PREPARED_KEPT:
+            self._prepared_cache.popitem(last=False)
+        return base, alpha
 
     def _not_hair(self, texture: np.ndarray, spread: float = 2.5) -> np.ndarray:
         """(T, T) weight, near 0 where a texel outside the features is far from the donor's own skin colour
