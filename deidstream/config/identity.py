@@ -70,13 +70,10 @@ class LockConfig:
     key_tie: float = 0.15
     # M_c's lock (engine.fit.mapped_score): donors judged at a time (a batch of renders costs little more than
     # one); how far over τ a prediction should be, and what each unit short costs; the key's weight in the order
-    # (with 50 women among the donors, two or three of them fit a woman best by far: at 0.3 six keys gave the
-    # sample's woman two donors; at 0.45 two random keys give a held-out face the same donor 22% of the time, not
-    # 32%, for a fit of 0.20 instead of 0.25, build-mapper's own measure)
     mapped_round: int = 2
     mapped_margin: float = 0.05
     mapped_fail: float = 4.0
-    key_weight: float = 0.45
+    key_weight: float = 0.3
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and
     # subjects alike), a full moustache 20-45: crowd_1080p's boys were given moustached men's faces
