@@ -16,6 +16,7 @@ ROWS = [
     ("reidentified", "re-identified (< 0.6)", "≤ 1%", "pct"),
     ("rank1", "rank-1 identification against the gallery", "≤ 1%", "pct"),
     ("sex_agreement", "apparent sex kept", "≥ 95%", "pct"),
+    ("age_difference", "apparent age, output against input (years, mean absolute; E_id's attribute model)", "—", ".1f"),
     ("ita_within_10", "skin tone within 10° ITA on the cheeks and forehead (original's mesh)", "≥ 90%", "pct"),
     ("skin_delta_e", "skin colour ΔE*ab on the same skin (clips' medians, face-weighted)", "—", ".1f"),
     ("skin_delta_e_p90", "the same, 90th percentiles", "—", ".1f"),
@@ -42,15 +43,24 @@ def natural(d: Json, table: Any) -> tuple[str, list[str]]:
             f"Strangers: {strangers['pairs']} pairs of different real people "
             f"of the one-person clips, mean {strangers['mean']:.3f}, 10th percentile {strangers['p10']:.3f}. "
             "Contact sheets: `benchmarks/out/sheets/<clip>.png` (worst faces first).")
+    pooled = {"age_difference": _face_weighted(d["clips"], "mean_abs_age_difference"), **pooled}
     rows = [(label, _fmt(pooled.get(key), spec), target) for key, label, target, spec in ROWS]
     per_clip = [(c["clip"], c["summary"].get("faces", 0), _fmt(c["summary"].get("mean_id_distance"), ".3f"),
                  _fmt(c["summary"].get("reidentified_fraction"), "pct"), _fmt(c["summary"].get("sex_agreement"), "pct"),
+                 _fmt(c["summary"].get("mean_abs_age_difference"), ".1f"),
                  _fmt(c["summary"].get("ita_within_10"), "pct"), _outcomes(c["summary"].get("outcomes_64px")),
                  f"{c['face_outcomes'].get('rendered', 0)} / {c['face_outcomes'].get('fallback', 0)}")
                 for c in d["clips"]]
     return note, [*table(["measure", "all clips", "target"], rows), "",
-                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept", "skin tone within 10°",
-                          "evaluated ≥ 64 px: surrogate / fallback / missed", "run: rendered / fallback"], per_clip)]
+                  *table(["clip", "faces", "ID distance", "re-identified", "sex kept", "age difference (years)",
+                          "skin tone within 10°", "evaluated ≥ 64 px: surrogate / fallback / missed",
+                          "run: rendered / fallback"], per_clip)]
+
+
+def _face_weighted(clips: list[Json], key: str) -> float | None:
+    """A per-clip mean pooled over the clips' evaluated faces (for runs that recorded it only per clip)."""
+    pairs = [(c["summary"][key], c["summary"]["faces"]) for c in clips if c["summary"].get(key) is not None]
+    return sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
 
 
 def _outcomes(counts: dict | None) -> str:
