@@ -108,6 +108,9 @@ class SurrogateLocker:
         albedo, trust = self._inverter.albedo(exemplars)
         return skin_ita(albedo, self.model.tex_mask & (trust > 0.5) & ~self._inverter.atlas.openings)
 
+    def warm(self) -> None:
+        """The PCA space's search reads nothing per donor before its first lock: nothing to build ahead."""
+
     def lock(self, label: int, embedding: np.ndarray, exemplars: list[FaceView],
              others: np.ndarray | None = None, *, first_attempt: int = 0, verify_views: int = 2) -> Lock:
         """The surrogate of person ``label`` (a stable number within the run), verified on

@@ -279,6 +279,10 @@ class SurrogatePath:
     # -- the worker: E_id, online identities, locks --------------------------------------------------
     def _work(self) -> None:
         lower_priority(threading.get_native_id())  # E_id and locks wait; the frames do not
+        try:
+            self.locker.warm()  # while the source connects, not while the first person waits
+        except Exception:  # noqa: BLE001 - a lock builds the same on its own, later
+            log.warning("could not prepare the surrogate search ahead; the first one builds it", exc_info=True)
         while True:
             job = self._jobs.get()
             if job is None:

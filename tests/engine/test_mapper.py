@@ -97,3 +97,14 @@ def test_mapped_lock_fails_closed_when_tau_cannot_be_reached(subject):
     recognizer, embedding, views = subject
     lock = mapped_locker(recognizer, b"hopeless", tau=1.5).lock(0, embedding, views)
     assert not lock.locked and lock.surrogate is None and lock.attempts == LockConfig().candidates
+
+
+def test_warming_the_search_ahead_builds_its_donor_facts_and_changes_nothing_it_chooses(subject):
+    """A live relay prepares the search while its source connects: the first person then waits only for their own
+    renders. What the search chooses is the same either way."""
+    recognizer, embedding, views = subject
+    warmed = mapped_locker(recognizer, b"key one")
+    warmed.warm()
+    assert warmed._donor_reads is not None and len(warmed.composer._donor_hair) == len(warmed.composer.bank)
+    lock, cold = warmed.lock(0, embedding, views), mapped_locker(recognizer, b"key one").lock(0, embedding, views)
+    assert lock.surrogate.identity == cold.surrogate.identity and lock.distance == cold.distance
