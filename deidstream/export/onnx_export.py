@@ -125,7 +125,8 @@ def export_eid(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ...] 
 def export_mapper(out_dir: Path, *, opset: int = OPSET, providers: tuple[str, ...] = ("cpu",)) -> Exported:
     """M_c (the shipped weights, run in numpy by the engine) as ``mapper.onnx`` + ``mapper.json``: input ``features``
     N x 134 (:func:`deidstream.networks.mapper.subject_features`), output ``distances`` N x donors."""
-    from deidstream.networks.mapper import DEFAULT_MAPPER, FEATURES, IdentityMapper, MapperNet
+    from deidstream.networks.mapper import DEFAULT_MAPPER, FEATURES, IdentityMapper
+    from deidstream.networks.mapper_net import MapperNet
 
     resolve_providers(providers)
     out_dir.mkdir(parents=True, exist_ok=True)

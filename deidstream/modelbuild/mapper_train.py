@@ -24,7 +24,8 @@ from deidstream.config import LockConfig, age_band
 from deidstream.engine.fit import Subject, attribute_fit, mapped_score
 from deidstream.errors import DeidstreamError
 from deidstream.modelbuild.mapper_table import MapperTable
-from deidstream.networks.mapper import SCALE, IdentityMapper, MapperNet, subject_features
+from deidstream.networks.mapper import SCALE, IdentityMapper, subject_features
+from deidstream.networks.mapper_net import MapperNet
 
 log = logging.getLogger(__name__)
 
