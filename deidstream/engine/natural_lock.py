@@ -96,11 +96,15 @@ class NaturalLocker:
         age and facial hair, and OpenCV's CIELab tables (its first float conversion to Lab takes about 0.1 s).
         Cold, the first lock of a process took about 0.12 s longer than the same lock warmed."""
         cv2.cvtColor(np.zeros((1, 1, 3), np.float32), cv2.COLOR_RGB2LAB)
-        bank = self.composer.bank
-        if self._donor_reads is None:
-            self._donor_reads = self.attributes(bank.descriptors.astype(np.float32))
-        for donor in range(len(bank)):
+        self._own_reads()
+        for donor in range(len(self.composer.bank)):
             self.composer.donor_hair(donor)
+
+    def _own_reads(self) -> tuple[np.ndarray, np.ndarray]:
+        """(D,) each donor's own apparent sex and (D,) age, as the attribute model reads its descriptor; read once."""
+        if self._donor_reads is None:
+            self._donor_reads = self.attributes(self.composer.bank.descriptors.astype(np.float32))
+        return self._donor_reads
 
     def lock(self, label: int, embedding: np.ndarray, exemplars: list[FaceView], others: np.ndarray | None = None,
              *, first_attempt: int = 0, verify_views: int = 2) -> Lock:
@@ -170,8 +174,7 @@ class NaturalLocker:
         assert mapper is not None
         pool = np.array([i for i in np.flatnonzero(bank.sex == ("f" if female >= 0.5 else "m")) if i not in self._used],
                         np.int64)
-        if self._donor_reads is None:
-            self._donor_reads = self.attributes(bank.descriptors.astype(np.float32))
+        reads = self._own_reads()
         hair = None if tone is None else tone.hair
         features = subject_features(np.asarray(embedding, np.float32)[None], mapper.centre, np.array([female]),
                                     np.array([age]), np.array([np.nan if tone is None else tone.ita]),
@@ -179,7 +182,7 @@ class NaturalLocker:
         donor_hair = np.array([np.full(2, np.nan) if (h := self.composer.donor_hair(int(d))) is None else h
                                for d in pool])
         fit = attribute_fit(self.config, Subject(female, age, age_band(age), None if tone is None else tone.ita, hair),
-                            self._donor_reads[0][pool], self._donor_reads[1][pool], bank.age[pool], bank.ita[pool],
+                            reads[0][pool], reads[1][pool], bank.age[pool], bank.ita[pool],
                             np.zeros(len(pool)), donor_hair)
         score = mapped_score(self.config, fit, mapper.distances(features)[0][pool],
                              self._order.affinity(embedding)[pool])
