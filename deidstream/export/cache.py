@@ -8,13 +8,14 @@ depends on (the weights' hash, the opset, torch's version), so an upgrade builds
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import threading
 from pathlib import Path
 
 from deidstream.config.paths import cache_dir
-from deidstream.export.onnx_export import OPSET, export_eid
-from deidstream.networks.eid import default_model_path
+from deidstream.export.runtime import OPSET
+from deidstream.networks.model_files import default_model_path
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
@@ -26,13 +27,15 @@ def _weights_tag(path: Path) -> str:
 
 
 def eid_onnx() -> Path:
-    """E_id's ONNX file for the installed weights and torch, exported on first use."""
-    import torch
-
-    folder = cache_dir() / "onnx" / f"eid-{_weights_tag(default_model_path())}-opset{OPSET}-torch{torch.__version__}"
+    """E_id's ONNX file for the installed weights and torch, exported on first use (torch is imported
+    only then: a run that finds the file starts about a second sooner)."""
+    torch_version = importlib.metadata.version("torch")
+    folder = cache_dir() / "onnx" / f"eid-{_weights_tag(default_model_path())}-opset{OPSET}-torch{torch_version}"
     path = folder / "eid.onnx"
     with _LOCK:
         if not (path.is_file() and (folder / "eid.json").is_file()):
+            from deidstream.export.onnx_export import export_eid
+
             log.info("building E_id's ONNX file once, into %s", folder)
             export_eid(folder)
     return path

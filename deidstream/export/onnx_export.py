@@ -19,12 +19,11 @@ import numpy as np
 import torch
 
 from deidstream.errors import ConfigError
-from deidstream.export.runtime import resolve_providers, session
+from deidstream.export.runtime import OPSET, resolve_providers, session
 from deidstream.geometry.chips import CHIP_SIZE
 from deidstream.networks.eid import DESCRIPTOR_SIZE, default_model_path, load_face_descriptor_net
 
 log = logging.getLogger(__name__)
-OPSET = 17
 PARITY_BATCHES = (1, 5)  # a batch of one and a larger one: the batch axis must stay dynamic
 PARITY_LIMIT = 1e-4  # descriptors differ by ~0.1 per element between people; float32 rounding is ~1e-6
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from deidstream.errors import ConfigError
 
 log = logging.getLogger(__name__)
+OPSET = 17  # the ONNX opset the project exports (and names its cached files by)
 SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
                "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
@@ -36,6 +38,15 @@ def resolve_providers(names: Sequence[str]) -> list[str]:
                               f"{', '.join(available)} (short: {', '.join(short)})")
         out.append(full)
     return out
+
+
+def process_threads() -> int:
+    """The threads a session may use: OMP_NUM_THREADS when set (Ray sets it for its workers), else the
+    cores this process may run on (torch's own default, read without importing torch)."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def session(path: str | Path, providers: Sequence[str] = ("cpu",), threads: int = 0) -> object:

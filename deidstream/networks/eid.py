@@ -21,7 +21,6 @@ about 0.01 from dlib's. Descriptors are biometric data: nothing here logs them.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 
 from deidstream.errors import ConfigError
 from deidstream.networks.dlib_format import LAYER, DlibLayer, read_network
+from deidstream.networks.model_files import EID_FILE, default_model_path
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ DESCRIPTOR_SIZE = 128
 STEM_CHANNELS = 32
 # (channels, units, first unit downsamples) from the input up: dlib's alevel4 .. alevel0
 STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
-MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+MODEL_FILE = EID_FILE
 _UNIT = ("tag", "con", "affine", "relu", "con", "affine", "add_prev", "relu")
 _DOWN_UNIT = ("tag", "con", "affine", "relu", "con", "affine", "tag", "skip", "avg_pool", "add_prev", "relu")
 
@@ -167,15 +167,6 @@ def _state(path: Path, layers: list[DlibLayer], net: FaceDescriptorNet) -> dict[
            == (net.fc.in_features, net.fc.out_features, False), "its last layer is not fc_no_bias<128> over 256")
     state["fc.weight"] = torch.from_numpy(np.ascontiguousarray(fc.arrays["weight"].T))
     return state
-
-
-def default_model_path() -> Path:
-    """dlib's network file in the ``face-recognition-models`` package (found without importing the
-    package: its ``__init__`` needs pkg_resources)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the face-recognition-models package is not installed: pip install face-recognition-models")
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / MODEL_FILE
 
 
 @functools.lru_cache(maxsize=4)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from deidstream.errors import ConfigError
+from deidstream.networks.model_files import models_dir
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "shape_predictor_5_face_landmarks.dat"
@@ -241,9 +242,7 @@ def _cached(path: Path, stamp: tuple[int, int]) -> ShapePredictor:
 def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
     """dlib's 5-point shape predictor from ``path`` (default: the ``face-recognition-models`` one),
     parsed once per process and file version."""
-    from deidstream.networks.eid import default_model_path
-
-    path = Path(path) if path is not None else default_model_path().parent / MODEL_FILE
+    path = Path(path) if path is not None else models_dir() / MODEL_FILE
     try:
         stat = path.resolve().stat()
     except OSError as exc:

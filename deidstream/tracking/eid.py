@@ -7,8 +7,8 @@ the landmarks' box; chips are cut with dlib's geometry (:mod:`deidstream.geometr
 described in batches by :class:`~deidstream.networks.eid.FaceDescriptorNet`, run by onnxruntime on
 its exported ONNX file (faster on CPU; :mod:`deidstream.export`) or by torch. Both release the GIL
 inside the network, so a pass runs on the caller's thread beside the detector and the encoder
-(dlib's needed child processes); the number of threads is torch's for the process (set by whoever
-runs the pipeline, not here).
+(dlib's needed child processes); onnxruntime gets as many threads as torch would (OMP_NUM_THREADS, or
+the process's cores), read without importing torch, which the default mode never loads.
 The evaluation keeps dlib's own C++ network and detector (``DlibRecognizer``): an independent judge.
 Descriptors are biometric data: nothing here logs them.
 """
@@ -53,7 +53,6 @@ class EidRecognizer:
 
     def __init__(self, config: EidConfig | None = None, *, model_path: str | Path | None = None,
                  predictor_path: str | Path | None = None, batch: int = BATCH) -> None:
-        from deidstream.networks.eid import load_face_descriptor_net
         from deidstream.networks.shape_predictor import load_shape_predictor
 
         if batch < 1:
@@ -63,15 +62,17 @@ class EidRecognizer:
         # another network file than the installed one runs in torch (the cached ONNX file is the installed one's)
         self.backend = "torch" if model_path is not None else self.config.backend
         self.name = f"eid-{self.backend}"
-        self._net = load_face_descriptor_net(model_path) if self.backend == "torch" else None
+        self._net = None
         self._session = None
-        if self.backend == "onnxruntime":
-            import torch
+        if self.backend == "torch":
+            from deidstream.networks.eid import load_face_descriptor_net
 
+            self._net = load_face_descriptor_net(model_path)
+        else:  # onnxruntime: torch is not imported unless the ONNX file must be built
             from deidstream.export.cache import eid_onnx
-            from deidstream.export.runtime import session
+            from deidstream.export.runtime import process_threads, session
 
-            self._session = session(eid_onnx(), self.config.providers, threads=torch.get_num_threads())
+            self._session = session(eid_onnx(), self.config.providers, threads=process_threads())
         self._predictor = load_shape_predictor(predictor_path)
         self._finder: tuple[object, object] | None = None  # detector and landmarker for stills, built on first use
 
@@ -101,8 +102,6 @@ class EidRecognizer:
 
     def describe_chips(self, chips: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """(n, 128) float32 descriptors of 150 x 150 RGB chips, ``batch`` at a time."""
-        import torch
-
         if len(chips) == 0:
             return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
         stacked = np.stack([np.asarray(c) for c in chips])
@@ -113,6 +112,8 @@ class EidRecognizer:
             out = [self._session.run(None, {"chips": _nchw(stacked[i:i + self.batch])})[0]  # type: ignore[attr-defined]
                    for i in range(0, len(stacked), self.batch)]
         else:
+            import torch
+
             with torch.inference_mode():
                 out = [self._net(chips_tensor(stacked[i:i + self.batch])).numpy()  # type: ignore[misc]
                        for i in range(0, len(stacked), self.batch)]

@@ -4,6 +4,7 @@ network in torch, against dlib's own pipeline on the shipped sample; identities;
 from __future__ import annotations
 
 import functools
+import tempfile
 
 import numpy as np
 import pytest
@@ -95,6 +96,36 @@ def test_the_thread_count_is_left_to_the_caller():
     faces, _ = sample()
     EidRecognizer().describe_landmarks(*faces[0][:1], [faces[0][1]])
     assert torch.get_num_threads() == before
+
+
+def test_onnxruntime_takes_the_threads_the_process_was_given(monkeypatch):
+    """A Ray worker of one CPU (OMP_NUM_THREADS=1) must not run E_id on every core."""
+    import os
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert EidRecognizer()._session.get_session_options().intra_op_num_threads == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    cores = len(os.sched_getaffinity(0))
+    assert EidRecognizer()._session.get_session_options().intra_op_num_threads == cores
+
+
+def test_the_default_backend_describes_faces_without_importing_torch():
+    """torch's import is about a second of every default-mode start; once E_id's ONNX file is in the
+    cache, onnxruntime runs it alone (the same descriptors as torch: tests/export)."""
+    import subprocess
+    import sys
+
+    faces, _ = sample()
+    chips = recognizer().chips(*faces[0][:1], [faces[0][1]])  # the ONNX file is now in the cache the child shares
+    code = ("import sys, numpy as np\nfrom deidstream.tracking.eid import EidRecognizer\n"
+            "np.save(sys.argv[2], EidRecognizer().describe_chips(np.load(sys.argv[1])))\n"
+            "print('torch' in sys.modules)")
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/chips.npy", chips)
+        out = subprocess.run([sys.executable, "-c", code, f"{tmp}/chips.npy", f"{tmp}/out.npy"],
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "False", out.stderr[-2000:]
+        np.testing.assert_allclose(np.load(f"{tmp}/out.npy"), recognizer().describe_chips(chips), atol=1e-6)
 
 
 def test_a_still_is_found_and_described_like_a_frame():
