@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import cv2
 import numpy as np
 import pytest
@@ -184,3 +187,33 @@ def test_a_moustache_reads_as_a_darker_upper_lip(composer):
     assert dark[0] < clean[0] - 15 and abs(dark[1] - clean[1]) < 1e-3
     men = [composer.donor_hair(i)[0] for i in range(len(composer.bank)) if composer.bank.sex[i] == "m"]
     assert min(men) < -25 and np.median(men) > -15  # a few full moustaches, most shaved
+
+
+def test_the_donors_facial_hair_is_read_once_into_the_cache_and_read_again_when_the_bank_changes(tmp_path,
+                                                                                               monkeypatch):
+    """Every lock orders all donors by their facial hair; reading it took 0.8 s of every run's first lock."""
+
+    monkeypatch.setenv("DEIDSTREAM_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "donors.npz"
+    shutil.copyfile(default_donors().source, copy)
+    bank = DonorBank.load(copy)
+    first = Composer(bank, default_mesh())
+    read = [first.donor_hair(i) for i in range(len(bank))]
+    for i in (0, 5, len(bank) - 1):
+        assert np.array_equal(read[i], first.hair(bank.texture(i)))
+    (saved,) = (tmp_path / "cache" / "derived").iterdir()
+    again = Composer(DonorBank.load(copy), default_mesh())
+    np.save(saved, np.zeros((len(bank), 2), np.float32))  # what the next run reads is the cache's
+    assert again.donor_hair(3)[0] == 0.0
+    os.utime(copy, ns=(1, 1))  # another bank file: its own reads
+    changed = Composer(DonorBank.load(copy), default_mesh())
+    assert np.array_equal(changed.donor_hair(3), read[3])
+    assert len(list((tmp_path / "cache" / "derived").iterdir())) == 2
+
+
+def test_a_bank_file_decodes_only_the_textures_a_caller_asks_for():
+    bank = DonorBank.load(default_donors().source)
+    assert bank.albedo.shape == (len(bank), 256, 256, 3) and len(bank.albedo._decoded) == 1
+    texture = bank.texture(7)
+    assert sorted(bank.albedo._decoded) == [0, 7] and texture.dtype == np.float32
+    assert np.array_equal(bank.albedo[7], default_donors().albedo[7])

@@ -9,6 +9,7 @@ its subject's apparent sex and age. Built by ``deidstream build-donors`` (proven
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,20 +23,47 @@ DEFAULT_DONORS = Path(__file__).resolve().parent / "models" / "donors.npz"
 AGE_BANDS = "".join(AGE_BAND_YEARS)  # child, teen, young adult, middle-aged, older
 
 
+class JpegTextures:
+    """Donor textures as the bank file keeps them (JPEG) and decoded on first use, indexed like an (n, T, T, 3)
+    uint8 array: a lock renders a few donors, and decoding all of them took 0.4 s of every run's start."""
+
+    def __init__(self, jpeg: np.ndarray, offsets: np.ndarray) -> None:
+        self._jpeg, self._offsets = jpeg, offsets
+        self._decoded: dict[int, np.ndarray] = {}
+        first = self[0]
+        self.shape = (len(offsets) - 1, *first.shape)
+        self.dtype = first.dtype
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = int(i)
+        if i not in self._decoded:  # two threads may both decode one texture: the same pixels either way
+            a, b = self._offsets[i], self._offsets[i + 1]
+            self._decoded[i] = cv2.cvtColor(cv2.imdecode(self._jpeg[a:b], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return self._decoded[i]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass(frozen=True, slots=True)
 class DonorBank:
     """``albedo`` (n, T, T, 3) uint8 lighting-normalised UV textures with each donor's own eyes (mouth
     interior inpainted from the lips around it); ``sex`` (n,) 'f'/'m'; ``age`` (n,) index into
     ``AGE_BANDS``; ``ita`` (n,) skin ITA°; ``shapes`` (n, 468, 3) pose-normalised shapes; ``descriptors``
-    (n, 128) E_id of each donor photo (a surrogate must not be a donor either)."""
+    (n, 128) E_id of each donor photo (a surrogate must not be a donor either); ``source``: the file it was
+    loaded from, if any (what is derived from it may be cached under its name)."""
 
-    albedo: np.ndarray
+    albedo: np.ndarray | JpegTextures
     sex: np.ndarray
     age: np.ndarray
     ita: np.ndarray
     shapes: np.ndarray
     descriptors: np.ndarray
     names: np.ndarray
+    source: Path | None = None
 
     def __len__(self) -> int:
         return int(self.albedo.shape[0])
@@ -56,11 +84,8 @@ class DonorBank:
     @classmethod
     def load(cls, path: str | Path = DEFAULT_DONORS) -> DonorBank:
         with np.load(path) as z:
-            jpeg, offsets = z["jpeg"], z["offsets"]
-            albedo = np.stack([cv2.cvtColor(cv2.imdecode(jpeg[a:b], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-                               for a, b in zip(offsets[:-1], offsets[1:])])
-            return cls(albedo, z["sex"], z["age"].astype(np.int64), z["ita"], z["shapes"].astype(np.float32),
-                       z["descriptors"], z["names"])
+            return cls(JpegTextures(z["jpeg"], z["offsets"]), z["sex"], z["age"].astype(np.int64), z["ita"],
+                       z["shapes"].astype(np.float32), z["descriptors"], z["names"], Path(path).resolve())
 
 
 @cache
