@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from deidstream.engine.natural_lock import NaturalLocker
 from deidstream.geometry.mesh import default_mesh
 from deidstream.pipelines.core import BackfillWindow, FrameCore
 from deidstream.pipelines.locking import make_locker
+from deidstream.pipelines.pass_two import HandStage, LandmarkStage, RenderStage
 from deidstream.report import ProgressCallback, ProgressReporter, RunReport
 from deidstream.stream.segments import Segment
 from deidstream.stream.sink import FileSink
@@ -42,7 +42,6 @@ from deidstream.tracking.cuts import CutDetector
 from deidstream.tracking.detector import FaceDetector
 from deidstream.tracking.eid import EidRecognizer
 from deidstream.tracking.embedding import FaceEmbedder
-from deidstream.tracking.hands import HandOccluders
 from deidstream.tracking.identity import IdentityBook
 from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.tracking.smoothing import LandmarkSmoother
@@ -50,9 +49,6 @@ from deidstream.tracking.tracker import FaceTracker, first_track_id
 from deidstream.types import FaceDetections, FaceView, Frame, Person
 
 log = logging.getLogger(__name__)
-# MediaPipe's hands cost 12-24 ms per face and frame (benchmarks/bench_hands.py); with no hand in front of a
-# face lately they are looked for on every 3rd frame only
-HAND_LOOK_EVERY = 3
 
 
 def _with_backfill(known: FrameFaces, boxes: np.ndarray) -> FrameFaces:
@@ -191,100 +187,6 @@ def _search(locker: SurrogateLocker | NaturalLocker, label: int, embedding: np.n
     return lock
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """A decoded frame of pass 2 with what is known of its faces."""
-
-    frame: Frame
-    faces: FrameFaces
-
-
-class LandmarkStage:
-    """Pass 2's first step, in frame order: pass 1's faces of each decoded frame with their
-    landmarks: pass 1's, and FaceMesh's (per track, smoothed) for the faces of people who have a
-    surrogate where pass 1 found none."""
-
-    def __init__(self, frames: Iterable[FrameFaces], points: dict[int, tuple[np.ndarray | None, ...]],
-                 people: dict[int, Person], clock: StageClock) -> None:
-        self.frames = {f.index: f for f in frames}
-        self.points = points
-        self.rendered = {t for t, p in people.items() if p.surrogate is not None and not p.keep}
-        self.clock = clock
-        self.landmarker = FaceLandmarker(smoother=LandmarkSmoother(), second_looks=True) if self.rendered else None
-        self.hands = HandOccluders() if self.rendered else None  # hands stay in front of rendered faces
-        self._hand_seen: dict[int, int] = {}  # track → last frame a hand was in front of its face
-        self._hand_looked: dict[int, int] = {}  # track → last frame hands were looked for
-
-    def __call__(self, item: object) -> list[object]:
-        if not isinstance(item, Frame):
-            return [item]
-        known = self.frames.pop(item.index, None)
-        if known is None:  # decoded now but not in pass 1: never write it unprocessed
-            raise RuntimeError(f"frame {item.index} was not seen by the analysis pass")
-        points = list(self.points.pop(item.index, (None,) * len(known.faces)))
-        if self.landmarker is not None and known.faces.track_id is not None:
-            t0 = time.perf_counter()
-            missing = [p is None and int(t) in self.rendered for p, t in zip(points, known.faces.track_id)]
-            found = self.landmarker.landmarks(item.image, known.faces, t=item.time, skip=[not m for m in missing])
-            points = [f if m else p for p, f, m in zip(points, found, missing)]
-            self.clock.add("landmarks", time.perf_counter() - t0)
-        faces = known.faces.with_landmarks(points)
-        return [_Known(item, dataclasses.replace(known, faces=faces, in_front=self._in_front(item, faces)))]
-
-    def _in_front(self, frame: Frame, faces: FaceDetections) -> tuple[tuple[np.ndarray, tuple[int, int]] | None, ...]:
-        """Per face, the hands in front of it: looked for on the faces that will be rendered (their landmarks
-        let the hand finder tell a turned face from a hand)."""
-        if self.hands is None or faces.track_id is None:
-            return ()
-        ids = [int(t) for t in faces.track_id]
-        shown = [i for i, t in enumerate(ids) if t in self.rendered and faces.landmark(i) is not None]
-        looked = [i for i in shown if self._hands_due(ids[i], frame.index)]
-        out: list[tuple[np.ndarray, tuple[int, int]] | None] = [None] * len(faces)
-        if looked:
-            t0 = time.perf_counter()
-            in_view = [ids[i] for i in shown]  # hand tracking goes on between the frames a face is looked at
-            for i, occluder in zip(looked, self.hands.occluders(frame.image, faces[np.array(looked)], in_view)):
-                tid = int(faces.track_id[i])
-                self._hand_looked[tid] = frame.index
-                if occluder.hands_found:
-                    self._hand_seen[tid] = frame.index
-                    out[i] = (occluder.mask, occluder.offset)
-            self.clock.add("hands", time.perf_counter() - t0)
-        return tuple(out)
-
-    def _hands_due(self, track: int, index: int) -> bool:
-        """Hands are looked for on every frame while one was in front of the face lately, else on every
-        ``HAND_LOOK_EVERY``-th: a hand that comes up is painted over for at most that many frames first."""
-        if index - self._hand_seen.get(track, -HAND_LOOK_EVERY - 1) <= HAND_LOOK_EVERY:
-            return True
-        return index - self._hand_looked.get(track, -HAND_LOOK_EVERY) >= HAND_LOOK_EVERY
-
-    def close(self) -> None:
-        if self.landmarker is not None:
-            self.landmarker.close()
-        if self.hands is not None:
-            self.hands.close()
-
-
-class RenderStage:
-    """Pass 2, in frame order: the decisions of :class:`Deidentifier` on each decoded frame."""
-
-    def __init__(self, deidentifier: Deidentifier, clock: StageClock,
-                 on_frame: Callable[[Frame, FrameFaces, np.ndarray], None]) -> None:
-        self.deid = deidentifier
-        self.clock = clock
-        self.on_frame = on_frame
-
-    def __call__(self, item: object) -> list[object]:
-        if not isinstance(item, _Known):
-            return [item]
-        t0 = time.perf_counter()
-        regions = self.deid.apply(item.frame.image, item.faces)
-        self.clock.add("render", time.perf_counter() - t0)
-        self.on_frame(item.frame, item.faces, regions)
-        return [item.frame]
-
-
 def run_two_pass(
     input_path: Path, output_path: Path, config: PipelineConfig, report: RunReport, detector: FaceDetector,
     clock: StageClock, progress: ProgressCallback | None = None,
@@ -327,16 +229,17 @@ def render_pass(input_path: Path, output_path: Path, config: PipelineConfig, rep
                          known.faces, regions, deid.outcomes)
         reporter.step()
 
-    landmarks = LandmarkStage(frames, points, people, clock)
+    landmarks, hands = LandmarkStage(frames, points, people, clock), HandStage(people, clock)
     try:
         with FileSource(input_path, segment) as source:
-            stages = [landmarks, RenderStage(deid, clock, on_frame)]
+            stages = [landmarks, hands, RenderStage(deid, clock, on_frame)]
             with FileSink(output_path, source.info, source.audio_streams, config.encoder) as sink:
                 run_pipeline(source.items(), stages, sink.write, queue_size=config.queue_size, clock=clock)
             report.frames_written = sink.frames_written
             report.decode_errors = source.decode_errors
     finally:
         landmarks.close()
+        hands.close()
     report.face_outcomes = {"rendered": deid.counts.rendered, "fallback": deid.counts.fallback,
                             "rendered_64px": deid.counts.rendered_wide, "fallback_64px": deid.counts.fallback_wide,
                             "kept": deid.counts.kept, "fallback_reasons": dict(deid.counts.reasons)}

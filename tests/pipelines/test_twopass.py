@@ -12,7 +12,7 @@ from media import read_rgb
 from deidstream.engine.deid import FrameFaces
 from deidstream.engine.generator.face_render import Surrogate
 from deidstream.engine.generator.facemodel import default_model
-from deidstream.pipelines.twopass import LandmarkStage
+from deidstream.pipelines.pass_two import LandmarkStage
 from deidstream.stream.threads import StageClock
 from deidstream.tracking.detector import MediaPipeDetector
 from deidstream.types import FaceDetections, Frame, Person
