@@ -68,9 +68,11 @@ class LockConfig:
     # (single_face_short's man got donor 110, 0.115 ahead, under three keys of three: outputs linkable across keys)
     key_choice: int = 4
     key_tie: float = 0.15
-    # M_c's lock (engine.fit.mapped_score): donors judged at a time (a batch of renders costs little more than
-    # one); how far over τ a prediction should be, and what each unit short costs; the key's weight in the order
-    mapped_round: int = 2
+    # M_c's lock (engine.fit.mapped_score): donors judged at a time (each is rendered into each view on its own, so
+    # a second donor judged beside the first cost its renders whenever the first passed: the same surrogates, a
+    # warm lock of one person 0.15-0.34 s with two, 0.11-0.21 s with one); how far over τ a prediction should be,
+    # and what each unit short costs; the key's weight in the order
+    mapped_round: int = 1
     mapped_margin: float = 0.05
     mapped_fail: float = 4.0
     key_weight: float = 0.3
