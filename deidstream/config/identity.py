@@ -69,9 +69,9 @@ class LockConfig:
     key_choice: int = 4
     key_tie: float = 0.15
     # M_c's lock (engine.fit.mapped_score): donors judged at a time (each is rendered into each view on its own, so
-    # a second donor judged beside the first cost its renders whenever the first passed: the same surrogates, a
-    # warm lock of one person 0.15-0.34 s with two, 0.11-0.21 s with one); how far over τ a prediction should be,
-    # and what each unit short costs; the key's weight in the order
+    # a second donor judged beside the first costs its renders even when the first passes; the surrogate is the
+    # same: a warm lock of one person takes 0.15-0.34 s with two, 0.11-0.21 s with one); how far over τ a
+    # prediction should be, and what each unit short costs; the key's weight in the order
     mapped_round: int = 1
     mapped_margin: float = 0.05
     mapped_fail: float = 4.0

@@ -2,8 +2,8 @@
 
 Landmarks (FaceMesh where pass 1 has none for a rendered face), hands in front of the rendered faces, and
 the render itself run one after the other on each frame but on three threads, so each frame's hands are
-looked for while the frame before is rendered: hands and landmarks shared a thread and were the pass's
-slowest step (stage_multi_person_cuts: 3.9 of its 4.6 s). MediaPipe and OpenCV let go of the GIL.
+looked for while the frame before is rendered (on stage_multi_person_cuts, landmarks and hands together take
+3.9 s of the pass's 4.6). MediaPipe and OpenCV let go of the GIL.
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ def test_mc_proposes_a_woman_verified_at_tau_in_a_few_renders_and_her_face_fixes
 
 
 def test_one_donor_at_a_time_renders_fewer_and_chooses_what_two_at_a_time_chose(subject):
-    """Each donor is rendered into each view on its own: judging a second beside the first cost its renders
-    whenever the first passed. The order decides either way, so the surrogate is the same."""
+    """Each donor is rendered into each view on its own: judging a second beside the first costs its renders
+    even when the first passes. The order decides either way, so the surrogate is the same."""
     recognizer, embedding, views = subject
     fewer = 0
     for key in KEYS[:3]:
