@@ -187,3 +187,28 @@ def test_a_subjects_moustache_is_read_from_their_views(faces):
     region = polygons_mask([points[list(MOUSTACHE), :2]], image.shape[:2]) > 0
     painted[region] = (painted[region] * 0.4).astype(np.uint8)
     assert default_composer().tone_of([FaceView(painted, points)]).hair[0] < shaved[0] - 15
+
+
+
+def test_the_lips_of_a_large_face_are_drawn_as_a_full_size_raster_draws_them(faces):
+    """Where shut lips meet, the texture jumps from one lip to the other; a UV map rasterised coarse and
+    upsampled put that jump on its grid, a staircase along the line between the lips of a large face. Around the
+    lips the render is the one a full-size raster gives."""
+    from deidstream.engine.generator.aux import encode_aux
+    from deidstream.engine.generator.fast import FastPath
+
+    outer_lips = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
+
+    image, points = faces[0]
+    pts = points.astype(np.float32) * np.float32(3.0)  # a face about 450 px wide
+    upper, lower = [80, 81, 82, 13, 312, 311, 310], [88, 178, 87, 14, 317, 402, 318]
+    pts[upper] = pts[lower] = (pts[upper] + pts[lower]) / 2  # lips pressed together
+    shape = canonical_shape(pts, MESH.vertices, MESH.weights)
+    aux = encode_aux(pts, shape, MESH.weights)
+    texture = surrogate_of(0).texture
+    coarse = FastPath(default_model(), raster_px=112).render(MESH.vertices.astype(np.float32), texture, aux)
+    full = FastPath(default_model(), raster_px=2000).render(MESH.vertices.astype(np.float32), texture, aux)
+    lips = polygons_mask([coarse.points[outer_lips, :2]], coarse.rgb.shape[:2],
+                         offset=(coarse.crop.x0, coarse.crop.y0)) > 0
+    assert lips.sum() > 2000
+    assert np.abs(coarse.rgb - full.rgb)[lips].max(-1).mean() < 0.01
