@@ -97,7 +97,8 @@ class FastPath:
 
     Rasterises at most ``raster_px`` across the face and upsamples the per-pixel UV map (UVs
     are linear inside a triangle and continuous across edges, so this loses little but the
-    exact silhouette), then samples the texture with one ``cv2.remap``.
+    exact silhouette; where they are not, between shut lips, the lips are rasterised again at full
+    size), then samples the texture with one ``cv2.remap``.
     """
 
     def __init__(self, model: FaceModel, *, shading_sigma: float = 0.12, raster_px: int = 112) -> None:
