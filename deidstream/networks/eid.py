@@ -31,7 +31,7 @@ from torch import nn
 
 from deidstream.errors import ConfigError
 from deidstream.networks.dlib_format import LAYER, DlibLayer, read_network
-from deidstream.networks.model_files import EID_FILE, default_model_path
+from deidstream.networks.model_files import default_model_path
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ DESCRIPTOR_SIZE = 128
 STEM_CHANNELS = 32
 # (channels, units, first unit downsamples) from the input up: dlib's alevel4 .. alevel0
 STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
-MODEL_FILE = EID_FILE
 _UNIT = ("tag", "con", "affine", "relu", "con", "affine", "add_prev", "relu")
 _DOWN_UNIT = ("tag", "con", "affine", "relu", "con", "affine", "tag", "skip", "avg_pool", "add_prev", "relu")
 

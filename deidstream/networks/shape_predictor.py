@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,23 +218,16 @@ def _parse(path: Path) -> ShapePredictor:
 def _cached(path: Path, stamp: tuple[int, int]) -> ShapePredictor:
     """Parsed once per file version: from the user's cache when it holds this version (parsing dlib's
     3 million variable-length integers takes 0.8 s of every start), else from the file, then cached."""
-    from deidstream.config.paths import cache_dir
+    from deidstream.config.paths import cache_dir, cached_arrays
 
-    saved = cache_dir() / "parsed" / f"{path.stem}-{stamp[1]}-{stamp[0]}.npz"
-    try:
-        with np.load(saved) as arrays:
-            return ShapePredictor(**{name: arrays[name] for name in ShapePredictor.__slots__})
-    except (OSError, KeyError, ValueError):
-        pass
-    model = _parse(path)
-    log.info("read dlib's 5-point shape predictor from %s", path)
-    try:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_name(f".{saved.stem}.{os.getpid()}.npz")
-        np.savez(tmp, **{name: getattr(model, name) for name in ShapePredictor.__slots__})
-        os.replace(tmp, saved)
-    except OSError as exc:  # a read-only home: parse at every start
-        log.info("cannot keep the parsed shape predictor in %s: %s", saved.parent, exc)
+    def parsed() -> dict[str, np.ndarray]:
+        model = _parse(path)
+        log.info("read dlib's 5-point shape predictor from %s", path)
+        return {name: getattr(model, name) for name in ShapePredictor.__slots__}
+
+    arrays = cached_arrays(cache_dir() / "parsed" / f"{path.stem}-{stamp[1]}-{stamp[0]}.npz", parsed,
+                           "the parsed shape predictor", lambda found: set(ShapePredictor.__slots__) <= set(found))
+    model = ShapePredictor(**{name: arrays[name] for name in ShapePredictor.__slots__})
     return model
 
 

@@ -203,7 +203,7 @@ def test_the_donors_facial_hair_is_read_once_into_the_cache_and_read_again_when_
         assert np.array_equal(read[i], first.hair(bank.texture(i)))
     (saved,) = (tmp_path / "cache" / "derived").iterdir()
     again = Composer(DonorBank.load(copy), default_mesh())
-    np.save(saved, np.zeros((len(bank), 2), np.float32))  # what the next run reads is the cache's
+    np.savez(saved, hair=np.zeros((len(bank), 2), np.float32))  # what the next run reads is the cache's
     assert again.donor_hair(3)[0] == 0.0
     os.utime(copy, ns=(1, 1))  # another bank file: its own reads
     changed = Composer(DonorBank.load(copy), default_mesh())

@@ -189,15 +189,12 @@ def test_a_subjects_moustache_is_read_from_their_views(faces):
     assert default_composer().tone_of([FaceView(painted, points)]).hair[0] < shaved[0] - 15
 
 
-
 def test_the_lips_of_a_large_face_are_drawn_as_a_full_size_raster_draws_them(faces):
     """Where shut lips meet, the texture jumps from one lip to the other; a UV map rasterised coarse and
     upsampled put that jump on its grid, a staircase along the line between the lips of a large face. Around the
     lips the render is the one a full-size raster gives."""
     from deidstream.engine.generator.aux import encode_aux
-    from deidstream.engine.generator.fast import FastPath
-
-    outer_lips = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
+    from deidstream.engine.generator.fast import OUTER_LIPS, FastPath
 
     image, points = faces[0]
     pts = points.astype(np.float32) * np.float32(3.0)  # a face about 450 px wide
@@ -208,7 +205,7 @@ def test_the_lips_of_a_large_face_are_drawn_as_a_full_size_raster_draws_them(fac
     texture = surrogate_of(0).texture
     coarse = FastPath(default_model(), raster_px=112).render(MESH.vertices.astype(np.float32), texture, aux)
     full = FastPath(default_model(), raster_px=2000).render(MESH.vertices.astype(np.float32), texture, aux)
-    lips = polygons_mask([coarse.points[outer_lips, :2]], coarse.rgb.shape[:2],
+    lips = polygons_mask([coarse.points[list(OUTER_LIPS), :2]], coarse.rgb.shape[:2],
                          offset=(coarse.crop.x0, coarse.crop.y0)) > 0
     assert lips.sum() > 2000
     assert np.abs(coarse.rgb - full.rgb)[lips].max(-1).mean() < 0.01

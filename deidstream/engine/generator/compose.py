@@ -21,8 +21,6 @@ the features and their contrast stay the donor's.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -30,16 +28,15 @@ from functools import cache
 import cv2
 import numpy as np
 
-from deidstream.config.paths import cache_dir
+from deidstream.config.paths import cache_dir, cached_arrays
 from deidstream.engine.generator.donors import DonorBank
 from deidstream.engine.generator.masks import InteriorContours
 from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import CanonicalMesh
 from deidstream.types import FaceView
 
-# MediaPipe landmark indices of each part's region (both eyes with their brows, the nose, the lips).
-log = logging.getLogger(__name__)
 HAIR_READING = 1  # names the cached reads of the donors' facial hair: a new way of reading it needs a new number
+# MediaPipe landmark indices of each part's region (both eyes with their brows, the nose, the lips).
 EYES_AND_BROWS = (
     (70, 63, 105, 66, 107, 55, 193, 245, 128, 121, 120, 119, 118, 117, 111, 35, 124, 46, 53, 52, 65),
     (300, 293, 334, 296, 336, 285, 417, 465, 357, 350, 349, 348, 347, 346, 340, 265, 353, 276, 283, 282, 295),
@@ -201,28 +198,19 @@ class Composer:
         return None if np.isnan(found).any() else found.copy()
 
     def _all_donor_hair(self) -> np.ndarray:
+        def read() -> dict[str, np.ndarray]:
+            return {"hair": np.array([np.full(2, np.nan, np.float32) if (h := self.hair(self.bank.texture(d))) is None
+                                      else h for d in range(len(self.bank))], np.float32).reshape(-1, 2)}
+
         source = self.bank.source
-        saved = None
-        if source is not None:
-            stat = source.stat()
-            regions = hashlib.sha256(np.packbits(np.stack([self.skin, *self.hair_regions])).tobytes()).hexdigest()
-            saved = cache_dir() / "derived" / (f"{source.stem}-hair{HAIR_READING}-{stat.st_size}-{stat.st_mtime_ns}-"
-                                               f"{regions[:12]}.npy")
-            if saved.is_file():
-                found = np.load(saved)
-                if found.shape == (len(self.bank), 2):
-                    return found
-        found = np.array([np.full(2, np.nan, np.float32) if (h := self.hair(self.bank.texture(d))) is None else h
-                          for d in range(len(self.bank))], np.float32).reshape(-1, 2)
-        if saved is not None:
-            try:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                part = saved.with_name(f"{saved.stem}.{os.getpid()}.part.npy")
-                np.save(part, found)
-                part.replace(saved)
-            except OSError as exc:  # a read-only home: read them at every start
-                log.info("cannot keep the donors' facial hair in %s: %s", saved.parent, exc)
-        return found
+        if source is None:
+            return read()["hair"]
+        stat = source.stat()
+        regions = hashlib.sha256(np.packbits(np.stack([self.skin, *self.hair_regions])).tobytes()).hexdigest()
+        name = f"{source.stem}-hair{HAIR_READING}-{stat.st_size}-{stat.st_mtime_ns}-{regions[:12]}.npz"
+        saved = cache_dir() / "derived" / name
+        return cached_arrays(saved, read, "the donors' facial hair",
+                             lambda found: found.get("hair", np.zeros(0)).shape == (len(self.bank), 2))["hair"]
 
     def tone_of(self, views: list[FaceView], darker: float = 5.0) -> SkinTone | None:
         """The subject's skin tone over their views (texels each view sees well), None without any; how dark
