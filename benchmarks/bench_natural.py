@@ -91,6 +91,14 @@ def pooled(rows: list[dict]) -> dict:
         values = [r["summary"][key] for r in rows if r["summary"].get(key) is not None]
         return round(float(np.median(values)), 3) if values else None
 
+    def following(part: str) -> dict:
+        """Of the clips whose people blink (eyes) or speak (mouth) enough to judge: how many follow at 0.8 or
+        better within each person, of how many, and the least."""
+        judged = [r["summary"][f"{part}_openness_correlation"] for r in rows
+                  if r["summary"].get(f"{part}_openness_correlation") is not None]
+        return {f"{part}_follow_clips": [sum(v >= 0.8 for v in judged), len(judged)],
+                f"{part}_follow_least": round(min(judged), 3) if judged else None}
+
     rendered = sum(r["face_outcomes"].get("rendered_64px", 0) for r in rows)
     wide = rendered + sum(r["face_outcomes"].get("fallback_64px", 0) for r in rows)
     judged = {k: sum(r["summary"].get("outcomes_64px", {}).get(k, 0) for r in rows)
@@ -107,6 +115,7 @@ def pooled(rows: list[dict]) -> dict:
         "skin_share_ratio": mean("skin_share_ratio"), "sharpness_ratio": median("sharpness_ratio"),
         "eye_openness_correlation_median": median("eye_openness_correlation"),
         "mouth_openness_correlation_median": median("mouth_openness_correlation"),
+        **following("eye"), **following("mouth"),
         "psnr": mean("psnr"), "ssim": mean("ssim"), "id_consistency": mean("id_consistency"),
     }
 

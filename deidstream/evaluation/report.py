@@ -36,9 +36,8 @@ VIEWER_ROWS = [
     ("skin colour dE*ab (90th percentile)", "p90_skin_delta_e", "{:.1f}"),
     ("skin-coloured share (output / original)", "skin_share_ratio", "{:.2f}"),
     ("sharpness (output / original, median)", "sharpness_ratio", "{:.2f}"),
-    ("eye openness correlation", "eye_openness_correlation", "{:.2f}"),
-    ("mouth openness correlation", "mouth_openness_correlation", "{:.2f}"),
 ]
+OPENNESS_ROWS = [("eye", "eyes", "blink"), ("mouth", "mouth", "move")]
 
 
 def table(ev: Evaluation) -> str:
@@ -53,6 +52,8 @@ def table(ev: Evaluation) -> str:
     lines.append("what a viewer sees (same faces, original vs output):")
     for label, key, fmt in VIEWER_ROWS:
         lines.append(_row(label, s.get(key), fmt))
+    for part, noun, verb in OPENNESS_ROWS:
+        lines.append(_openness_row(part, noun, verb, s))
     if s.get("outcomes_64px"):
         counts = ", ".join(f"{n} {name}" for name, n in s["outcomes_64px"].items() if n)
         lines.append(_row("surrogate on faces >= 64 px (run report)", s.get("surrogate_coverage_64px"), "{:.1%}")
@@ -69,6 +70,17 @@ def table(ev: Evaluation) -> str:
         lines.append(f"files match: {cmp.original.frames} frames, {cmp.original.duration_s:.3f} s, "
                      f"{cmp.original.width}x{cmp.original.height}, audio {cmp.original.audio or 'none'}")
     return "\n".join(lines)
+
+
+def _openness_row(part: str, noun: str, verb: str, s: dict) -> str:
+    """The within-person correlation, or why there is none (the input's own spread too small to judge by)."""
+    label = f"{part} openness follows (r within person)"
+    r, spread, error = (s.get(f"{part}_openness_{k}") for k in ("correlation", "spread", "error"))
+    if spread is None:
+        return _row(label, None, "")
+    if r is None:
+        return f"  {label:42s} n/a: the input's {noun} barely {verb} (spread {spread:.3f}), mean difference {error:.3f}"
+    return f"  {label:42s} {r:.2f} (mean difference {error:.3f})"
 
 
 def _row(label: str, value: object, fmt: str) -> str:

@@ -17,7 +17,11 @@ the face dlib found in the original, at the same place in both frames:
 - skin-coloured share: the fraction of the skin patch inside a skin gamut in YCrCb (Chai & Ngan 1999,
   widened for dark and warm-lit skin);
 - sharpness: variance of the Laplacian of the grey face box;
-- openness: eye aspect ratio and mouth opening ratio from MediaPipe's face mesh on each side.
+- openness: eye aspect ratio and mouth opening ratio from MediaPipe's face mesh on each side; whether the
+  output follows the input is judged within each person (their own mean taken off both sides: a surrogate's
+  eyes may be narrower than the subject's for good), as a correlation where the person blinks or speaks
+  (their openness spreads at least ``MIN_OPENNESS_SPREAD``: pooled over people, or over a mouth that stays
+  shut, a correlation measures the measurement's noise) and as the mean difference left.
 
 The skin-coloured share is taken on the band of the dlib box below the eyes and above the mouth (cheeks and
 nose), where paint would show: dlib's HOG box runs from the forehead to the chin, with the eyes above 40 % of its
@@ -41,6 +45,10 @@ CB_RANGE = (77, 135)
 ITA_CLOSE = 10.0  # degrees: a skin tone this close reads as the same tone
 MIN_PATCH = 4  # pixels on a side; smaller patches give no skin numbers
 MIN_SERIES = 3  # faces needed for an openness correlation
+# the spread (std about each person's own mean) of an input's eye aspect ratio or mouth opening below which the
+# face did not blink or speak enough to tell whether the output follows it: a mouth shut throughout reads 0.001
+# (portrait_s18), eyes that never close 0.009 (talking_head_2), blinks 0.05-0.06 and speech 0.07
+MIN_OPENNESS_SPREAD = 0.02
 # MediaPipe face-mesh indices: eye corners and two vertical pairs per eye; inner lip mid-points and corners
 EYES = ((33, 133, (160, 144), (158, 153)), (362, 263, (385, 380), (387, 373)))
 MOUTH = (13, 14, 78, 308)
@@ -102,6 +110,27 @@ def mouth_opening(points: np.ndarray) -> float:
     p = points[:, :2]
     top, bottom, left, right = MOUTH
     return float(np.linalg.norm(p[top] - p[bottom]) / (np.linalg.norm(p[left] - p[right]) + 1e-6))
+
+
+def following(original: list[float | None], output: list[float | None],
+              people: list[int]) -> tuple[float | None, float | None, float | None]:
+    """How an output's openness follows the input's, each person's own mean taken off both sides: the
+    correlation (None where the input's spread is under ``MIN_OPENNESS_SPREAD`` or the series is short), the
+    input's spread, and the mean absolute difference left (0: it moves exactly as the input). Faces without
+    a reading on both sides are left out."""
+    rows = np.array([(p, x, y) for x, y, p in zip(original, output, people) if x is not None and y is not None],
+                    np.float64).reshape(-1, 3)
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    if len(rows) < MIN_SERIES:
+        return None, None, None
+    centred = rows[:, 1:].copy()
+    for person in np.unique(rows[:, 0]):
+        mine = rows[:, 0] == person
+        centred[mine] -= centred[mine].mean(axis=0)
+    spread = float(centred[:, 0].std())
+    error = float(np.abs(centred[:, 1] - centred[:, 0]).mean())
+    r = pearson(list(centred[:, 0]), list(centred[:, 1])) if spread >= MIN_OPENNESS_SPREAD else None
+    return r, spread, error
 
 
 def pearson(a: list[float | None], b: list[float | None]) -> float | None:
@@ -205,8 +234,9 @@ def viewer_summary(faces: list) -> dict:
     shares = [(f.skin_share_original, f.skin_share_output) for f in faces if f.skin_share_original is not None]
     share_in = sum(a for a, _ in shares)
     sharp = [f.sharpness_ratio for f in faces if f.sharpness_ratio is not None]
-    eye = pearson([f.eye_original for f in faces], [f.eye_output for f in faces])
-    mouth = pearson([f.mouth_original for f in faces], [f.mouth_output for f in faces])
+    people = [f.identity for f in faces]
+    eye = following([f.eye_original for f in faces], [f.eye_output for f in faces], people)
+    mouth = following([f.mouth_original for f in faces], [f.mouth_output for f in faces], people)
     return {
         "sex_agreement": _r(np.mean(sex)) if sex else None,
         "mean_abs_age_difference": _r(np.mean(ages), 1) if ages else None,
@@ -218,7 +248,11 @@ def viewer_summary(faces: list) -> dict:
         "skin_share_original": _r(share_in / len(shares)) if shares else None,
         "skin_share_ratio": _r(sum(b for _, b in shares) / share_in) if shares and share_in > 0 else None,
         "sharpness_ratio": _r(np.median(sharp)) if sharp else None,
-        "eye_openness_correlation": _r(eye, 3),
-        "mouth_openness_correlation": _r(mouth, 3),
+        "eye_openness_correlation": _r(eye[0], 3),
+        "eye_openness_spread": _r(eye[1], 3),
+        "eye_openness_error": _r(eye[2], 3),
+        "mouth_openness_correlation": _r(mouth[0], 3),
+        "mouth_openness_spread": _r(mouth[1], 3),
+        "mouth_openness_error": _r(mouth[2], 3),
         "openness_faces": sum(f.eye_original is not None and f.eye_output is not None for f in faces),
     }

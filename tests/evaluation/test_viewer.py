@@ -72,6 +72,26 @@ def test_pearson_is_nan_safe():
     assert viewer.pearson([1, 2, 3], [5, 5, 5]) is None  # no variation
 
 
+def test_openness_is_followed_within_each_person_and_not_judged_where_the_input_stays_still():
+    rng = np.random.default_rng(0)
+    blinks = list(rng.choice([0.08, 0.3], 12) + rng.normal(0, 0.005, 12))
+    # two people; each surrogate's eyes are narrower than its subject's for good, and blink with them
+    original = blinks + [b + 0.25 for b in blinks]
+    output = [b + 0.05 for b in blinks] + [b - 0.1 for b in blinks]
+    people = [0] * 12 + [1] * 12
+    r, spread, error = viewer.following(original, output, people)
+    assert r == pytest.approx(1.0) and spread > 0.05 and error == pytest.approx(0.0, abs=1e-9)
+    assert viewer.pearson(original, output) < 0.5  # pooled, the offsets between people pull it down
+    # a mouth shut throughout: no correlation to read, and an output that stays shut too differs by nothing
+    shut = list(rng.normal(0.005, 0.001, 12))
+    r, spread, error = viewer.following(shut, [v + 0.002 for v in shut], [0] * 12)
+    assert r is None and spread < viewer.MIN_OPENNESS_SPREAD and error < 0.001
+    # ...while one that opens and shuts on its own shows in the difference
+    r, _, error = viewer.following(shut, list(rng.choice([0.0, 0.3], 12)), [0] * 12)
+    assert r is None and error > 0.05
+    assert viewer.following([0.1, None], [0.1, 0.2], [0, 0]) == (None, None, None)
+
+
 def test_skin_patch_is_the_band_below_the_eyes():
     image = np.zeros((100, 100, 3), np.uint8)
     image[42:62, 22:78] = 255  # x 15-85 %, y 42-62 % of the box below

@@ -70,6 +70,7 @@ def test_a_clip_against_itself_looks_the_same(original, frames, gallery):
     assert s["sharpness_ratio"] == 1.0
     assert s["openness_faces"] >= len(frames) - 4
     assert s["eye_openness_correlation"] > 0.999 and s["mouth_openness_correlation"] > 0.999
+    assert s["eye_openness_error"] == 0.0 and s["mouth_openness_error"] == 0.0
     assert s["rank1_rate"] == 1.0 and all(f.reidentified_by_attack for f in ev.faces)
     assert ev.attack["input_people"] == s["identities"]
     assert all(f.female_original > 0.5 for f in ev.faces[:3])  # a woman
@@ -105,7 +106,7 @@ def test_command_prints_and_writes_the_viewer_measures(tmp_path, gallery, capsys
                  "--json", str(tmp_path / "e.json"), "--plots", str(tmp_path / "plots")])
     assert code == 0
     printed = capsys.readouterr().out
-    for label in ("apparent sex agrees", "skin tone |dITA|", "sharpness (output / original", "eye openness",
+    for label in ("apparent sex agrees", "skin tone |dITA|", "sharpness (output / original", "eye openness follows",
                   "rank-1 identification"):
         assert label in printed
     data = json.loads((tmp_path / "e.json").read_text())
