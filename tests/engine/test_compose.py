@@ -16,6 +16,7 @@ from deidstream.engine.generator.compose import (
     SkinTone,
     _laplacian,
     default_composer,
+    ita_of,
     toned,
 )
 from deidstream.engine.generator.donors import AGE_BANDS, DonorBank, default_donors
@@ -217,3 +218,14 @@ def test_a_bank_file_decodes_only_the_textures_a_caller_asks_for():
     texture = bank.texture(7)
     assert sorted(bank.albedo._decoded) == [0, 7] and texture.dtype == np.float32
     assert np.array_equal(bank.albedo[7], default_donors().albedo[7])
+
+
+def test_a_colour_cast_does_not_throw_the_skin_tone_past_every_donor():
+    """A graded video's violet (crowd_1080p: b* -15) put a pale boy at ITA 134°, as far from a pale donor as
+    from a dark one; held to skin's b*, his tone reads as light skin again, and lighter skin reads lighter."""
+    pale_cast = SkinTone(np.array([65.0, 15.0, -15.0]), np.ones(3))
+    darker_cast = SkinTone(np.array([45.0, 15.0, -15.0]), np.ones(3))
+    plain = SkinTone(np.array([65.0, 12.0, 18.0]), np.ones(3))
+    assert 60 < pale_cast.ita < 90 and darker_cast.ita < 0 < pale_cast.ita
+    assert ita_of(pale_cast.mean) > 120  # what the raw angle said
+    assert plain.ita == pytest.approx(ita_of(plain.mean))  # skin under white light reads as before

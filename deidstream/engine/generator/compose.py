@@ -35,6 +35,7 @@ from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import CanonicalMesh
 from deidstream.types import FaceView
 
+MIN_SKIN_B = 6.0  # CIELab b* of the palest skin under white light (shared clips: 9 to 21 outside the graded one)
 TONE_VISIBILITY_PX = 128  # a skin-tone read works out what hides what on a face this wide (a median colour)
 HAIR_READING = 1  # names the cached reads of the donors' facial hair: a new way of reading it needs a new number
 # MediaPipe landmark indices of each part's region (both eyes with their brows, the nose, the lips).
@@ -84,8 +85,12 @@ class SkinTone:
 
     @property
     def ita(self) -> float:
-        """Individual typology angle (degrees): higher is lighter."""
-        return ita_of(self.mean)
+        """Individual typology angle (degrees) for matching donors to: higher is lighter. A colour cast (a
+        graded video's violet, a blue stage light) takes b* below what skin has under white light, and ITA
+        past 90°, where every donor is about as far as every other (crowd_1080p: b* -15, ITA 134°, and a
+        dark-skinned donor ranked fifth for a pale boy); b* is held at ``MIN_SKIN_B`` at least, so lightness
+        decides there."""
+        return ita_of(np.array([self.mean[0], self.mean[1], max(float(self.mean[2]), MIN_SKIN_B)]))
 
 
 def ita_of(lab: np.ndarray) -> float:
