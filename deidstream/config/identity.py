@@ -78,9 +78,11 @@ class LockConfig:
     key_weight: float = 0.3
     skin_mismatch: float = 100.0
     # shaved skin reads 4-14 L* darker at the upper lip than at the cheeks (the nose's shadow, donors and
-    # subjects alike), a full moustache 20-45: crowd_1080p's boys were given moustached men's faces
+    # subjects alike), a full moustache 20-45: crowd_1080p's boys were given moustached men's faces, and at 20
+    # L* per point its clean-shaven older man a moustache that read as a painted black square at 60 px (at 12,
+    # a shaved donor; at 10 and below, a small move of a face changed its first donor)
     hair_tolerance: float = 8.0
-    hair_mismatch: float = 20.0
+    hair_mismatch: float = 12.0
     # the donor's label says little of how its render looks once toned and lit by the view: talking_head_1's
     # man got a donor whose reddish stubble put his cheeks and nose 20 ITA° off his own in every frame
     tone_tolerance: float = 5.0
