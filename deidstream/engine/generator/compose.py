@@ -35,7 +35,7 @@ from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import CanonicalMesh
 from deidstream.types import FaceView
 
-MIN_SKIN_B = 6.0  # CIELab b* of the palest skin under white light (shared clips: 9 to 21 outside the graded one)
+MIN_SKIN_B = 6.0  # CIELab b* of about the palest skin under white light (shared clips outside the graded one: 5.7-21)
 TONE_VISIBILITY_PX = 128  # a skin-tone read works out what hides what on a face this wide (a median colour)
 HAIR_READING = 1  # names the cached reads of the donors' facial hair: a new way of reading it needs a new number
 # MediaPipe landmark indices of each part's region (both eyes with their brows, the nose, the lips).

@@ -63,7 +63,7 @@ class UVAtlas:
         continuous image coordinates (pixel j spans [j, j + 1)), z larger = farther. ``texels`` (from
         :meth:`texels`): read only those, the rest black and unseen (a skin-tone read needs a sixth of the
         face: a whole one took 9 ms). ``visibility_px``: what hides what is worked out on a face at most
-        that wide (at full size, a 350 px face's took 11 ms: enough for a median colour, not for a texture)."""
+        that wide (at full size, a 240 px face's took 11 ms: enough for a median colour, not for a texture)."""
         h, w = image.shape[:2]
         raster = self.raster if texels is None else texels
         points = np.asarray(points, np.float64) - np.array([0.5, 0.5, 0.0])  # to pixel-centre coordinates
