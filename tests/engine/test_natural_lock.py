@@ -75,6 +75,18 @@ def test_a_shaved_subject_is_not_given_a_moustache(subject):
         kept = locker._choose(judged, 0.1, 30.0, embedding, [], np.zeros((0, 128)), list(order),
                               hair=np.array([-8.0, -8.0], np.float32))
         assert kept.recipe.base == shaved
+    # a lighter moustache too, whichever the key puts first (crowd_1080p's older man, upper lip 5 L* darker than
+    # his cheeks, was given a donor 16 darker: a black square at 60 px)
+    light = min(men, key=lambda i: abs(composer.donor_hair(i)[0] + 16.0) + abs(composer.donor_hair(i)[1] + 12.0))
+    band = composer.bank.age[light]  # and of the same age band: the hair alone tells them apart
+    shaved = min((i for i in men if composer.bank.age[i] == band),
+                 key=lambda i: abs(composer.donor_hair(i)[0] + 7.0) + abs(composer.donor_hair(i)[1] + 10.0))
+    assert -18 < composer.donor_hair(light)[0] < -14 and composer.donor_hair(shaved)[0] > -10
+    for order in ((light, shaved), (shaved, light)):
+        judged = [_Judged(Recipe(d), None, 0.8, 0.9, 0.9, 0.1, 30.0, np.zeros(128, np.float32)) for d in order]
+        kept = locker._choose(judged, 0.1, 30.0, embedding, [], np.zeros((0, 128)), list(order),
+                              hair=np.array([-5.0, -12.0], np.float32))
+        assert kept.recipe.base == shaved
 
 
 def test_of_two_passing_surrogates_the_one_that_reads_her_skin_tone_is_kept(subject):
