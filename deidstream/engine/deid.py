@@ -27,6 +27,8 @@ from deidstream.types import FaceDetections, Person
 
 log = logging.getLogger(__name__)
 MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this they describe another face
+BEHIND_SHARE = 0.5  # of a face's box inside a wider face's fallback region: it is behind that face...
+NEARER = 1.3  # ...when that face is this many times as wide (nearer the camera)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,11 @@ class Deidentifier:
 
         Where a fallback region meets a face to be rendered (a false or coasting box beside it), the
         fallback goes on first and the surrogate is blended over it, lit and toned from the frame as it
-        was: the surrogate stays whole, and its soft edges blend with hidden pixels, not real ones."""
+        was: the surrogate stays whole, and its soft edges blend with hidden pixels, not real ones. A face
+        mostly behind a nearer one given the fallback is hidden with it (:meth:`_not_behind`)."""
         boxes: list[np.ndarray] = []
-        planned = []  # (box, points, person, in_front, aux) of the faces to render
+        planned = []  # (index, box, points, person, in_front, aux) of the faces to render
+        seen_hidden: list[np.ndarray] = []  # boxes given the fallback where a face was detected in this frame
         faces = frame.faces
         ids = faces.track_id if faces.track_id is not None else [None] * len(faces)
         self.outcomes = []
@@ -102,8 +106,11 @@ class Deidentifier:
             self.outcomes.append(FALLBACK if aux is None else RENDERED)
             if aux is None:
                 boxes.append(box)
+                if faces.coasting is None or not faces.coasting[i]:
+                    seen_hidden.append(box)
             else:
-                planned.append((box, points, person, frame.in_front[i] if i < len(frame.in_front) else None, aux))
+                planned.append((i, box, points, person, frame.in_front[i] if i < len(frame.in_front) else None, aux))
+        planned = self._not_behind(planned, seen_hidden, boxes)
         hide = np.concatenate([np.array(boxes, np.float32).reshape(-1, 4), frame.backfill]).astype(np.float32)
         hidden_regions = np.zeros((0, 4), np.float32)
         source = image
@@ -111,11 +118,11 @@ class Deidentifier:
             if self.fallback is None:
                 raise ValueError("this Deidentifier renders single faces only (no fallback); use render_face")
             hidden = FaceDetections(hide, np.ones(len(hide), np.float32))
-            if planned and (iou_matrix(self.fallback.regions(hidden), np.array([p[0] for p in planned])) > 0).any():
+            if planned and (iou_matrix(self.fallback.regions(hidden), np.array([p[1] for p in planned])) > 0).any():
                 source = image.copy()  # the frame as it was: the surrogates' light, tone and hands come from it
             hidden_regions = self.fallback.apply(image, hidden)
         drawn = []
-        for box, points, person, in_front, aux in planned:
+        for _, box, points, person, in_front, aux in planned:
             if source is not image:  # the face's own eye openings and mouth interior show through its surrogate
                 _restore_interior(image, source, points)
             face = self.renderer.paint(image, points, person.shape, person.surrogate, aux, in_front, source=source)
@@ -123,6 +130,30 @@ class Deidentifier:
             if (bounds := face.bounds(image.shape)) is not None:
                 drawn.append(bounds)
         return np.concatenate([np.array(drawn, np.float32).reshape(-1, 4), hidden_regions])
+
+    def _not_behind(self, planned: list, seen: list[np.ndarray], hidden: list[np.ndarray]) -> list:
+        """``planned`` less the faces mostly behind a nearer one given the fallback: a face detected in this frame
+        (``seen``), ``NEARER`` times as wide, whose hidden region covers at least ``BEHIND_SHARE`` of their box.
+        Those are hidden too (their box joins ``hidden``): drawn over the nearer face's blur, a surrogate showed
+        as a sharp face inside a blurred disc (crowd_1080p, a woman behind a boy). A coasting box, or one about
+        as wide (a second box on the same face), does not hide a surrogate: it is drawn over them."""
+        if not planned or not seen or self.fallback is None:
+            return planned
+        front = np.array(seen, np.float32).reshape(-1, 4)
+        regions = self.fallback.regions(FaceDetections(front, np.ones(len(front), np.float32)))
+        kept = []
+        for plan in planned:
+            i, box = plan[0], plan[1]
+            width = float(box[2] - box[0])
+            lo, hi = np.maximum(regions[:, :2], box[:2]), np.minimum(regions[:, 2:], box[2:])
+            inside = np.prod(np.clip(hi - lo, 0.0, None), axis=1) / max(float(np.prod(box[2:] - box[:2])), 1e-6)
+            if ((front[:, 2] - front[:, 0] >= NEARER * width) & (inside >= BEHIND_SHARE)).any():
+                self.outcomes[i] = FALLBACK
+                self.counts.fall_back("behind a face given the fallback", width)
+                hidden.append(box)
+            else:
+                kept.append(plan)
+        return kept
 
     def render_face(self, image: np.ndarray, box: np.ndarray, points: np.ndarray | None,
                     person: Person | None,

@@ -1,5 +1,6 @@
 """The per-frame decision: a rendered surrogate stays whole when another face's fallback region
-overlaps it (a false or coasting box beside a face laid a blurred disc over half of it)."""
+overlaps it (a false or coasting box beside a face laid a blurred disc over half of it), and a face behind a
+nearer face given the fallback is hidden with it."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from deidstream.tracking.landmarks import FaceLandmarker
 from deidstream.types import FaceDetections, Person
 
 
-def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
+def _portrait() -> tuple[np.ndarray, FaceDetections, np.ndarray, object, Person]:
+    """portrait_s18's first frame, its one face, the face's landmarks, a renderer and a locked person."""
     image = read_rgb(shared_file("videos/portrait_s18.mp4"), limit=1)[0]
     with MediaPipeDetector() as detector:
         found = detector.detect(image)
     assert len(found) == 1
-    face = found.xyxy[0]
     with FaceLandmarker() as landmarker:
         points = landmarker.landmarks(image, FaceDetections(found.xyxy, found.score, track_id=np.array([1])))[0]
     assert points is not None
@@ -33,6 +34,12 @@ def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
     donor = int(np.flatnonzero(composer.bank.sex == "f")[0])
     shape = canonical_shape(points, mesh.vertices, mesh.weights)
     person = Person(0, surrogate=Surrogate(Recipe(donor), shape, composer.texture(Recipe(donor))), shapes=[shape])
+    return image, found, points, renderer, person
+
+
+def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
+    image, found, points, renderer, person = _portrait()
+    face = found.xyxy[0]
     # a box of the face's size, half over its right side: as a false detection beside the face was
     width = face[2] - face[0]
     beside = face + np.array([0.6 * width, 0.2 * width, 0.6 * width, 0.2 * width], np.float32)
@@ -70,3 +77,21 @@ def test_a_fallback_region_over_a_rendered_face_leaves_the_surrogate_whole():
     yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
     inner[((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 0.8] = True
     assert changed[inner & ~hull].mean() > 0.9
+
+
+def test_a_face_behind_a_nearer_face_given_the_fallback_is_hidden_with_it():
+    """A face mostly inside the blurred region of a face twice as wide (nearer the camera) is not drawn over that
+    blur (it showed as a sharp face inside a blurred disc); a coasting box that wide leaves it drawn."""
+    image, found, points, renderer, person = _portrait()
+    face = found.xyxy[0]
+    centre, half = (face[:2] + face[2:]) / 2, (face[2] - face[0])
+    nearer = np.concatenate([centre - half, centre + half]).astype(np.float32)  # twice as wide, around it
+    deid = Deidentifier(renderer, make_anonymizer(AnonymizerConfig()), GeneratorConfig(), {1: person})
+    for coasting, outcome in ((False, "fallback"), (True, "rendered")):
+        faces = FaceDetections(np.stack([face, nearer]), np.ones(2, np.float32), track_id=np.array([1, 2]),
+                               coasting=np.array([False, coasting]))
+        out = image.copy()
+        deid.apply(out, FrameFaces(0, faces.with_landmarks([points, None])))
+        assert deid.outcomes == [outcome, "fallback"]
+    assert deid.counts.reasons.get("behind a face given the fallback") == 1
+    assert deid.counts.rendered == 1
