@@ -21,7 +21,7 @@ from deidstream.engine.generator.compositor import RenderedFace
 from deidstream.engine.generator.face_render import FaceRenderer
 from deidstream.engine.generator.fast import AuxCode
 from deidstream.engine.generator.masks import interior_mask
-from deidstream.geometry.boxes import extent_iou, iou_matrix
+from deidstream.geometry.boxes import extent_iou, iou_matrix, share_inside
 from deidstream.report import FALLBACK, KEPT, RENDERED, WIDE_PX
 from deidstream.types import FaceDetections, Person
 
@@ -141,13 +141,12 @@ class Deidentifier:
             return planned
         front = np.array(seen, np.float32).reshape(-1, 4)
         regions = self.fallback.regions(FaceDetections(front, np.ones(len(front), np.float32)))
+        inside = share_inside(np.array([plan[1] for plan in planned]), regions)  # (planned, front)
         kept = []
-        for plan in planned:
+        for plan, share in zip(planned, inside):
             i, box = plan[0], plan[1]
             width = float(box[2] - box[0])
-            lo, hi = np.maximum(regions[:, :2], box[:2]), np.minimum(regions[:, 2:], box[2:])
-            inside = np.prod(np.clip(hi - lo, 0.0, None), axis=1) / max(float(np.prod(box[2:] - box[:2])), 1e-6)
-            if ((front[:, 2] - front[:, 0] >= NEARER * width) & (inside >= BEHIND_SHARE)).any():
+            if ((front[:, 2] - front[:, 0] >= NEARER * width) & (share >= BEHIND_SHARE)).any():
                 self.outcomes[i] = FALLBACK
                 self.counts.fall_back("behind a face given the fallback", width)
                 hidden.append(box)

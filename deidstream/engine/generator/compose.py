@@ -192,9 +192,9 @@ class Composer:
             return None
         # only the texels read go to Lab: the whole texture took 30 ms, three times per lock
         read = np.logical_or.reduce(masks)
-        pixels = np.clip(texture[read], 0.0, 1.0).astype(np.float32)[:, None, :]
+        pixels = np.clip(texture[read], 0.0, 1.0).astype(np.float32)[None]  # one row: no thread pool for 1-px rows
         lightness = np.zeros(read.shape, np.float32)
-        lightness[read] = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB)[:, 0, 0]
+        lightness[read] = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB)[0, :, 0]
         medians = [np.median(lightness[m]) for m in masks]
         return np.array(medians[1:], np.float32) - np.float32(medians[0])
 
