@@ -232,7 +232,8 @@ class NaturalLocker:
                   glasses: bool = False) -> Surrogate:
         donor_shape = self.composer.bank.shapes[recipe.base]
         shape = (1.0 - self.shape_change) * subject_shape + self.shape_change * donor_shape
-        return Surrogate(recipe, shape.astype(np.float32), self.composer.texture(recipe, tone), glasses)
+        texture = self.composer.texture(recipe, tone)
+        return Surrogate(recipe, shape.astype(np.float32), texture, glasses, self.composer.parting.parted(texture))
 
     def _judge(self, donors: list[int], tone: SkinTone | None, shape: np.ndarray, embedding: np.ndarray,
                views: list[FaceView], nearby: np.ndarray, glasses: bool) -> list[_Judged]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from deidstream.config.paths import cache_dir, cached_arrays
 from deidstream.engine.generator.donors import DonorBank
+from deidstream.engine.generator.lips import LipParting
 from deidstream.engine.generator.masks import InteriorContours
 from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import CanonicalMesh
@@ -117,6 +118,7 @@ class Composer:
         self.relief_kept = relief_kept
         size = bank.albedo.shape[1]
         self.atlas = UVAtlas(mesh.uvs, mesh.triangles, size)
+        self.parting = LipParting(mesh.uvs, size)
         self.levels = levels
         uv = mesh.uvs * size
         self.regions = {name: _region(uv, loops, size, feather * size) for name, loops in PARTS.items()}

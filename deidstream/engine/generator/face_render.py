@@ -35,6 +35,7 @@ from deidstream.engine.generator.compositor import Compositor, RenderedFace
 from deidstream.engine.generator.facemodel import FaceModel, Identity, default_model
 from deidstream.engine.generator.fast import AuxCode, FastPath, FastRender, light_ratio
 from deidstream.engine.generator.glasses import frame_mask
+from deidstream.engine.generator.lips import LipParting, parting
 from deidstream.engine.generator.masks import interior_mask, polygons_mask
 
 MIN_TONE_PIXELS = 24
@@ -44,12 +45,14 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights: brightne
 @dataclass(frozen=True, slots=True)
 class Surrogate:
     """A locked identity ready to render: its shape (468, 3) canonical and albedo (T, T, 3); ``glasses``: its
-    subject wears glasses, whose frames are kept in front of it."""
+    subject wears glasses, whose frames are kept in front of it; ``parted``: the albedo with its lips' inner
+    edges as they look apart (:mod:`deidstream.engine.generator.lips`), mixed in as the subject's mouth opens."""
 
     identity: Identity
     shape: np.ndarray
     texture: np.ndarray
     glasses: bool = False
+    parted: np.ndarray | None = None
 
     @classmethod
     def of(cls, model: FaceModel, identity: Identity) -> Surrogate:
@@ -77,6 +80,7 @@ class FaceRenderer:
         self.rim_px = rim_px
         self._weights = model.mesh.weights
         self._frames: tuple[np.ndarray, bytes, tuple[np.ndarray, tuple[int, int]] | None] | None = None
+        self._partings: dict[int, LipParting] = {}
 
     def render(self, frame: np.ndarray, points: np.ndarray, person_shape: np.ndarray,
                surrogate: Surrogate, aux: AuxCode | None = None,
@@ -87,7 +91,10 @@ class FaceRenderer:
         colours; the render goes behind them and their light is not taken for the face's. So do the
         frames of the subject's glasses, when the surrogate says they wear them."""
         aux = aux or encode_aux(points, person_shape, self._weights)
-        render = self.fast.render(surrogate.shape, surrogate.texture, aux)
+        texture = surrogate.texture
+        if surrogate.parted is not None:
+            texture = self._parting(texture.shape[0]).mixed(texture, surrogate.parted, parting(points))
+        render = self.fast.render(surrogate.shape, texture, aux)
         crop = render.crop
         coverage = render.coverage
         if self.rim_px:
@@ -114,6 +121,11 @@ class FaceRenderer:
         if self.match_tone and (anchors := _anchors(points, crop.x0, crop.y0, alpha)):
             rgb = _tone_matched(rgb, frame_crop, anchors, width)
         return RenderedFace(rgb, alpha, crop.x0, crop.y0), render
+
+    def _parting(self, size: int) -> LipParting:
+        if (found := self._partings.get(size)) is None:
+            found = self._partings[size] = LipParting(self.model.mesh.uvs, size)
+        return found
 
     def _glasses(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
         """The glasses frame's pixels of this face, found once per frame and face: the lock renders every
