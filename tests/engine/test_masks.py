@@ -117,7 +117,8 @@ def test_open_mouth_gives_a_mouth_mask_and_a_closed_one_almost_none(faces):
     assert areas[CLOSED_MOUTH] < areas[OPEN_MOUTH] / 20
     # without the openness gate, the sliver MediaPipe leaves between closed lips would be kept
     img, pts = faces[CLOSED_MOUTH]
-    sliver = interior_mask(pts, img.shape[:2], min_opening=0.0) & polygons_mask([pts[c.inner_lips]], img.shape[:2])
+    lips = polygons_mask([pts[c.inner_lips]], img.shape[:2])
+    sliver = interior_mask(pts, img.shape[:2], min_mouth_opening=0.0) & lips
     assert sliver.astype(bool).sum() > areas[CLOSED_MOUTH] + 50
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deidstream.engine.generator.masks import InteriorContours, opening
+from deidstream.engine.generator.masks import MOUTH_SHUT, InteriorContours, opening
 
-SHUT = 0.06  # the inner lip loop's opening below which the render draws the donor's lips shut (interior_mask's)
-PARTED = 0.12  # ... and from which the crease is gone
+SHUT = MOUTH_SHUT  # the inner lip loop's opening below which the render draws the donor's lips shut
+PARTED = 0.1  # ... and from which the crease is gone
 BAND = 1 / 64  # the crease band's half-height, a fraction of the texture (each lip is ~12 texels high at 256)
 SPAN = 1 / 32  # the width the lip colours above and below the band are averaged over
 

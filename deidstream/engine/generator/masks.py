@@ -24,6 +24,10 @@ import numpy as np
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly
 _PIXEL_CENTRE = 0.5  # landmark coordinate of a pixel's centre (MediaPipe); OpenCV draws with centres at integers
 _N_MESH = 468
+# the inner lip loop's opening (see :func:`opening`) from which the subject's own mouth interior is kept: lips
+# together read about 0.002 in the pipeline's landmarks (portrait_s18, every 3rd frame: at most 0.003) and 0.037
+# in a face mesh run on a whole 640 px frame (the sample's first); lips parted in speech 0.04-0.1
+MOUTH_SHUT = 0.04
 
 
 def edge_loops(edges: Iterable[tuple[int, int]]) -> list[np.ndarray]:
@@ -125,7 +129,7 @@ def _check_landmarks(landmarks_xy: np.ndarray) -> np.ndarray:
 def opening(polygon: np.ndarray) -> float:
     """How open a contour is, scale-free: its mean width (2 area / perimeter) over its length (perimeter / 2).
 
-    About 0.04 for lips together (MediaPipe leaves a sliver), 0.2-0.3 for a laughing mouth or an open eye.
+    About 0.002-0.04 for lips together (MediaPipe leaves a sliver), 0.2-0.3 for a laughing mouth or an open eye.
 
     >>> round(opening(np.array([[0, 0], [100, 0], [100, 4], [0, 4]], np.float64)), 3)
     0.037
@@ -183,17 +187,20 @@ def interior_mask(
     offset: tuple[float, float] = (0.0, 0.0),
     dilate_px: float = 1.0,
     min_opening: float = 0.06,
+    min_mouth_opening: float = MOUTH_SHUT,
     contours: InteriorContours | None = None,
 ) -> np.ndarray:
     """(h, w) uint8 0/255 mask of both eye openings and the mouth interior, from (>= 468, 2|3) landmarks
     (frame pixels; ``offset`` as in :func:`polygons_mask`).
 
-    A contour less open than ``min_opening`` (see :func:`opening`: closed lips, a blink) is left out: its
-    sliver would only cut a line of the subject's lips or lids through the surrogate's.
+    An eye less open than ``min_opening`` (see :func:`opening`: a blink), or a mouth less open than
+    ``min_mouth_opening`` (lips together), is left out: its sliver would only cut a line of the subject's lids
+    or lips through the surrogate's.
     """
     pts = _check_landmarks(landmarks_xy)
     loops = (contours or InteriorContours.from_mediapipe()).openings
-    polygons = [pts[loop] for loop in loops if opening(pts[loop]) >= min_opening]
+    least = (min_opening, min_opening, min_mouth_opening)
+    polygons = [pts[loop] for loop, gate in zip(loops, least) if opening(pts[loop]) >= gate]
     return polygons_mask(polygons, shape, offset=offset, dilate_px=dilate_px)
 
 
