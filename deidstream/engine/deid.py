@@ -29,6 +29,24 @@ log = logging.getLogger(__name__)
 MIN_LANDMARK_IOU = 0.25  # landmarks' box against the tracked box: below this they describe another face
 BEHIND_SHARE = 0.5  # of a face's box inside a wider face's fallback region: it is behind that face...
 NEARER = 1.3  # ...when that face is this many times as wide (nearer the camera)
+BEHIND = "behind a face given the fallback"
+
+
+def behind(boxes: np.ndarray, front: np.ndarray, fallback: FaceAnonymizer) -> np.ndarray:
+    """(n,) bool: which of the (n, 4) ``boxes`` (faces to be drawn) lie mostly behind a nearer face given the
+    ``fallback``: one of the (m, 4) ``front`` boxes (faces detected in this frame, not coasting), ``NEARER``
+    times as wide, whose hidden region covers at least ``BEHIND_SHARE`` of their box. Such a face is hidden with
+    it: drawn over the nearer face's blur, a surrogate showed as a sharp face inside a blurred disc
+    (crowd_1080p, a woman behind a boy). A coasting box, or one about as wide (a second box on the same face),
+    does not hide a surrogate: it is drawn over them."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    front = np.asarray(front, np.float32).reshape(-1, 4)
+    if not len(boxes) or not len(front):
+        return np.zeros(len(boxes), bool)
+    regions = fallback.regions(FaceDetections(front, np.ones(len(front), np.float32)))
+    inside = share_inside(boxes, regions)  # (boxes, front)
+    wider = (front[:, 2] - front[:, 0])[None, :] >= NEARER * (boxes[:, 2] - boxes[:, 0])[:, None]
+    return (wider & (inside >= BEHIND_SHARE)).any(axis=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,24 +150,17 @@ class Deidentifier:
         return np.concatenate([np.array(drawn, np.float32).reshape(-1, 4), hidden_regions])
 
     def _not_behind(self, planned: list, seen: list[np.ndarray], hidden: list[np.ndarray]) -> list:
-        """``planned`` less the faces mostly behind a nearer one given the fallback: a face detected in this frame
-        (``seen``), ``NEARER`` times as wide, whose hidden region covers at least ``BEHIND_SHARE`` of their box.
-        Those are hidden too (their box joins ``hidden``): drawn over the nearer face's blur, a surrogate showed
-        as a sharp face inside a blurred disc (crowd_1080p, a woman behind a boy). A coasting box, or one about
-        as wide (a second box on the same face), does not hide a surrogate: it is drawn over them."""
+        """``planned`` less the faces mostly behind a nearer one given the fallback (:func:`behind`); those are
+        hidden too (their box joins ``hidden``)."""
         if not planned or not seen or self.fallback is None:
             return planned
-        front = np.array(seen, np.float32).reshape(-1, 4)
-        regions = self.fallback.regions(FaceDetections(front, np.ones(len(front), np.float32)))
-        inside = share_inside(np.array([plan[1] for plan in planned]), regions)  # (planned, front)
+        mask = behind(np.array([plan[1] for plan in planned]), np.array(seen, np.float32), self.fallback)
         kept = []
-        for plan, share in zip(planned, inside):
-            i, box = plan[0], plan[1]
-            width = float(box[2] - box[0])
-            if ((front[:, 2] - front[:, 0] >= NEARER * width) & (share >= BEHIND_SHARE)).any():
-                self.outcomes[i] = FALLBACK
-                self.counts.fall_back("behind a face given the fallback", width)
-                hidden.append(box)
+        for plan, hide in zip(planned, mask):
+            if hide:
+                self.outcomes[plan[0]] = FALLBACK
+                self.counts.fall_back(BEHIND, float(plan[1][2] - plan[1][0]))
+                hidden.append(plan[1])
             else:
                 kept.append(plan)
         return kept

@@ -20,6 +20,7 @@ import numpy as np
 
 from deidstream.config import AnonymizerConfig, LiveConfig
 from deidstream.engine.anonymizers import FaceAnonymizer, make_anonymizer
+from deidstream.engine.deid import behind
 from deidstream.engine.generator.compositor import RenderedFace, covered_pixels, restore_covered
 from deidstream.errors import ConfigError
 from deidstream.pipelines.core import FrameCore, Tracked
@@ -317,10 +318,11 @@ class LiveProcessor:
         order = [i for i in self._by_priority(faces) if self.face_path.ready(faces, i)] if tracked.usable else []
         waiting = len(faces) - len(order) if tracked.usable else 0
         rendered = [i for i in order if self._render(item.frame.image, faces, i, deadline, tracked.prepared)]
+        painted = list(self.face_path.painted()) if rendered else []
         fallback = sorted(set(range(len(faces))) - set(rendered))
         if fallback:
+            rendered, painted, fallback = self._not_behind(faces, rendered, painted, fallback)
             hidden = faces[np.array(fallback)]
-            painted = self.face_path.painted() if rendered else ()
             surrogates = covered_pixels(item.frame.image, painted, self.fallback.regions(hidden)) if painted else []
             self.fallback.apply(item.frame.image, hidden)
             restore_covered(item.frame.image, surrogates)
@@ -333,6 +335,20 @@ class LiveProcessor:
             self.stats.faces_fallback += len(fallback)
         self.stats.processing.add(time.monotonic() - item.captured)
         return item
+
+    def _not_behind(self, faces: FaceDetections, rendered: list[int], painted: list[RenderedFace],
+                    fallback: list[int]) -> tuple[list[int], list[RenderedFace], list[int]]:
+        """The rendered faces mostly behind a nearer face given the fallback (:func:`behind`) join the fallback:
+        their surrogates are not put back over its blur. ``painted`` holds the rendered faces' blends, in order."""
+        seen = [i for i in fallback if faces.coasting is None or not faces.coasting[i]]
+        if not rendered or not seen or len(painted) != len(rendered):
+            return rendered, painted, fallback
+        hide = behind(faces.xyxy[np.array(rendered)], faces.xyxy[np.array(seen)], self.fallback)
+        if not hide.any():
+            return rendered, painted, fallback
+        kept = [(i, face) for i, face, h in zip(rendered, painted, hide) if not h]
+        hidden = [i for i, h in zip(rendered, hide) if h]
+        return [i for i, _ in kept], [face for _, face in kept], sorted(fallback + hidden)
 
     def process(self, item: Captured) -> Captured:
         """All three stages in one call, for callers without threads."""

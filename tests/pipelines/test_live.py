@@ -173,6 +173,34 @@ def test_the_fallback_of_an_overlapping_face_leaves_a_rendered_face_whole(clip_f
     assert not np.array_equal(beyond, image[oy0 + 40:oy1 - 40, x1 + 10:ox1 - 40])
 
 
+class PaintSmall(Paint):
+    """Paints the narrower face only; the wider one is left to the fallback."""
+
+    def ready(self, faces: FaceDetections, i: int) -> bool:
+        widths = faces.xyxy[:, 2] - faces.xyxy[:, 0]
+        return bool(widths[i] == widths.min())
+
+
+@pytest.mark.parametrize(("nearer", "hidden"), [((60, 60, 240, 240), True), ((114, 114, 186, 186), False)],
+                         ids=["three-times-as-wide", "about-as-wide"])
+def test_a_face_behind_a_nearer_face_given_the_fallback_is_hidden_with_it(clip_frames, nearer, hidden):
+    """A surrogate inside the blurred region of a face three times as wide (nearer the camera) is not put back
+    over that blur; beside a box about as wide (a second box on the same face) it stays whole."""
+    small = np.array([120, 120, 180, 180])
+    stats = LiveStats()
+    proc = processor(FixedBoxes(np.stack([small, np.array(nearer)])), PaintSmall(), 1000, stats)
+    image = clip_frames[0]
+    for index in range(3):
+        item = Captured(Frame(index, image.copy(), index * 3000, LIVE_TIME_BASE, 3000), time.monotonic(), 1)
+        out = proc.process(item).frame.image
+    x0, y0, x1, y1 = small + np.array([6, 6, -6, -6])
+    magenta = (out[y0:y1, x0:x1] == MAGENTA).all(axis=-1).mean()
+    if hidden:
+        assert magenta == 0.0 and stats.faces_rendered == 0 and stats.faces_fallback == 6
+    else:
+        assert magenta == 1.0 and stats.faces_rendered == 3 and stats.faces_fallback == 3
+
+
 class ClipSource:
     """A live source over decoded frames, paced in real time at 30 fps."""
 
