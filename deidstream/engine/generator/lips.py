@@ -2,10 +2,11 @@
 
 Donors were photographed with their lips together, so the texels along the inner lip line hold the
 shadowed crease between the lips. When the subject speaks, the render keeps their own mouth interior and
-stretches the donor's lips around it: the crease becomes a dark ring drawn around the open mouth (on
-stage_multi_person_cuts, an independent face mesh read such a mouth as shut: 0.34 open → 0.01). A second
-texture has that band filled from the lip body beyond it; a render mixes it in as the mouth opens, so
-closed lips keep the donor's line between them and open ones show lips up to their inner edge.
+stretches the donor's lips around it: the crease becomes a dark ring drawn around the open mouth (the stage
+performer's; an independent face mesh read his open mouth as shut). A second texture has that band filled
+from the lip body beyond it; a render mixes it in as the mouth opens, so closed lips keep the donor's line
+between them and open ones show lips up to their inner edge. With it, the output's mouth openness follows
+the input's (r >= 0.8 within each person) on 17 of the 19 shared clips whose people speak, 16 without.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class LipParting:
         reach = max(int(round(BAND * size)), 1)
         grown = cv2.dilate(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
         self.band = (grown > 0) & (cv2.erode(outer, np.ones((3, 3), np.uint8)) > 0)
-        self.reach = reach
         ys, xs = np.nonzero(self.band)
         self.box = (slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
         # each band texel's column, the lip texels just above and below the band there, and how far down it is
@@ -50,7 +50,7 @@ class LipParting:
         lip just above the band to the lower lip just below it (the lips run across the layout; the other
         channels as they are)."""
         ys, xs = self._texels
-        rows = self.box[0].start - 2, self.box[0].stop + 2  # the rows read, averaged across (no streaks)
+        rows = max(self.box[0].start - 2, 0), self.box[0].stop + 2  # the rows read, averaged across (no streaks)
         across = cv2.blur(np.ascontiguousarray(texture[rows[0]:rows[1], :, :3]), (self._span, 1))
         above, below = across[self._above - rows[0], xs], across[self._below - rows[0], xs]
         out = texture.copy()
@@ -75,6 +75,7 @@ def parting(points: np.ndarray) -> float:
 
 
 def _filled(polygon: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) uint8, 1 inside ``polygon`` (texels; rounded to whole texels as the composer's regions are)."""
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
     return mask
