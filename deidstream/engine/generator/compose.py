@@ -31,7 +31,7 @@ import numpy as np
 from deidstream.config.paths import cache_dir, cached_arrays
 from deidstream.engine.generator.donors import DonorBank
 from deidstream.engine.generator.lips import LipParting
-from deidstream.engine.generator.masks import InteriorContours
+from deidstream.engine.generator.masks import InteriorContours, texel_mask
 from deidstream.engine.generator.uvmap import UVAtlas
 from deidstream.geometry.mesh import CanonicalMesh
 from deidstream.types import FaceView
@@ -289,9 +289,7 @@ def median_lab(rgb: np.ndarray) -> np.ndarray:
 
 def _filled(uv: np.ndarray, loop: tuple[int, ...] | np.ndarray, size: int) -> np.ndarray:
     """(T, T) uint8, 1 inside the polygon of ``loop``'s landmarks on the UV layout."""
-    mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [np.round(uv[list(loop)]).astype(np.int32)], 1)
-    return mask
+    return texel_mask(uv[list(loop)], size)
 
 
 def _lips(uv: np.ndarray, size: int) -> np.ndarray:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deidstream.engine.generator.masks import MOUTH_SHUT, InteriorContours, opening
+from deidstream.engine.generator.masks import MOUTH_SHUT, InteriorContours, opening, texel_mask
 
-SHUT = MOUTH_SHUT  # the inner lip loop's opening below which the render draws the donor's lips shut
-PARTED = 0.1  # ... and from which the crease is gone
+PARTED = 0.1  # the inner lip loop's opening from which the crease is gone (from MOUTH_SHUT: none of it)
 BAND = 1 / 64  # the crease band's half-height, a fraction of the texture (each lip is ~12 texels high at 256)
 SPAN = 1 / 32  # the width the lip colours above and below the band are averaged over
 
@@ -28,7 +27,7 @@ class LipParting:
     def __init__(self, uvs: np.ndarray, size: int) -> None:
         contours = InteriorContours.from_mediapipe()
         uv = uvs * size
-        inner, outer = (_filled(uv[loop], size) for loop in (contours.inner_lips, contours.outer_lips))
+        inner, outer = (texel_mask(uv[loop], size) for loop in (contours.inner_lips, contours.outer_lips))
         reach = max(int(round(BAND * size)), 1)
         grown = cv2.dilate(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
         self.band = (grown > 0) & (cv2.erode(outer, np.ones((3, 3), np.uint8)) > 0)
@@ -71,11 +70,5 @@ class LipParting:
 def parting(points: np.ndarray) -> float:
     """How far the mouth of landmarks ``points`` (>= 468, 2|3) is from shut (0) to parted (1)."""
     loop = InteriorContours.from_mediapipe().inner_lips
-    return float(np.clip((opening(np.asarray(points)[loop, :2]) - SHUT) / (PARTED - SHUT), 0.0, 1.0))
+    return float(np.clip((opening(np.asarray(points)[loop, :2]) - MOUTH_SHUT) / (PARTED - MOUTH_SHUT), 0.0, 1.0))
 
-
-def _filled(polygon: np.ndarray, size: int) -> np.ndarray:
-    """(size, size) uint8, 1 inside ``polygon`` (texels; rounded to whole texels as the composer's regions are)."""
-    mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
-    return mask

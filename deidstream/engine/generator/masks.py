@@ -180,6 +180,14 @@ def polygons_mask(
     return mask
 
 
+def texel_mask(polygon: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) uint8, 1 inside ``polygon`` (texel coordinates of a UV layout, rounded to whole texels: the
+    regions the composer reads and blends a texture by)."""
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(polygon)).astype(np.int32)], 1)
+    return mask
+
+
 def interior_mask(
     landmarks_xy: np.ndarray,
     shape: tuple[int, int],
