@@ -113,6 +113,7 @@ def pooled(rows: list[dict]) -> dict:
         "age_difference": mean("mean_abs_age_difference"), "ita_within_10": mean("ita_within_10"),
         "skin_delta_e": mean("median_skin_delta_e"), "skin_delta_e_p90": mean("p90_skin_delta_e"),
         "skin_share_ratio": mean("skin_share_ratio"), "sharpness_ratio": median("sharpness_ratio"),
+        "patchy_faces": mean("patchy_faces"),
         "eye_openness_correlation_median": median("eye_openness_correlation"),
         "mouth_openness_correlation_median": median("mouth_openness_correlation"),
         **following("eye"), **following("mouth"),

@@ -22,6 +22,8 @@ ROWS = [
     ("skin_delta_e_p90", "the same, 90th percentiles", "—", ".1f"),
     ("skin_share_ratio", "skin-coloured share, output / input", "≥ 0.95", ".2f"),
     ("sharpness_ratio", "sharpness, output / input (median of clips)", "≥ 0.8", ".2f"),
+    ("patchy_faces", "faces with colour patches the input's face lacks (a*, b* off its own range on twice as much "
+     "lit skin, + 5 points)", "0%", "pct"),
     ("eye_follow_clips", "eye openness follows the input within each person (r ≥ 0.8): clips, of those whose "
      "people blink", "all", "of"),
     ("eye_follow_least", "the same, the least r of those clips", "≥ 0.8", ".2f"),

@@ -27,7 +27,7 @@ from deidstream.evaluation.align import Comparison, FramePair, StreamFacts, alig
 from deidstream.evaluation.attack import Gallery, rank1_hits
 from deidstream.evaluation.judge import SAME_PERSON, DlibRecognizer
 from deidstream.evaluation.outcomes import FaceOutcomes, outcome_summary
-from deidstream.evaluation.viewer import ViewerMeasures, viewer_summary
+from deidstream.evaluation.viewer import ViewerMeasures, patchy, viewer_summary
 from deidstream.geometry.boxes import expand, iou_matrix, pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
 
@@ -76,6 +76,8 @@ class FaceRecord:
     mouth_original: float | None = None
     mouth_output: float | None = None
     skin_delta_e: float | None = None
+    off_colour_original: float | None = None  # share of the face's lit skin off the original's colours
+    off_colour_output: float | None = None
     reidentified_by_attack: bool | None = None
     outcome: str | None = None  # what the anonymiser's run report says this face got (None: no report)
 
@@ -84,11 +86,17 @@ class FaceRecord:
         """Recognised as its subject: closer than 0.6, or found by the rank-1 attack."""
         return bool(self.id_distance < SAME_PERSON or self.reidentified_by_attack)
 
+    @property
+    def patchy(self) -> bool:
+        """The output shows colour patches the original's face does not (``viewer.patchy``)."""
+        return (self.off_colour_original is not None and self.off_colour_output is not None
+                and patchy(self.off_colour_original, self.off_colour_output))
+
     def worst_first(self) -> tuple:
         """Sort key, least private first: re-identified, then lowest ID distance (in bins of
-        ``DISTANCE_BIN``), then apparent sex changed, then largest skin-tone change."""
+        ``DISTANCE_BIN``), then apparent sex changed, then colour patches, then largest skin-tone change."""
         return (not self.reidentified, round(self.id_distance / DISTANCE_BIN), bool(self.sex_agrees),
-                -(self.delta_ita or 0.0), self.id_distance)
+                not self.patchy, -(self.delta_ita or 0.0), self.id_distance)
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ VIEWER_ROWS = [
     ("skin colour dE*ab (90th percentile)", "p90_skin_delta_e", "{:.1f}"),
     ("skin-coloured share (output / original)", "skin_share_ratio", "{:.2f}"),
     ("sharpness (output / original, median)", "sharpness_ratio", "{:.2f}"),
+    ("faces with colour patches the original lacks", "patchy_faces", "{:.1%}"),
 ]
 OPENNESS_ROWS = [("eye", "eyes", "blink"), ("mouth", "mouth", "move")]
 
@@ -132,13 +133,15 @@ def write_plots(ev: Evaluation, folder: Path) -> list[Path]:
 
 def contact_sheet(ev: Evaluation, columns: int = 3) -> np.ndarray:
     """Original | output pairs of the least private faces, worst first (see ``FaceRecord.worst_first``),
-    labelled with frame and ID distance, then re-identification, apparent sex and skin-tone change."""
+    labelled with frame and ID distance, then re-identification, apparent sex, skin-tone change and colour
+    patches."""
     tiles = []
     for worst in ev.worst:
         face = ev.faces[worst.face]
         tile = np.concatenate([worst.original, worst.output], axis=1).copy()
         flags = ["REID" if face.reidentified else "", "sex ok" if face.sex_agrees else "sex changed",
                  "" if face.delta_ita is None else f"dITA {face.delta_ita:.0f}",
+                 "patches" if face.patchy else "",
                  face.outcome if face.outcome not in (None, RENDERED) else ""]
         for row, text in enumerate([f"f{face.frame} d={face.id_distance:.2f}", " ".join(f for f in flags if f)]):
             cv2.putText(tile, text, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)

@@ -16,6 +16,12 @@ the face dlib found in the original, at the same place in both frames:
   by tens of degrees for a small change of a dim face (L* near 50), it is the colour difference a viewer sees;
 - skin-coloured share: the fraction of the skin patch inside a skin gamut in YCrCb (Chai & Ngan 1999,
   widened for dark and warm-lit skin);
+- off-colour share: the fraction of the face's lit skin (cheeks, forehead, nose, upper lip, chin and jaw, from the
+  original's mesh; pixels at least ``LIT_SHARE`` of the side's median L*) whose colour (a*, b*) lies farther
+  from that side's median than all but ``OFF_COLOUR_PERCENTILE``% of the original's do (at least
+  ``OFF_COLOUR_FLOOR``): patches no part of the subject's face has, such as a red streak down a nose, grey
+  bands or blue lips spread onto the skin. A face is *patchy* when the output's share is at least twice the
+  original's plus ``PATCHY_EXCESS``;
 - sharpness: variance of the Laplacian of the grey face box;
 - openness: eye aspect ratio and mouth opening ratio from MediaPipe's face mesh on each side; whether the
   output follows the input is judged within each person (their own mean taken off both sides: a surrogate's
@@ -33,7 +39,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deidstream.engine.generator.compose import SKIN, ita_difference, ita_of, median_lab
+from deidstream.engine.generator.compose import (
+    CHEEKS,
+    CHIN,
+    FOREHEAD,
+    JAWS,
+    MOUSTACHE,
+    NOSE,
+    SKIN,
+    ita_difference,
+    ita_of,
+    median_lab,
+)
 from deidstream.geometry.boxes import pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
 from deidstream.tracking.landmarks import FaceLandmarker
@@ -53,6 +70,12 @@ MIN_OPENNESS_SPREAD = 0.02
 EYES = ((33, 133, (160, 144), (158, 153)), (362, 263, (385, 380), (387, 373)))
 MOUTH = (13, 14, 78, 308)
 MIN_SKIN_PIXELS = 24
+FACE_SKIN = (*CHEEKS, FOREHEAD, *NOSE, MOUSTACHE, CHIN, *JAWS)  # where the off-colour share is read
+LIT_SHARE = 0.6  # darker pixels (brows, nostrils, a beard, deep shadow) carry no skin colour to judge
+OFF_COLOUR_PERCENTILE = 95.0
+OFF_COLOUR_FLOOR = 4.0  # a*, b* units: below this, colour differences are compression noise on a graded face
+PATCHY_EXCESS = 0.05
+MIN_FACE_SKIN_PIXELS = 100
 
 
 def skin_patch(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
@@ -81,6 +104,33 @@ def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     if int(mask.sum()) < MIN_SKIN_PIXELS:
         return None
     return median_lab(image[mask > 0])
+
+
+def off_colour(original: np.ndarray, output: np.ndarray, points: np.ndarray) -> tuple[float, float] | None:
+    """(original's, output's) off-colour share of the face with the original's mesh ``points`` (see the module's
+    docstring), None when too little skin shows."""
+    mask = np.zeros(original.shape[:2], np.uint8)
+    for loop in FACE_SKIN:
+        cv2.fillPoly(mask, [np.round(points[list(loop), :2]).astype(np.int32)], 1)
+    if int(mask.sum()) < MIN_FACE_SKIN_PIXELS:
+        return None
+    spread_o, spread_a = (_colour_spread(side[mask > 0]) for side in (original, output))
+    if len(spread_o) < MIN_SKIN_PIXELS or len(spread_a) < MIN_SKIN_PIXELS:
+        return None
+    limit = max(float(np.percentile(spread_o, OFF_COLOUR_PERCENTILE)), OFF_COLOUR_FLOOR)
+    return float((spread_o > limit).mean()), float((spread_a > limit).mean())
+
+
+def _colour_spread(pixels: np.ndarray) -> np.ndarray:
+    """Each lit pixel's (a*, b*) distance from the lit pixels' median, of (n, 3) uint8 RGB ``pixels``."""
+    lab = cv2.cvtColor(pixels.reshape(1, -1, 3).astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2LAB)[0]
+    lit = lab[lab[:, 0] >= LIT_SHARE * np.median(lab[:, 0])][:, 1:]
+    return np.linalg.norm(lit - np.median(lit, axis=0), axis=1) if len(lit) else lit[:, 0]
+
+
+def patchy(off_original: float, off_output: float) -> bool:
+    """Whether the output shows colour patches the original's face does not."""
+    return off_output >= 2.0 * off_original + PATCHY_EXCESS
 
 
 def skin_share(patch: np.ndarray) -> float:
@@ -164,11 +214,14 @@ def face_measures(original: np.ndarray, output: np.ndarray, box: np.ndarray, mes
     """Skin tone and colour, skin share and sharpness of one face on both sides (None where unmeasurable).
     ``mesh``: the original's face-mesh points, which place the skin both sides are read at."""
     out: dict = dict.fromkeys(("ita_original", "ita_output", "ita_band", "skin_delta_e", "skin_share_original",
-                               "skin_share_output", "sharpness_original", "sharpness_output"))
+                               "skin_share_output", "sharpness_original", "sharpness_output", "off_colour_original",
+                               "off_colour_output"))
     pa, pb = skin_patch(original, box), skin_patch(output, box)
     if pa is not None and pb is not None:
         out |= {"skin_share_original": skin_share(pa), "skin_share_output": skin_share(pb)}
     la, lb = (None, None) if mesh is None else (skin_lab(original, mesh), skin_lab(output, mesh))
+    if mesh is not None and (off := off_colour(original, output, mesh)) is not None:
+        out |= {"off_colour_original": off[0], "off_colour_output": off[1]}
     if la is not None and lb is not None:
         out |= {"ita_original": ita_of(la), "ita_output": ita_of(lb), "ita_band": False,
                 "skin_delta_e": float(np.linalg.norm(la - lb))}
@@ -221,6 +274,7 @@ class ViewerMeasures:
                 "mouth_original": None if open_o[i] is None else _r(open_o[i][1]),
                 "mouth_output": None if open_a[i] is None else _r(open_a[i][1]),
                 "skin_delta_e": _r(m["skin_delta_e"], 2),
+                "off_colour_original": _r(m["off_colour_original"]), "off_colour_output": _r(m["off_colour_output"]),
             })
         return out
 
@@ -234,6 +288,7 @@ def viewer_summary(faces: list) -> dict:
     shares = [(f.skin_share_original, f.skin_share_output) for f in faces if f.skin_share_original is not None]
     share_in = sum(a for a, _ in shares)
     sharp = [f.sharpness_ratio for f in faces if f.sharpness_ratio is not None]
+    off = [(f.off_colour_original, f.off_colour_output) for f in faces if f.off_colour_original is not None]
     people = [f.identity for f in faces]
     eye = following([f.eye_original for f in faces], [f.eye_output for f in faces], people)
     mouth = following([f.mouth_original for f in faces], [f.mouth_output for f in faces], people)
@@ -248,6 +303,9 @@ def viewer_summary(faces: list) -> dict:
         "skin_share_original": _r(share_in / len(shares)) if shares else None,
         "skin_share_ratio": _r(sum(b for _, b in shares) / share_in) if shares and share_in > 0 else None,
         "sharpness_ratio": _r(np.median(sharp)) if sharp else None,
+        "off_colour_original": _r(np.mean([o for o, _ in off])) if off else None,
+        "off_colour_output": _r(np.mean([a for _, a in off])) if off else None,
+        "patchy_faces": _r(np.mean([patchy(o, a) for o, a in off])) if off else None,
         "eye_openness_correlation": _r(eye[0], 3),
         "eye_openness_spread": _r(eye[1], 3),
         "eye_openness_error": _r(eye[2], 3),

@@ -13,7 +13,7 @@ from conftest import SAMPLE, SHARED
 from media import make_clip
 
 from deidstream.cli import main
-from deidstream.engine.generator.compose import MOUSTACHE
+from deidstream.engine.generator.compose import MOUSTACHE, NOSE
 from deidstream.evaluation import viewer
 from deidstream.evaluation.command import evaluate
 from deidstream.evaluation.judge import DlibRecognizer
@@ -68,6 +68,7 @@ def test_a_clip_against_itself_looks_the_same(original, frames, gallery):
     assert s["mean_abs_delta_ita"] == 0.0 and s["ita_within_10"] == 1.0 and s["p90_skin_delta_e"] == 0.0
     assert s["skin_share_ratio"] == 1.0 and s["skin_share_original"] > 0.8  # her cheeks are skin-coloured
     assert s["sharpness_ratio"] == 1.0
+    assert s["patchy_faces"] == 0.0 and s["off_colour_output"] == s["off_colour_original"] <= 0.05
     assert s["openness_faces"] >= len(frames) - 4
     assert s["eye_openness_correlation"] > 0.999 and s["mouth_openness_correlation"] > 0.999
     assert s["eye_openness_error"] == 0.0 and s["mouth_openness_error"] == 0.0
@@ -155,3 +156,27 @@ def test_skin_tone_is_read_on_skin_not_on_a_moustache(frames):
     assert viewer.ita_difference(t["ita_output"], t["ita_original"]) > 15 and t["skin_delta_e"] > 10
     b = viewer.face_measures(frame, moustache, box, None)  # no mesh: the band below the eyes stands in
     assert b["ita_band"] is True and b["skin_delta_e"] is None
+
+
+def test_a_red_streak_down_the_nose_is_a_colour_patch_and_a_colour_grade_is_not(frames):
+    """A surrogate that keeps a donor's warm-lit red nose or a grey moustache band on a face whose skin is one
+    colour shows patches no part of the subject's face has; the same face warmer or cooler all over does not."""
+    frame = frames[0]
+    box = DlibRecognizer(upsample=0).detect(frame)[0].box
+    openness = viewer.Openness()
+    try:
+        _, _, mesh = openness.measure(frame, np.asarray([box]))[0]
+    finally:
+        openness.close()
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    nose = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(nose, [np.round(mesh[list(NOSE[0]), :2]).astype(np.int32)], 1)
+    red = lab.copy()
+    red[nose > 0, 1] += 18  # the nose's own lightness and lines, a red donor's colour
+    streaked = np.clip(cv2.cvtColor(red, cv2.COLOR_LAB2RGB) * 255, 0, 255).round().astype(np.uint8)
+    same, streak, graded = (viewer.face_measures(frame, out, box, mesh) for out in (
+        frame, streaked, np.clip(frame.astype(np.float32) * np.float32([1.0, 0.93, 0.85]), 0, 255).astype(np.uint8)))
+    assert same["off_colour_output"] == same["off_colour_original"] <= 0.05
+    assert viewer.patchy(streak["off_colour_original"], streak["off_colour_output"])  # measured 0.224 against 0.003
+    assert not viewer.patchy(graded["off_colour_original"], graded["off_colour_output"])  # measured 0.009
+    assert viewer.face_measures(frame, streaked, box, None)["off_colour_output"] is None  # no mesh, no reading

@@ -50,6 +50,8 @@ PARTS = {"eyes": EYES_AND_BROWS, "nose": NOSE, "mouth": MOUTH}
 # the skin a viewer judges tone by: the cheek below each eye
 CHEEKS = ((117, 118, 101, 36, 206, 207, 187, 123), (346, 347, 330, 266, 426, 427, 411, 352))
 FOREHEAD = (67, 109, 10, 338, 297, 299, 9, 69)
+# brows as MediaPipe draws them, each as one loop (upper edge, then lower edge back)
+BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
 # where facial hair grows: the upper lip up to the nose (moustache) and the chin below the lip
 MOUSTACHE = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 327, 326, 2, 97, 98)
 CHIN = (182, 83, 18, 313, 406, 421, 200, 201)
@@ -138,6 +140,7 @@ class Composer:
         band = np.clip(inside / max(hair_band * size, 1.0), 0.0, 1.0)
         self._inner = (band * band * (3.0 - 2.0 * band)).astype(np.float32)
         self._features = np.clip(sum(self.regions.values()), 0.0, 1.0).astype(np.float32)
+        self._own_colour = _own_colour(uv, size, self.lips)
         self._own_skin = np.clip(1.0 - 1.5 * self._features, 0.0, 1.0).astype(np.float32)
         self._relief_area = cv2.GaussianBlur((1.0 - self._features) * (self.atlas.mask > 0), (0, 0),
                                              4.0).astype(np.float32)
@@ -148,7 +151,7 @@ class Composer:
     def texture(self, recipe: Recipe, tone: SkinTone | None = None) -> np.ndarray:
         base, alpha = self._prepared(recipe)
         if tone is not None:
-            base = toned(base, self.skin, tone)
+            base = toned(base, self.skin, tone, own_colour=self._own_colour)
             if tone.lips is not None:
                 base = _lips_coloured(base, self.lips, tone.lips)
         return np.dstack([base, alpha, self._own_skin]).astype(np.float32)
@@ -248,7 +251,8 @@ class Composer:
         return SkinTone(tone.mean, tone.std, colour, np.median(hair, axis=0) if hair else None)
 
 
-def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 0.4) -> np.ndarray:
+def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 0.4,
+          own_colour: np.ndarray | None = None, reach: float = 2.5, floor: float = 3.0) -> np.ndarray:
     """``texture`` with its skin's Lab mean moved to ``tone``'s, and its colour variation (a*, b*) narrowed to
     the subject's where the subject's is narrower (down to ``least``): the donor's features and their
     lightness contrast in the subject's complexion. A donor's flushed cheeks and dark sockets keep their
@@ -257,14 +261,26 @@ def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 
 
     The skin's colour (a*, b*) moves in proportion to each texel's lightness against the skin's: a dark
     beard, brow or nostril keeps its own colour near black instead of taking the whole shift (on a subject
-    filmed with a blue cast, a donor's moustache turned a saturated navy: crowd_1080p)."""
+    filmed with a blue cast, a donor's moustache turned a saturated navy: crowd_1080p).
+
+    Where ``own_colour`` (T, T) weighs 0 (the eyes, brows and lips: their colour is their own) a texel keeps its
+    colour's offset from the skin's; elsewhere that offset is held, softly, within ``reach`` times the subject's
+    own colour spread (at least ``floor``): a donor's red nose tip or chin, photographed in warm light, is no
+    colour the subject's face has in footage whose grade leaves every patch of skin one colour (crowd_1080p:
+    a* spread 1.3), and showed as red streaks down a turned boy's nose."""
     lab = cv2.cvtColor(np.clip(texture, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2LAB)
     own = _tone(texture[skin])
     narrow = np.clip(tone.std / np.maximum(own.std, 1e-3), least, 1.0).astype(np.float32)
     lightness = lab[..., :1] - own.mean[0] + tone.mean[0]
     before = np.clip(lab[..., :1] / max(float(own.mean[0]), 1.0), 0.0, 1.0)
     after = np.clip(lightness / max(float(tone.mean[0]), 1.0), 0.0, 1.0)
-    colour = (lab[..., 1:] - own.mean[1:] * before) * narrow[1:] + tone.mean[1:] * after
+    offset = (lab[..., 1:] - own.mean[1:] * before) * narrow[1:]
+    if own_colour is not None:
+        limit = max(reach * float(np.hypot(*tone.std[1:])), floor)
+        size = np.maximum(np.sqrt((offset * offset).sum(-1, keepdims=True)), 1e-6)
+        held = limit * np.tanh(size / limit) / size
+        offset *= own_colour[..., None] + (1.0 - own_colour[..., None]) * held
+    colour = offset + tone.mean[1:] * after
     lab = np.concatenate([lightness, colour], axis=-1).astype(np.float32)
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
@@ -290,6 +306,18 @@ def median_lab(rgb: np.ndarray) -> np.ndarray:
 def _filled(uv: np.ndarray, loop: tuple[int, ...] | np.ndarray, size: int) -> np.ndarray:
     """(T, T) uint8, 1 inside the polygon of ``loop``'s landmarks on the UV layout."""
     return texel_mask(uv[list(loop)], size)
+
+
+def _own_colour(uv: np.ndarray, size: int, lips: np.ndarray, margin: int = 2) -> np.ndarray:
+    """(T, T) float32 in [0, 1]: the texels whose colour is their own when a texture is toned (``toned``): the
+    eyes (their lids' lines, lashes, irises), the brows and the lips, ``margin`` texels out, feathered. Not the
+    skin around the eyes: a donor's warm eye sockets showed as red beside a turned boy's nose (crowd_1080p)."""
+    contours = InteriorContours.from_mediapipe()
+    mask = lips.astype(np.uint8)
+    for loop in (contours.left_eye, contours.right_eye, *BROWS):
+        mask |= _filled(uv, loop, size)
+    grown = cv2.dilate(mask, np.ones((2 * margin + 1,) * 2, np.uint8)).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(grown, (0, 0), margin * 0.75), 0.0, 1.0)
 
 
 def _lips(uv: np.ndarray, size: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from deidstream.engine.generator.compose import FOREHEAD
+from deidstream.engine.generator.compose import BROWS, FOREHEAD
 from deidstream.engine.generator.masks import InteriorContours, polygons_mask
 from deidstream.types import FaceView
 
@@ -38,8 +38,6 @@ ANGLES = 90  # directions a rim is traced in
 RIM_SEEN = 0.4  # a rim is kept where it stands out along at least this share of its loop
 RIM_EVEN = 0.5  # ... that is, where its lines are at least this share of their median along the loop
 EYE_MARGIN = 0.2  # eye openings grown by this share of the eye's width: lashes, lids and their creases
-# brows as MediaPipe draws them, each as one loop (upper edge, then lower edge back)
-BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
 # skin no frame covers: each cheek beside the nose above the mouth's corners, the middle of the forehead
 BARE_SKIN = ((205, 206, 216, 212, 192, 187), (425, 426, 436, 432, 416, 411), FOREHEAD)
 EYE_CORNERS = ((33, 133), (263, 362))  # outer, inner corner of each eye
