@@ -32,14 +32,11 @@ from deidstream.engine.generator.compose import (
     NOSE,
     Composer,
     Recipe,
-    SkinTone,
-    ita_difference,
-    ita_of,
-    median_lab,
 )
 from deidstream.engine.generator.face_render import MIN_TONE_PIXELS, FaceRenderer, Surrogate
 from deidstream.engine.generator.glasses import wears_glasses
 from deidstream.engine.generator.masks import polygons_mask
+from deidstream.engine.generator.tone import SkinTone, ita_difference, ita_of, median_lab
 from deidstream.engine.keyed_order import KeyedOrder
 from deidstream.engine.lock import Lock, face_chip
 from deidstream.errors import ConfigError

@@ -47,10 +47,8 @@ from deidstream.engine.generator.compose import (
     MOUSTACHE,
     NOSE,
     SKIN,
-    ita_difference,
-    ita_of,
-    median_lab,
 )
+from deidstream.engine.generator.tone import ita_difference, ita_of, median_lab
 from deidstream.geometry.boxes import pixel_bounds
 from deidstream.tracking.attributes import AttributeModel
 from deidstream.tracking.landmarks import FaceLandmarker

@@ -13,13 +13,11 @@ from deidstream.engine.generator.compose import (
     PREPARED_KEPT,
     Composer,
     Recipe,
-    SkinTone,
     _laplacian,
     default_composer,
-    ita_of,
-    toned,
 )
 from deidstream.engine.generator.donors import AGE_BANDS, DonorBank, default_donors
+from deidstream.engine.generator.tone import SkinTone, ita_of, toned
 from deidstream.geometry.mesh import default_mesh
 
 
