@@ -137,15 +137,21 @@ def _lists(node):
 
 
 
-def test_skin_tone_is_read_on_skin_not_on_a_moustache(frames):
-    """A moustache or a different nose changes a face but not its skin tone; a tan does."""
-    frame = frames[0]
+def _box_and_mesh(frame):
+    """The judge's box of the frame's face and the face mesh placed in it, as ``evaluate`` reads them."""
     box = DlibRecognizer(upsample=0).detect(frame)[0].box
     openness = viewer.Openness()
     try:
         _, _, mesh = openness.measure(frame, np.asarray([box]))[0]
     finally:
         openness.close()
+    return box, mesh
+
+
+def test_skin_tone_is_read_on_skin_not_on_a_moustache(frames):
+    """A moustache or a different nose changes a face but not its skin tone; a tan does."""
+    frame = frames[0]
+    box, mesh = _box_and_mesh(frame)
     moustache = frame.copy()
     cv2.fillPoly(moustache, [np.round(mesh[list(MOUSTACHE), :2]).astype(np.int32)], (45, 32, 25))
     m = viewer.face_measures(frame, moustache, box, mesh)
@@ -162,12 +168,7 @@ def test_a_red_streak_down_the_nose_is_a_colour_patch_and_a_colour_grade_is_not(
     """A surrogate that keeps a donor's warm-lit red nose or a grey moustache band on a face whose skin is one
     colour shows patches no part of the subject's face has; the same face warmer or cooler all over does not."""
     frame = frames[0]
-    box = DlibRecognizer(upsample=0).detect(frame)[0].box
-    openness = viewer.Openness()
-    try:
-        _, _, mesh = openness.measure(frame, np.asarray([box]))[0]
-    finally:
-        openness.close()
+    box, mesh = _box_and_mesh(frame)
     lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
     nose = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillPoly(nose, [np.round(mesh[list(NOSE[0]), :2]).astype(np.int32)], 1)
