@@ -96,9 +96,7 @@ def ita(patch: np.ndarray) -> float:
 def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """Median CIELab (L* 0-100) of the skin a viewer judges tone by (compose's ``SKIN``: both cheeks below the
     eyes and the middle of the forehead) inside a face's mesh ``points``, None when too few pixels."""
-    mask = np.zeros(image.shape[:2], np.uint8)
-    for loop in SKIN:
-        cv2.fillPoly(mask, [np.round(points[list(loop), :2]).astype(np.int32)], 1)
+    mask = _mesh_mask(image.shape, points, SKIN)
     if int(mask.sum()) < MIN_SKIN_PIXELS:
         return None
     return median_lab(image[mask > 0])
@@ -107,9 +105,7 @@ def skin_lab(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
 def off_colour(original: np.ndarray, output: np.ndarray, points: np.ndarray) -> tuple[float, float] | None:
     """(original's, output's) off-colour share of the face with the original's mesh ``points`` (see the module's
     docstring), None when too little skin shows."""
-    mask = np.zeros(original.shape[:2], np.uint8)
-    for loop in FACE_SKIN:
-        cv2.fillPoly(mask, [np.round(points[list(loop), :2]).astype(np.int32)], 1)
+    mask = _mesh_mask(original.shape, points, FACE_SKIN)
     if int(mask.sum()) < MIN_FACE_SKIN_PIXELS:
         return None
     spread_o, spread_a = (_colour_spread(side[mask > 0]) for side in (original, output))
@@ -117,6 +113,14 @@ def off_colour(original: np.ndarray, output: np.ndarray, points: np.ndarray) -> 
         return None
     limit = max(float(np.percentile(spread_o, OFF_COLOUR_PERCENTILE)), OFF_COLOUR_FLOOR)
     return float((spread_o > limit).mean()), float((spread_a > limit).mean())
+
+
+def _mesh_mask(shape: tuple[int, ...], points: np.ndarray, loops: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """(h, w) uint8, 1 inside the face-mesh ``loops`` of ``points``, each corner rounded to a whole pixel."""
+    mask = np.zeros(shape[:2], np.uint8)
+    for loop in loops:
+        cv2.fillPoly(mask, [np.round(points[list(loop), :2]).astype(np.int32)], 1)
+    return mask
 
 
 def _colour_spread(pixels: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_toning_moves_the_skin_to_the_subjects_complexion_and_keeps_the_features
     dark = int(np.argmin(bank.ita))
     texture = bank.texture(dark)
     light = SkinTone(np.array([75.0, 10.0, 14.0], np.float32), np.array([5.0, 2.0, 3.0], np.float32))
-    out = toned(texture, composer.skin, light)
+    out = toned(texture, composer.skin, light, composer._own_colour)
     lab = cv2.cvtColor(out, cv2.COLOR_RGB2LAB)[composer.skin]
     assert np.allclose(lab.mean(0), light.mean, atol=2.5)
     # the features stay: the texture's detail (its grey levels' local structure) correlates with the donor's
@@ -104,7 +104,7 @@ def test_toning_moves_the_skin_to_the_subjects_complexion_and_keeps_the_features
 def test_toning_narrows_a_donors_colour_variation_to_a_paler_subjects(composer):
     texture = composer.bank.texture(0)
     grey = SkinTone(np.array([60.0, 6.0, 8.0], np.float32), np.array([6.0, 0.5, 0.5], np.float32))
-    lab = cv2.cvtColor(toned(texture, composer.skin, grey), cv2.COLOR_RGB2LAB)[composer.skin]
+    lab = cv2.cvtColor(toned(texture, composer.skin, grey, composer._own_colour), cv2.COLOR_RGB2LAB)[composer.skin]
     before = cv2.cvtColor(texture, cv2.COLOR_RGB2LAB)[composer.skin]
     assert np.all(lab[:, 1:].std(0) < 0.5 * before[:, 1:].std(0)), "blotches and tinted shadows narrowed"
     assert lab[:, 0].std() > 0.8 * before[:, 0].std(), "lightness detail (the features) kept"
@@ -148,13 +148,14 @@ def test_a_dark_beard_keeps_its_colour_on_a_subject_filmed_with_a_cast(composer)
     texture, dark = bank.texture(bearded), beard(bearded)
     assert dark.sum() > 300  # a light-skinned donor with a dark beard or moustache
     cast = SkinTone(np.array([62.0, 4.0, -12.0], np.float32), np.array([8.0, 3.0, 3.0], np.float32))
-    out = cv2.cvtColor(toned(texture, composer.skin, cast), cv2.COLOR_RGB2LAB)
+    out = cv2.cvtColor(toned(texture, composer.skin, cast, composer._own_colour), cv2.COLOR_RGB2LAB)
     assert abs(np.median(out[composer.skin][:, 2]) - cast.mean[2]) < 3  # the skin takes the subject's colour
     own = cv2.cvtColor(texture, cv2.COLOR_RGB2LAB)[dark]
     before = np.hypot(own[:, 1], own[:, 2])
     after = np.hypot(out[dark][:, 1], out[dark][:, 2])
     print(f"beard chroma: median {np.median(before):.1f} before, {np.median(after):.1f} after")
-    # measured 8.3 after against 10.0 before; the whole skin shift on every texel gave 21.3 (navy)
+    # measured 8.0 after against 17.4 before (11.5 with the offsets not held); the whole skin shift on every
+    # texel gave 21.3 (navy)
     assert np.median(after) < np.median(before) + 3 and np.median(after) < 12
 
 
@@ -174,7 +175,9 @@ def test_a_donors_red_nose_takes_no_colour_the_subjects_even_skin_lacks_and_lips
     def lab_of(texture: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(np.clip(texture, 0, 1).astype(np.float32), cv2.COLOR_RGB2LAB)
 
-    loose = [lab_of(toned(composer._prepared(Recipe(d))[0], composer.skin, even)) for d in range(0, len(bank), 4)]
+    unheld = np.ones_like(composer._own_colour)  # every texel keeps its offset: the toning before it was held
+    loose = [lab_of(toned(composer._prepared(Recipe(d))[0], composer.skin, even, unheld))
+             for d in range(0, len(bank), 4)]
     reddest = int(np.argmax([np.percentile(spread(lab, skin_like), 99) for lab in loose])) * 4
     before = loose[reddest // 4]
     after = lab_of(composer.texture(Recipe(reddest), even)[..., :3])  # what a surrogate of this donor is drawn with

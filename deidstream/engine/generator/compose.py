@@ -118,7 +118,7 @@ class Composer:
     def texture(self, recipe: Recipe, tone: SkinTone | None = None) -> np.ndarray:
         base, alpha = self._prepared(recipe)
         if tone is not None:
-            base = toned(base, self.skin, tone, own_colour=self._own_colour)
+            base = toned(base, self.skin, tone, self._own_colour)
             if tone.lips is not None:
                 base = lips_coloured(base, self.lips, tone.lips)
         return np.dstack([base, alpha, self._own_skin]).astype(np.float32)

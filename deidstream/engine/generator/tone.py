@@ -43,8 +43,8 @@ def ita_difference(a: float, b: float) -> float:
     return float(abs((a - b + 180.0) % 360.0 - 180.0))
 
 
-def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 0.4,
-          own_colour: np.ndarray | None = None, reach: float = 2.5, floor: float = 3.0) -> np.ndarray:
+def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, own_colour: np.ndarray, least: float = 0.4,
+          reach: float = 2.5, floor: float = 3.0) -> np.ndarray:
     """``texture`` with its skin's Lab mean moved to ``tone``'s, and its colour variation (a*, b*) narrowed to
     the subject's where the subject's is narrower (down to ``least``): the donor's features and their
     lightness contrast in the subject's complexion. A donor's flushed cheeks and dark sockets keep their
@@ -55,7 +55,7 @@ def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 
     beard, brow or nostril keeps its own colour near black instead of taking the whole shift (on a subject
     filmed with a blue cast, a donor's moustache turned a saturated navy: crowd_1080p).
 
-    Where ``own_colour`` (T, T) weighs 0 (the eyes, brows and lips: their colour is their own) a texel keeps its
+    Where ``own_colour`` (T, T) weighs 1 (the eyes, brows and lips: their colour is their own) a texel keeps its
     colour's offset from the skin's; elsewhere that offset is held, softly, within ``reach`` times the subject's
     own colour spread (at least ``floor``): a donor's red nose tip or chin, photographed in warm light, is no
     colour the subject's face has in footage whose grade leaves every patch of skin one colour (crowd_1080p:
@@ -67,11 +67,10 @@ def toned(texture: np.ndarray, skin: np.ndarray, tone: SkinTone, least: float = 
     before = np.clip(lab[..., :1] / max(float(own.mean[0]), 1.0), 0.0, 1.0)
     after = np.clip(lightness / max(float(tone.mean[0]), 1.0), 0.0, 1.0)
     offset = (lab[..., 1:] - own.mean[1:] * before) * narrow[1:]
-    if own_colour is not None:
-        limit = max(reach * float(np.hypot(*tone.std[1:])), floor)
-        size = np.maximum(np.sqrt((offset * offset).sum(-1, keepdims=True)), 1e-6)
-        held = limit * np.tanh(size / limit) / size
-        offset *= own_colour[..., None] + (1.0 - own_colour[..., None]) * held
+    limit = max(reach * float(np.hypot(*tone.std[1:])), floor)
+    size = np.maximum(np.sqrt((offset * offset).sum(-1, keepdims=True)), 1e-6)
+    kept = own_colour[..., None]
+    offset *= kept + (1.0 - kept) * (limit * np.tanh(size / limit) / size)
     colour = offset + tone.mean[1:] * after
     lab = np.concatenate([lightness, colour], axis=-1).astype(np.float32)
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
